@@ -1,0 +1,20 @@
+# Two commands do everything on a fresh machine (Python 3.10+ and pip reaching a PyPI mirror):
+#   make demo   - set up .venv if needed, then run the main job on the embedded default
+#   make test   - set up .venv if needed, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup test demo
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[serve,dev]'
+	touch $@
+
+test: setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
+
+demo: setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m vlmtune.cli demo

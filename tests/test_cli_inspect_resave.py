@@ -1,0 +1,46 @@
+import json
+
+from vlmtune.cli import main as cli_main
+from vlmtune.model.official_load import load_official
+
+
+def test_inspect_reports_family_flavour_template_and_counts(tiny_folder, capsys):
+    folder = tiny_folder('internlm2', '6b')
+    assert cli_main(['inspect', str(folder), '--json']) == 0
+    info = json.loads(capsys.readouterr().out)
+    model, _ = load_official(folder)
+    counts = model.parameter_counts()
+    assert info['llm_family'] == 'InternLM2ForCausalLM'
+    assert info['vit_flavour'].startswith('6B-style')
+    assert info['template'] == 'internlm2-chat'
+    assert info['tiles'] == {'image_size': 56, 'dynamic': True, 'min': 1, 'max': 6, 'thumbnail': True,
+                             'tokens_per_tile': 4}
+    assert info['weights']['parameters'] == counts
+    assert info['missing'] == []
+    assert cli_main(['inspect', str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert 'InternLM2ForCausalLM' in text and 'missing       nothing' in text
+
+
+def test_inspect_names_what_is_missing(tiny_folder, tmp_path, capsys):
+    import shutil
+    folder = tmp_path / 'broken'
+    shutil.copytree(tiny_folder('qwen2', '300m'), folder)
+    (folder / 'modeling_internvl_chat.py').unlink()
+    (folder / 'generation_config.json').unlink()
+    assert cli_main(['inspect', str(folder), '--json']) == 0
+    missing = json.loads(capsys.readouterr().out)['missing']
+    assert 'remote code modeling_internvl_chat.py' in missing and 'generation_config.json' in missing
+
+
+def test_resave_bf16_then_fp32(tiny_folder, tmp_path, capsys):
+    src = tiny_folder('phi3', '300m')
+    assert cli_main(['resave', str(src), str(tmp_path / 'bf16')]) == 0
+    assert cli_main(['inspect', str(tmp_path / 'bf16'), '--json']) == 0
+    capsys.readouterr()
+    assert cli_main(['resave', str(src), str(tmp_path / 'fp32'), '--dtype', 'fp32']) == 0
+    a, _ = load_official(src)
+    b, _ = load_official(tmp_path / 'fp32')
+    assert all((a.state_dict()[k] == v).all() for k, v in b.state_dict().items())
+    assert cli_main(['resave', str(src), str(tmp_path / 'fp32')]) == 2  # not empty, no --overwrite
+    assert 'not empty' in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""`vlmtune` command line: one subcommand per step of the journey."""
+import argparse
+import json
+import sys
+
+
+def cmd_inspect(args) -> int:
+    from .model.inspect_folder import format_report, inspect_folder
+    info = inspect_folder(args.folder)
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_report(info))
+    return 0
+
+
+def cmd_resave(args) -> int:
+    import torch
+    from .model.official_load import load_official
+    from .model.official_save import save_official
+    model, tokenizer = load_official(args.src, dtype=torch.float32)
+    out = save_official(model, tokenizer, args.out, dtype=args.dtype, base_folder=args.src,
+                        overwrite=args.overwrite, max_shard_size_gb=args.max_shard_gb)
+    print(f'wrote {out}')
+    return 0
+
+
+def cmd_data_convert(args) -> int:
+    from datasets_proc.__main__ import main as convert_main
+    return convert_main(args.rest, prog='vlmtune data convert')
+
+
+def cmd_data_check(args) -> int:
+    from .data.check import CheckConfig, check_file
+    cfg = CheckConfig(max_length=args.max_length)
+    token_length_fn = None
+    if args.model:
+        from .data.lengths import token_length_fn_for_model
+        token_length_fn = token_length_fn_for_model(args.model, max_tiles=args.max_tiles)
+        cfg.max_length = args.max_length or 4096
+    report = check_file(args.file, args.images, cfg, token_length_fn=token_length_fn, kept_path=args.kept,
+                        rejects_path=args.rejects, progress=not args.quiet)
+    print(report.summary())
+    return 0 if report.kept or not report.total else 1
+
+
+def cmd_demo(args) -> int:
+    # Until the embedded-default journey lands: build a tiny official folder, inspect it, chat with it.
+    import torch
+    from .model.inspect_folder import format_report, inspect_folder
+    from .model.official_load import load_official
+    from .model.tiny import TinySpec, make_tiny_folder
+    from pathlib import Path
+    folder = Path(args.work_dir) / 'tiny-base'
+    if not (folder / 'config.json').exists():
+        make_tiny_folder(folder, TinySpec(llm='internlm2', vit='6b'))
+    print(format_report(inspect_folder(folder)))
+    model, tokenizer = load_official(folder)
+    pixels = torch.zeros(1, 3, model.image_size, model.image_size)
+    gen = dict(max_new_tokens=8, do_sample=False)
+    answer, history = model.chat(tokenizer, pixels, 'What is in the image?', gen, return_history=True)
+    print(f'turn 1: {answer!r}')
+    print(f"turn 2: {model.chat(tokenizer, pixels, 'And its colour?', gen, history=history)!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune and serve InternVL-style models.')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    p = sub.add_parser('inspect', help='describe an official-format checkpoint folder')
+    p.add_argument('folder')
+    p.add_argument('--json', action='store_true')
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser('demo', help='run the embedded default journey on a tiny model')
+    p.add_argument('--work-dir', default='work_dirs/demo')
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser('resave', help='load an official folder and write it again with the saver')
+    p.add_argument('src')
+    p.add_argument('out')
+    p.add_argument('--dtype', default='bf16', choices=['bf16', 'fp32'])
+    p.add_argument('--max-shard-gb', type=float, default=5.0)
+    p.add_argument('--overwrite', action='store_true')
+    p.set_defaults(func=cmd_resave)
+
+    data = sub.add_parser('data', help='convert and check datasets').add_subparsers(dest='data_command',
+                                                                                    required=True)
+    p = data.add_parser('convert', help='raw dataset -> conversation JSONL (see datasets_proc)')
+    p.add_argument('rest', nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_data_convert)
+    p = data.add_parser('check', help='validate a conversation JSONL before training')
+    p.add_argument('file')
+    p.add_argument('--images', required=True, help='image root folder')
+    p.add_argument('--model', help='checkpoint folder: enables the token-length check with its template')
+    p.add_argument('--max-length', type=int, default=None)
+    p.add_argument('--max-tiles', type=int, default=None)
+    p.add_argument('--kept')
+    p.add_argument('--rejects')
+    p.add_argument('--quiet', action='store_true')
+    p.set_defaults(func=cmd_data_check)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .model.official_load import CheckpointError
+    try:
+        return args.func(args)
+    except (CheckpointError, FileNotFoundError, FileExistsError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

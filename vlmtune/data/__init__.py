@@ -1,0 +1,1 @@
+"""Training data: loading, tiling and validation of canonical JSONL rows."""

@@ -1,0 +1,1 @@
+"""Vision-language model components, the composed model and official-format I/O."""

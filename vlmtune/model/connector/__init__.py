@@ -1,0 +1,6 @@
+"""connector registry: one file per component, each registering itself here."""
+from ..registry import Registry, import_submodules
+
+REGISTRY = Registry('connector')
+register = REGISTRY.register
+import_submodules(__name__, __path__)

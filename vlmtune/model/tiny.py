@@ -1,0 +1,170 @@
+"""Tiny random official-format InternVL folders for tests and the embedded default.
+
+Tokenizers are trained here on a small built-in corpus (no downloads): a byte-level BPE saved as a
+Qwen2 tokenizer for Qwen2/Llama/Phi3, a SentencePiece model for InternLM2, each with the chat
+template's special tokens and the 9 InternVL tokens (added after the LLM's own specials).
+"""
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .official_save import save_official
+from .remote.conversation import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
+from .remote.configuration_internvl_chat import InternVLChatConfig
+from .tokenizer_files import INTERNVL_TOKENS
+from .vlm import VisionLanguageModel
+
+LLM_FAMILIES = {'qwen2': 'Qwen2ForCausalLM', 'internlm2': 'InternLM2ForCausalLM',
+                'phi3': 'Phi3ForCausalLM', 'llama': 'LlamaForCausalLM'}
+DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'internlm2': 'internlm2-chat', 'phi3': 'phi3-chat',
+                    'llama': 'internlm2-chat'}
+CHATML_SPECIALS = ['<|im_start|>', '<|im_end|>']
+PHI3_SPECIALS = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>']
+
+CORPUS = [SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25,
+          'What is in the image? A cat. What color is it? It is red, green, blue, yellow or white.',
+          'Describe the picture. The dish in the picture is noodles with beef and rice.',
+          'How many circles are there? There are 0 1 2 3 4 5 6 7 8 9 10 shapes: square, triangle, star.',
+          'Answer with the option letter directly. (A) (B) (C) (D) A B C D yes no left right top bottom.',
+          '图中的菜是什么？请直接回答选项字母。这道菜来自哪个地区？米饭 面条 饺子 包子 火锅 豆腐 鱼 鸡 牛肉',
+          'The quick brown fox jumps over the lazy dog. Hello world! 1234567890 ,.;:?!-_()[]{}"\'/\\',
+          'user assistant system image question answer the a an is are of in on with and or to']
+
+
+@dataclass
+class TinySpec:
+    llm: str = 'qwen2'               # qwen2 | internlm2 | phi3 | llama
+    vit: str = '300m'                # 300m (LayerNorm, qkv bias) | 6b (RMSNorm, q/k norm)
+    template: str = None             # default per family
+    image_size: int = 56
+    patch_size: int = 14
+    vit_width: int = 32
+    vit_layers: int = 2
+    vit_heads: int = 2
+    llm_width: int = 64
+    llm_layers: int = 2
+    llm_heads: int = 4
+    llm_kv_heads: int = 2
+    llm_intermediate: int = 128
+    vocab_size: int = 400
+    ps_version: str = 'v2'
+    select_layer: int = -1
+    max_dynamic_patch: int = 6
+    seed: int = 0
+
+
+def train_bpe_tokenizer(specials, vocab_size, workdir: Path):
+    """Byte-level BPE -> Qwen2TokenizerFast built from vocab.json/merges.txt (so slow files exist)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2TokenizerFast
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=['<|endoftext|>'],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    tok.model.save(str(workdir))
+    fast = Qwen2TokenizerFast(vocab_file=str(workdir / 'vocab.json'), merges_file=str(workdir / 'merges.txt'),
+                              unk_token=None, bos_token=None, eos_token=specials[-1], pad_token='<|endoftext|>')
+    fast.add_special_tokens({'additional_special_tokens': specials})
+    return fast
+
+
+def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path):
+    """SentencePiece BPE with byte fallback -> InternLM2Tokenizer (adds <s>)."""
+    import sentencepiece as spm
+    from .remote.tokenization_internlm2 import InternLM2Tokenizer
+    model_path = workdir / 'tokenizer.model'
+    with open(model_path, 'wb') as handle:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 4), model_writer=handle,
+                                       vocab_size=vocab_size, model_type='bpe', byte_fallback=True,
+                                       character_coverage=1.0, user_defined_symbols=specials,
+                                       unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False,
+                                       minloglevel=2)
+    tok = InternLM2Tokenizer(vocab_file=str(model_path))
+    tok.add_special_tokens({'additional_special_tokens': specials})
+    return tok
+
+
+def build_tokenizer(spec: TinySpec, template: str, workdir: Path):
+    specials = PHI3_SPECIALS if template == 'phi3-chat' else CHATML_SPECIALS
+    if spec.llm == 'internlm2':
+        # Byte fallback alone takes 256 pieces, so SentencePiece needs a larger vocabulary.
+        tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir)
+    else:
+        tok = train_bpe_tokenizer(specials, spec.vocab_size, workdir)
+    tok.add_tokens(INTERNVL_TOKENS, special_tokens=True)
+    return tok
+
+
+def llm_config_dict(spec: TinySpec, tokenizer) -> dict:
+    arch = LLM_FAMILIES[spec.llm]
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
+    common = dict(architectures=[arch], vocab_size=len(tokenizer), hidden_size=spec.llm_width,
+                  intermediate_size=spec.llm_intermediate, num_hidden_layers=spec.llm_layers,
+                  num_attention_heads=spec.llm_heads, num_key_value_heads=spec.llm_kv_heads,
+                  max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=10000.0,
+                  bos_token_id=bos, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                  tie_word_embeddings=False, initializer_range=0.02)
+    if spec.llm == 'qwen2':
+        common.update(model_type='qwen2', use_sliding_window=False, sliding_window=4096)
+    elif spec.llm == 'internlm2':
+        common.update(model_type='internlm2', bias=False)
+    elif spec.llm == 'phi3':
+        common.update(model_type='phi3', original_max_position_embeddings=4096, sliding_window=None)
+    else:
+        common.update(model_type='llama')
+    return common
+
+
+def vision_config_dict(spec: TinySpec) -> dict:
+    six_b = spec.vit == '6b'
+    return dict(architectures=['InternVisionModel'], model_type='intern_vit_6b', image_size=spec.image_size,
+                patch_size=spec.patch_size, hidden_size=spec.vit_width, num_attention_heads=spec.vit_heads,
+                intermediate_size=spec.vit_width * 4, num_hidden_layers=spec.vit_layers, num_channels=3,
+                qkv_bias=not six_b, qk_normalization=six_b, norm_type='rms_norm' if six_b else 'layer_norm',
+                layer_norm_eps=1e-6, hidden_act='gelu', use_flash_attn=False, drop_path_rate=0.0, dropout=0.0,
+                attention_dropout=0.0, initializer_range=0.02, initializer_factor=0.1)
+
+
+def build_tiny_model(spec: TinySpec):
+    """-> (VisionLanguageModel with random fp32 weights, tokenizer)."""
+    if spec.llm not in LLM_FAMILIES:
+        raise ValueError(f'unknown LLM family {spec.llm!r}; choose from {sorted(LLM_FAMILIES)}')
+    if spec.vit not in ('300m', '6b'):
+        raise ValueError(f"unknown ViT flavour {spec.vit!r}; choose '300m' or '6b'")
+    template = spec.template or DEFAULT_TEMPLATE[spec.llm]
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = build_tokenizer(spec, template, Path(tmp))
+        # Keep the tokenizer usable after the temp dir goes: reload it from a saved copy in memory.
+        tokenizer = _detach_from_dir(tokenizer, Path(tmp))
+    config = InternVLChatConfig(
+        vision_config=vision_config_dict(spec), llm_config=llm_config_dict(spec, tokenizer),
+        template=template, downsample_ratio=0.5, ps_version=spec.ps_version, select_layer=spec.select_layer,
+        force_image_size=spec.image_size, dynamic_image_size=True, use_thumbnail=True, min_dynamic_patch=1,
+        max_dynamic_patch=spec.max_dynamic_patch)
+    torch.manual_seed(spec.seed)
+    model = VisionLanguageModel(config).float().eval()
+    with torch.no_grad():  # the vision stem's class/position embeddings otherwise start as N(0, 1)
+        model.vision_model.embeddings.class_embedding.normal_(0.0, 0.02)
+        model.vision_model.embeddings.position_embedding.normal_(0.0, 0.02)
+    model.set_tokenizer(tokenizer)
+    return model, tokenizer
+
+
+def _detach_from_dir(tokenizer, tmp: Path):
+    """Tokenizers keep a path to their vocab file; copy it somewhere that outlives `tmp`."""
+    keep = Path(tempfile.mkdtemp(prefix='vlmtune-tok-'))
+    tokenizer.save_pretrained(str(keep))
+    return type(tokenizer).from_pretrained(str(keep))
+
+
+def make_tiny_folder(out_dir, spec: TinySpec = None, dtype='fp32', overwrite=False) -> Path:
+    spec = spec or TinySpec()
+    model, tokenizer = build_tiny_model(spec)
+    out = save_official(model, tokenizer, out_dir, dtype=dtype, overwrite=overwrite)
+    (out / 'tiny_spec.json').write_text(json.dumps(spec.__dict__, indent=2), encoding='utf-8')
+    return out
