@@ -108,7 +108,12 @@ def main(argv=None) -> None:
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (5)")
     parser.add_argument("--max-num", type=int, default=12)
     parser.add_argument("--image-size", type=int, default=448)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (1 = DataLoader worker)"
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n_images = args.images or (12 if args.quick else 24)
     reps = args.reps or (2 if args.quick else 5)
 

@@ -40,6 +40,18 @@ def assert_canonical(rows, image_root: Path):
         for image in images:
             assert not Path(image).is_absolute()
             assert (image_root / image).is_file(), image
+    assert_passes_data_check(rows, image_root)
+
+
+def assert_passes_data_check(rows, image_root: Path):
+    """The converter's output is kept whole by `vlmtune data check`."""
+    import tempfile
+    from vlmtune.data.check import check_file
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "converted.jsonl"
+        write_jsonl(rows, path)
+        report = check_file(path, image_root, progress=False)
+    assert report.total == len(rows) and report.rejected == 0, report.summary()
 
 
 def assert_counts_add_up(report):

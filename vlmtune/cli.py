@@ -32,9 +32,9 @@ def cmd_data_check(args) -> int:
     cfg = CheckConfig(max_length=args.max_length)
     token_length_fn = None
     if args.model:
-        from .data.lengths import token_length_fn_for_model
-        token_length_fn = token_length_fn_for_model(args.model, max_tiles=args.max_tiles)
+        from .data.data_spec import token_length_fn_for_model
         cfg.max_length = args.max_length or 4096
+        token_length_fn = token_length_fn_for_model(args.model, args.images, args.max_tiles, cfg.max_length)
     report = check_file(args.file, args.images, cfg, token_length_fn=token_length_fn, kept_path=args.kept,
                         rejects_path=args.rejects, progress=not args.quiet)
     print(report.summary())
@@ -58,6 +58,17 @@ def cmd_demo(args) -> int:
     answer, history = model.chat(tokenizer, pixels, 'What is in the image?', gen, return_history=True)
     print(f'turn 1: {answer!r}')
     print(f"turn 2: {model.chat(tokenizer, pixels, 'And its colour?', gen, history=history)!r}")
+    return 0
+
+
+def cmd_data_show(args) -> int:
+    from .data.show import describe_sample, format_sample
+    info = describe_sample(args.file, args.images, args.model, args.index, args.max_tiles, args.max_length)
+    if args.json:
+        keys = ('id', 'prompt', 'input_ids', 'labels', 'tile_count', 'token_count', 'images')
+        print(json.dumps({k: info[k] for k in keys}, ensure_ascii=False))
+    else:
+        print(format_sample(info))
     return 0
 
 
@@ -97,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--rejects')
     p.add_argument('--quiet', action='store_true')
     p.set_defaults(func=cmd_data_check)
+    p = data.add_parser('show', help='what the model sees for one sample')
+    p.add_argument('file')
+    p.add_argument('--images', required=True)
+    p.add_argument('--model', required=True)
+    p.add_argument('--index', type=int, default=0)
+    p.add_argument('--max-tiles', type=int, default=None)
+    p.add_argument('--max-length', type=int, default=4096)
+    p.add_argument('--json', action='store_true')
+    p.set_defaults(func=cmd_data_show)
     return parser
 
 
@@ -105,7 +125,7 @@ def main(argv=None) -> int:
     from .model.official_load import CheckpointError
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
 

@@ -83,6 +83,9 @@ def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path):
                                        vocab_size=vocab_size, model_type='bpe', byte_fallback=True,
                                        character_coverage=1.0, user_defined_symbols=specials,
                                        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False,
+                                       # Keep newlines and spaces verbatim, as chat tokenizers must.
+                                       normalization_rule_name='identity', add_dummy_prefix=False,
+                                       remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
                                        minloglevel=2)
     tok = InternLM2Tokenizer(vocab_file=str(model_path))
     tok.add_special_tokens({'additional_special_tokens': specials})

@@ -232,7 +232,10 @@ class InternLM2Model(InternLM2PreTrainedModel):
         if position_ids is None:
             position_ids = torch.arange(past_len, past_len + q_len, device=inputs_embeds.device)[None]
             position_ids = position_ids.expand(batch, q_len)
-        bias = causal_bias(attention_mask, batch, q_len, past_len, inputs_embeds.dtype, inputs_embeds.device)
+        if attention_mask is not None and attention_mask.dim() == 4:
+            bias = attention_mask.to(inputs_embeds.dtype)  # a ready additive mask (e.g. packed samples)
+        else:
+            bias = causal_bias(attention_mask, batch, q_len, past_len, inputs_embeds.dtype, inputs_embeds.device)
         hidden_states = inputs_embeds
         all_states = () if output_hidden_states else None
         presents = () if use_cache else None

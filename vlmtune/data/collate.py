@@ -1,0 +1,73 @@
+"""Batching: padded batches, or several samples packed into one row.
+
+Packed rows restart position ids at every sample and carry a block-diagonal causal mask (an
+additive [B, 1, L, L] float mask, which transformers' SDPA/eager paths use as given); on GPU with
+flash-attention the position ids alone mark the boundaries. Each sample's first label is masked so
+no token is trained across a boundary.
+"""
+from typing import List, Optional
+
+import torch
+
+from .sample_encoding import IGNORE_INDEX
+
+
+def pad_collate(samples: List[dict], pad_token_id: int) -> dict:
+    length = max(len(s['input_ids']) for s in samples)
+    input_ids = torch.full((len(samples), length), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(samples), length), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(samples), length), dtype=torch.long)
+    for i, sample in enumerate(samples):
+        n = len(sample['input_ids'])
+        input_ids[i, :n], labels[i, :n], attention_mask[i, :n] = sample['input_ids'], sample['labels'], 1
+    return {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask,
+            'pixel_values': torch.cat([s['pixel_values'] for s in samples]),
+            'image_flags': torch.cat([s['image_flags'] for s in samples])}
+
+
+def block_causal_mask(lengths: List[int], total: int, dtype=torch.float32) -> torch.Tensor:
+    """[1, 1, total, total] additive mask: causal inside each sample, nothing across samples."""
+    segment = torch.full((total,), -1, dtype=torch.long)
+    start = 0
+    for i, n in enumerate(lengths):
+        segment[start:start + n] = i
+        start += n
+    causal = torch.ones(total, total, dtype=torch.bool).tril()
+    allowed = causal & (segment[:, None] == segment[None, :]) & (segment[:, None] >= 0)
+    allowed |= torch.eye(total, dtype=torch.bool)  # padding rows attend to themselves: finite softmax
+    mask = torch.zeros(total, total, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]
+
+
+def pack_collate(samples: List[dict], pad_token_id: int, pad_to: Optional[int] = None) -> dict:
+    """All samples in one row (the caller groups samples to fit its max length)."""
+    lengths = [len(s['input_ids']) for s in samples]
+    total = max(sum(lengths), pad_to or 0)
+    input_ids = torch.full((1, total), pad_token_id, dtype=torch.long)
+    labels = torch.full((1, total), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros((1, total), dtype=torch.long)
+    start = 0
+    for sample, n in zip(samples, lengths):
+        input_ids[0, start:start + n] = sample['input_ids']
+        labels[0, start:start + n] = sample['labels']
+        labels[0, start] = IGNORE_INDEX
+        position_ids[0, start:start + n] = torch.arange(n)
+        start += n
+    return {'input_ids': input_ids, 'labels': labels, 'position_ids': position_ids,
+            'attention_mask': block_causal_mask(lengths, total), 'sample_lengths': lengths,
+            'pixel_values': torch.cat([s['pixel_values'] for s in samples]),
+            'image_flags': torch.cat([s['image_flags'] for s in samples])}
+
+
+def greedy_pack(lengths: List[int], max_length: int) -> List[List[int]]:
+    """Group sample indices (in order) into packs whose total length fits max_length."""
+    packs, current, used = [], [], 0
+    for index, n in enumerate(lengths):
+        if current and used + n > max_length:
+            packs.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += n
+    if current:
+        packs.append(current)
+    return packs
