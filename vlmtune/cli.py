@@ -72,6 +72,13 @@ def cmd_data_show(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .engine.launch import shortcut_options, train
+    options = shortcut_options(args.checkpoint, args.data, args.images) + list(args.cfg_options or [])
+    resume = True if args.resume == 'auto' else args.resume
+    return train(args.recipe, args.deepspeed, options, args.work_dir, resume, args.nproc, args.seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune and serve InternVL-style models.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -84,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('demo', help='run the embedded default journey on a tiny model')
     p.add_argument('--work-dir', default='work_dirs/demo')
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser('train', help='train a recipe with xtuner (returns the real exit status)')
+    p.add_argument('recipe')
+    p.add_argument('--deepspeed', help='zero2 | zero3 | zero3_offload | path.json (CPU-safe variant without GPU)')
+    p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
+    p.add_argument('--checkpoint', help='official folder (sets model.checkpoint and the dataset\'s)')
+    p.add_argument('--data', help='conversation JSONL')
+    p.add_argument('--images', help='image root folder')
+    p.add_argument('--work-dir')
+    p.add_argument('--resume', nargs='?', const='auto', default=None,
+                   help='resume from the work dir\'s last checkpoint, or from PATH')
+    p.add_argument('--nproc', type=int, default=None, help='processes (default: $NPROC_PER_NODE or 1)')
+    p.add_argument('--seed', type=int, default=None)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('resave', help='load an official folder and write it again with the saver')
     p.add_argument('src')
@@ -125,7 +146,7 @@ def main(argv=None) -> int:
     from .model.official_load import CheckpointError
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
 

@@ -1,0 +1,103 @@
+"""Every vit x projector x llm trainability combination builds and trains a step; frozen weights
+stay bit-identical, trained ones change; LoRA targets resolve per backbone."""
+import itertools
+
+import pytest
+import torch
+
+from train_data import make_colour_dataset
+from vlmtune.data.collate import pad_collate
+from vlmtune.engine import VLTuneModel, build_train_dataset
+from vlmtune.engine.trainability import MODES
+
+COMBOS = [c for c in itertools.product(MODES, MODES, MODES) if c != ('frozen', 'frozen', 'frozen')]
+
+
+@pytest.fixture(scope='module')
+def setup(tiny_folder, tmp_path_factory):
+    folder = tiny_folder('internlm2', '6b')
+    data, images = make_colour_dataset(tmp_path_factory.mktemp('colours'), n=4)
+    dataset = build_train_dataset(folder, data, images, max_length=256, max_tiles=2)
+    batch = pad_collate([dataset[i] for i in range(4)], 0)
+    return folder, batch
+
+
+@pytest.mark.parametrize('vit,projector,llm', COMBOS)
+def test_combination_trains_only_configured_parts(setup, vit, projector, llm):
+    folder, batch = setup
+    torch.manual_seed(0)
+    wrapper = VLTuneModel(folder, vit=vit, projector=projector, llm=llm, lora=dict(r=4, alpha=8, dropout=0.0),
+                          dtype='fp32', gradient_checkpointing=True)
+    before = {k: v.detach().clone() for k, v in wrapper.model.named_parameters()}
+    trainable = {k for k, p in wrapper.model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW([p for p in wrapper.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):  # LoRA B starts at zero, so A only moves on the second step
+        loss = wrapper(batch, mode='loss')['loss']
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = dict(wrapper.model.named_parameters())
+    for part, mode in (('vision_model', vit), ('mlp1', projector), ('language_model', llm)):
+        names = [k for k in before if k.startswith(part + '.')]
+        changed = [k for k in names if not torch.equal(before[k], after[k])]
+        if mode == 'frozen':
+            assert not changed and not any(k in trainable for k in names), part
+        elif mode == 'full':
+            assert all(k in trainable for k in names), part
+            assert changed, part
+        else:
+            lora = [k for k in names if '.lora_' in k]
+            assert lora and set(lora) == {k for k in names if k in trainable}, part
+            assert all(k in changed for k in lora), part
+            assert not [k for k in changed if '.lora_' not in k], part  # base weights untouched
+    assert set(wrapper.state_dict()) == {k for k, p in wrapper.named_parameters() if p.requires_grad}
+
+
+def test_all_frozen_and_unknown_mode_are_errors(setup):
+    folder, _ = setup
+    with pytest.raises(ValueError, match='nothing is trainable'):
+        VLTuneModel(folder, vit='frozen', projector='frozen', llm='frozen', dtype='fp32')
+    with pytest.raises(ValueError, match="llm='qlora' is not a trainability mode"):
+        VLTuneModel(folder, llm='qlora', dtype='fp32')
+
+
+@pytest.mark.parametrize('llm,expected', [
+    ('qwen2', {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
+    ('llama', {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
+    ('phi3', {'qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'}),
+    ('internlm2', {'wqkv', 'wo', 'w1', 'w2', 'w3'}),
+])
+def test_lora_targets_per_backbone(tiny_folder, llm, expected, capsys):
+    wrapper = VLTuneModel(tiny_folder(llm, '300m'), llm='lora', vit='lora', dtype='fp32')
+    lora_modules = {name.split('.lora_A.')[0].rsplit('.', 1)[-1] for name, _ in wrapper.named_parameters()
+                    if 'language_model' in name and '.lora_A.' in name}
+    assert lora_modules == expected
+    vit_modules = {name.split('.lora_A.')[0].split('layers.0.')[-1] for name, _ in wrapper.named_parameters()
+                   if 'vision_model' in name and 'layers.0.' in name and '.lora_A.' in name}
+    assert vit_modules == {'attn.qkv', 'attn.proj', 'mlp.fc1', 'mlp.fc2'}
+
+
+def test_trainable_count_is_printed(tiny_folder, capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('vlmtune-test')
+    VLTuneModel(tiny_folder('qwen2', '300m'), llm='lora', dtype='fp32')
+    out = capsys.readouterr().out
+    assert 'LoRA on llm: ' in out and 'trainable parameters: ' in out
+
+
+def test_qlora_needs_gpu(tiny_folder):
+    if torch.cuda.is_available():
+        pytest.skip('GPU present: QLoRA is exercised by the GPU scripts')
+    with pytest.raises(RuntimeError, match='QLoRA .* needs a CUDA GPU'):
+        VLTuneModel(tiny_folder('qwen2', '300m'), llm='lora', quantization='nf4', dtype='fp32')
+
+
+def test_non_finite_loss_stops_with_diagnosis(setup):
+    from vlmtune.engine.model import NonFiniteLossError
+    folder, batch = setup
+    wrapper = VLTuneModel(folder, dtype='fp32')
+    with torch.no_grad():
+        next(p for n, p in wrapper.named_parameters() if 'lora_A' in n).fill_(float('nan'))
+        next(p for n, p in wrapper.named_parameters() if 'lora_B' in n).fill_(1.0)
+    with pytest.raises(NonFiniteLossError, match='loss is nan at step .*learning rate'):
+        wrapper(batch, mode='loss')

@@ -1,0 +1,53 @@
+"""Dataset and collate builders referenced by recipes."""
+import random
+from dataclasses import replace
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from ..data.collate import greedy_pack, pack_collate, pad_collate
+from ..data.data_spec import DataSpec
+from ..data.dataset import ConversationDataset
+
+
+class PackedDataset(Dataset):
+    """Items are groups of samples whose total length fits `max_length` (one packed row each)."""
+
+    def __init__(self, dataset: ConversationDataset, max_length: int, seed: int = 0):
+        order = list(range(len(dataset)))
+        random.Random(seed).shuffle(order)
+        packs = greedy_pack([dataset.lengths[i] for i in order], max_length)
+        self.dataset = dataset
+        self.packs = [[order[i] for i in pack] for pack in packs]
+        self.lengths = [sum(dataset.lengths[i] for i in pack) for pack in self.packs]
+
+    def __len__(self):
+        return len(self.packs)
+
+    def __getitem__(self, index):
+        return [self.dataset[i] for i in self.packs[index]]
+
+
+def build_train_dataset(checkpoint, data_path, image_root=None, max_length=4096, max_tiles=None,
+                        packing=False, jpeg_augment=False, seed=0, cache_dir=None):
+    if not Path(data_path).exists():
+        raise FileNotFoundError(f'{data_path}: dataset file not found')
+    spec = DataSpec.from_folder(checkpoint, max_tiles=max_tiles, max_length=max_length)
+    tiling = replace(spec.tiling, jpeg_augment=jpeg_augment)
+    dataset = ConversationDataset(data_path, image_root, spec.tokenizer, spec.template, spec.num_image_token,
+                                  tiling, max_length, spec.system_message, cache_dir=cache_dir, seed=seed)
+    if dataset.rejects:
+        print(f'{data_path}: {len(dataset.rejects)} row(s) cannot be trained and are skipped, e.g. '
+              f'row {dataset.rejects[0]["row"]}: {dataset.rejects[0]["reason"]} (run `vlmtune data check`)')
+    if not len(dataset):
+        raise ValueError(f'{data_path}: no trainable rows')
+    return PackedDataset(dataset, max_length, seed) if packing else dataset
+
+
+def vlm_collate(samples, pad_token_id: int = 0):
+    """Padded batch, or, for packed items (lists of samples), one packed row per batch."""
+    if isinstance(samples[0], list):
+        if len(samples) != 1:
+            raise ValueError('packed training takes batch_size=1 (each item is already a full row)')
+        return {'data': pack_collate(samples[0], pad_token_id), 'data_samples': None}
+    return {'data': pad_collate(samples, pad_token_id), 'data_samples': None}

@@ -1,0 +1,155 @@
+"""Training hooks: fixed chat probes, validation loss / token accuracy, and a loss curve at the end."""
+import json
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+
+from ..data.collate import pad_collate
+from ..data.data_spec import DataSpec
+from ..data.dataset import ConversationDataset
+from ..data.tiling import load_and_tile
+
+
+def unwrap(model):
+    while hasattr(model, 'module'):
+        model = model.module
+    return model
+
+
+def _mean_across_ranks(value: float) -> float:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item() / dist.get_world_size())
+    return value
+
+
+class ChatProbeHook(Hook):
+    """Every `interval` iterations (and at the end) answer fixed questions about fixed images."""
+    priority = 'LOW'
+
+    def __init__(self, probes, interval=50, max_new_tokens=32):
+        self.probes, self.interval, self.max_new_tokens = probes, interval, max_new_tokens
+        self.answers = []
+
+    def _run(self, runner, tag):
+        wrapper = unwrap(runner.model)
+        model, tokenizer = wrapper.model, wrapper.tokenizer
+        spec = DataSpec.from_folder(wrapper.checkpoint)
+        was_training = model.training
+        model.eval()
+        for probe in self.probes:
+            pixels = load_and_tile(probe['image'], spec.tiling).to(model.device, model.dtype) \
+                if probe.get('image') else None
+            answer = model.chat(tokenizer, pixels, probe['question'],
+                                dict(max_new_tokens=self.max_new_tokens, do_sample=False))
+            self.answers.append({'iter': runner.iter, 'question': probe['question'], 'answer': answer})
+            print_log(f'[chat probe {tag}] Q: {probe["question"]!r} A: {answer!r}', logger='current')
+        model.train(was_training)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.every_n_train_iters(runner, self.interval):
+            self._run(runner, f'iter {runner.iter + 1}')
+
+    def after_train(self, runner):
+        self._run(runner, 'end')
+
+
+class ValidationHook(Hook):
+    """Validation loss (token mean) and next-token accuracy on trained tokens of a held-out split."""
+    priority = 'LOW'
+
+    def __init__(self, data_path, image_root=None, interval=50, max_samples=64, batch_size=4):
+        self.data_path, self.image_root = data_path, image_root
+        self.interval, self.max_samples, self.batch_size = interval, max_samples, batch_size
+        self.history = []
+        self._dataset = None
+
+    def _dataset_for(self, wrapper):
+        if self._dataset is None:
+            spec = DataSpec.from_folder(wrapper.checkpoint)
+            self._dataset = ConversationDataset(self.data_path, self.image_root, spec.tokenizer, spec.template,
+                                                spec.num_image_token, spec.tiling, spec.max_length,
+                                                spec.system_message, progress=False)
+        return self._dataset
+
+    @torch.no_grad()
+    def evaluate(self, runner):
+        wrapper = unwrap(runner.model)
+        model = wrapper.model
+        dataset = self._dataset_for(wrapper)
+        count = min(len(dataset), self.max_samples)
+        was_training = model.training
+        model.eval()
+        loss_sum, tokens, correct = 0.0, 0, 0
+        for start in range(0, count, self.batch_size):
+            batch = pad_collate([dataset[i] for i in range(start, min(start + self.batch_size, count))], 0)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            batch['pixel_values'] = batch['pixel_values'].to(model.dtype)
+            logits = model(**{k: v for k, v in batch.items() if k != 'labels'}).logits.float()
+            labels = batch['labels'][:, 1:]
+            mask = labels != -100
+            losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100,
+                                                       reduction='none')
+            loss_sum += float(losses[mask].sum())
+            tokens += int(mask.sum())
+            correct += int((logits[:, :-1].argmax(-1) == labels)[mask].sum())
+        model.train(was_training)
+        result = {'iter': runner.iter, 'val_loss': loss_sum / max(tokens, 1), 'val_token_acc': correct / max(tokens, 1)}
+        self.history.append(result)
+        runner.message_hub.update_scalar('val/loss', result['val_loss'])
+        runner.visualizer.add_scalars({'val/loss': result['val_loss'], 'val/token_acc': result['val_token_acc']},
+                                      step=runner.iter)
+        print_log(f"[validation] iter {runner.iter}: loss {result['val_loss']:.4f}, "
+                  f"token accuracy {result['val_token_acc']:.3f}", logger='current')
+        return result
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.every_n_train_iters(runner, self.interval):
+            self.evaluate(runner)
+
+
+class LossCurveHook(Hook):
+    """Records the (rank-averaged) training loss per iteration; writes loss_history.json and
+    loss_curve.png (with validation points, if a ValidationHook ran) in the work dir at the end."""
+    priority = 'VERY_LOW'
+
+    def __init__(self):
+        self.history = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if outputs and 'loss' in outputs:
+            loss = _mean_across_ranks(float(outputs['loss']))
+            self.history.append({'iter': runner.iter + 1, 'loss': loss})
+
+    def after_train(self, runner):
+        if runner.rank != 0:
+            return
+        work_dir = Path(runner.work_dir)
+        history_path = work_dir / 'loss_history.json'
+        previous = json.loads(history_path.read_text()) if history_path.exists() else {'train': [], 'val': []}
+        first_iter = self.history[0]['iter'] if self.history else None
+        train = [h for h in previous['train'] if first_iter is None or h['iter'] < first_iter] + self.history
+        val = [h for hook in runner.hooks if isinstance(hook, ValidationHook) for h in hook.history]
+        history_path.write_text(json.dumps({'train': train, 'val': val}, indent=1))
+        self._plot(train, val, work_dir / 'loss_curve.png')
+
+    @staticmethod
+    def _plot(train, val, path):
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot([h['iter'] for h in train], [h['loss'] for h in train], label='train loss')
+        if val:
+            ax.plot([h['iter'] for h in val], [h['val_loss'] for h in val], 'o-', label='val loss')
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('loss')
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)

@@ -1,0 +1,126 @@
+"""`vlmtune train`: check the recipe's inputs up front, resolve DeepSpeed configs (CPU-safe variants
+without a GPU), run xtuner's trainer (torchrun for several processes) and return its real exit
+status (`xtuner train` itself returns 0 after a crash)."""
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from mmengine.config import Config
+
+from ..model.official_load import read_config
+from .trainability import validate_modes
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / 'recipes'
+DEEPSPEED_DIR = RECIPES_DIR / '_base_' / 'deepspeed'
+DEEPSPEED_NAMES = ('zero2', 'zero3', 'zero3_offload')
+
+
+class RecipeError(ValueError):
+    """A recipe input is wrong; the message names it and the fix."""
+
+
+def resolve_deepspeed(name_or_path: str, has_gpu: bool = None) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == '.json':
+        if not path.exists():
+            raise RecipeError(f'{path}: DeepSpeed config not found')
+        return path
+    has_gpu = has_gpu if has_gpu is not None else _has_gpu()
+    name = name_or_path.replace('deepspeed_', '')
+    if name not in DEEPSPEED_NAMES:
+        raise RecipeError(f'--deepspeed {name_or_path!r}: use one of {list(DEEPSPEED_NAMES)} or a .json path')
+    if not has_gpu:
+        if name == 'zero3_offload':
+            raise RecipeError('zero3_offload needs a GPU; on CPU use zero2 or zero3')
+        name += '_cpu'  # explicit fp32: DeepSpeed's "auto" dtypes cannot be resolved on CPU
+    return DEEPSPEED_DIR / f'{name}.json'
+
+
+def _has_gpu() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def shortcut_options(checkpoint=None, data=None, images=None) -> list:
+    """--checkpoint/--data/--images -> the cfg-options they stand for."""
+    options = []
+    if checkpoint:
+        options += [f'model.checkpoint={checkpoint}', f'train_dataloader.dataset.checkpoint={checkpoint}']
+    if data:
+        options.append(f'train_dataloader.dataset.data_path={data}')
+    if images:
+        options.append(f'train_dataloader.dataset.image_root={images}')
+    return options
+
+
+def load_recipe(recipe, cfg_options=()) -> Config:
+    if not Path(recipe).exists():
+        raise RecipeError(f'{recipe}: recipe not found')
+    cfg = Config.fromfile(str(recipe))
+    if cfg_options:
+        from mmengine.config import DictAction
+        parsed = {}
+        for item in cfg_options:
+            key, _, value = item.partition('=')
+            parsed[key] = DictAction._parse_iterable(value)
+        cfg.merge_from_dict(parsed)
+    return cfg
+
+
+def precheck(cfg: Config) -> None:
+    """Fail in a second, with one line, on inputs that would otherwise fail after minutes."""
+    model, dataset = cfg.model, cfg.train_dataloader.dataset
+    validate_modes(vit=model.get('vit', 'frozen'), projector=model.get('projector', 'full'),
+                   llm=model.get('llm', 'lora'))
+    for where, folder in (('model.checkpoint', model.get('checkpoint')),
+                          ('train_dataloader.dataset.checkpoint', dataset.get('checkpoint'))):
+        if not folder:
+            raise RecipeError(f'{where} is not set; pass --checkpoint DIR')
+        if not Path(folder).is_dir():
+            raise RecipeError(f'{where}: checkpoint folder {folder} not found')
+        read_config(folder)
+    data_path = dataset.get('data_path')
+    if not data_path or not Path(data_path).exists():
+        raise RecipeError(f'train_dataloader.dataset.data_path: dataset file {data_path} not found; pass --data FILE')
+    image_root = dataset.get('image_root')
+    if image_root and not Path(image_root).is_dir():
+        raise RecipeError(f'train_dataloader.dataset.image_root: folder {image_root} not found; pass --images DIR')
+
+
+def find_last_checkpoint(work_dir: Path) -> str:
+    marker = work_dir / 'last_checkpoint'
+    if not marker.exists():
+        raise RecipeError(f'{work_dir}: no checkpoint to resume from (no last_checkpoint file)')
+    return marker.read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, nproc=None, seed=None) -> int:
+    cfg = load_recipe(recipe, cfg_options)
+    precheck(cfg)
+    work_dir = Path(work_dir or cfg.get('work_dir') or Path('work_dirs') / Path(recipe).stem)
+    args = [str(recipe), '--work-dir', str(work_dir)]
+    if cfg_options:
+        args += ['--cfg-options', *cfg_options]
+    if deepspeed:
+        args += ['--deepspeed', str(resolve_deepspeed(deepspeed))]
+    if resume:
+        args += ['--resume', find_last_checkpoint(work_dir) if resume is True else str(resume)]
+    if seed is not None:
+        args += ['--seed', str(seed)]
+    nproc = int(nproc or os.environ.get('NPROC_PER_NODE', 1))
+    if nproc > 1:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
+               f'--master_port={os.environ.get("PORT", _free_port())}', '-m', 'vlmtune.engine.xtuner_main', *args,
+               '--launcher', 'pytorch']
+    else:
+        cmd = [sys.executable, '-m', 'vlmtune.engine.xtuner_main', *args]
+    print('running: ' + ' '.join(cmd), flush=True)
+    return subprocess.call(cmd)

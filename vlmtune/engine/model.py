@@ -1,0 +1,94 @@
+"""mmengine model wrapper: loads an official folder, applies per-part trainability, computes the
+official loss, stops on a non-finite loss, and checkpoints only what trains."""
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from mmengine.logging import MessageHub, print_log
+from mmengine.model import BaseModel
+
+from ..model.official_load import load_official, read_config
+from ..model.vlm import default_attn_implementation
+from .trainability import LoraSettings, apply_trainability, validate_modes
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """'auto': bf16 on GPUs that support it, else fp32 (CPU training runs in fp32)."""
+    if dtype == 'auto':
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f'dtype {dtype!r} is not one of {["auto", *DTYPES]}')
+    return DTYPES[dtype]
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class VLTuneModel(BaseModel):
+    def __init__(self, checkpoint: str, vit: str = 'frozen', projector: str = 'full', llm: str = 'lora',
+                 lora: dict = None, vit_lora: dict = None, quantization: str = None, dtype: str = 'auto',
+                 attn_implementation: str = 'auto', gradient_checkpointing: bool = True, data_preprocessor=None):
+        super().__init__(data_preprocessor=data_preprocessor)
+        validate_modes(vit=vit, projector=projector, llm=llm)
+        read_config(checkpoint)  # one-line error for a bad folder before any weights load
+        self.checkpoint = str(Path(checkpoint))
+        self.recipe_meta = dict(checkpoint=self.checkpoint, vit=vit, projector=projector, llm=llm, lora=lora,
+                                vit_lora=vit_lora, quantization=quantization)
+        attn = default_attn_implementation() if attn_implementation == 'auto' else attn_implementation
+        self.model, self.tokenizer = load_official(checkpoint, dtype=resolve_dtype(dtype), attn_implementation=attn)
+        if quantization:
+            from .quantize import quantize_llm_4bit
+            quantize_llm_4bit(self.model, quantization)
+        report = apply_trainability(self.model, vit, projector, llm, LoraSettings(**(lora or {})),
+                                    LoraSettings(**vit_lora) if vit_lora else None)
+        print_log(report.summary(), logger='current')
+        if report.trainable == 0:
+            raise ValueError('nothing is trainable: set at least one of vit/projector/llm to lora or full')
+        if gradient_checkpointing:
+            self.enable_gradient_checkpointing()
+        self.model.train()
+
+    def enable_gradient_checkpointing(self):
+        self.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+        self.model.vision_model.encoder.gradient_checkpointing = True
+
+    def trainable_keys(self):
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def state_dict(self, destination=None, prefix='', keep_vars=False):
+        """Only trainable weights (LoRA and fully trained parts); the base comes from `checkpoint`."""
+        full = super().state_dict(prefix=prefix, keep_vars=keep_vars)
+        keep = self.trainable_keys()
+        out = destination if destination is not None else OrderedDict()
+        for key, value in full.items():
+            if key[len(prefix):] in keep:
+                out[key] = value
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = False, assign: bool = False):
+        missing = self.trainable_keys() - set(state_dict)
+        if strict and missing:
+            raise KeyError(f'checkpoint lacks trainable weights, e.g. {sorted(missing)[:3]}')
+        return super().load_state_dict(state_dict, strict=False)
+
+    def forward(self, data, data_samples=None, mode='loss'):
+        if mode != 'loss':
+            with torch.no_grad():
+                return self.model(**_model_inputs(data))
+        outputs = self.model(**_model_inputs(data))
+        loss = outputs.loss
+        if not torch.isfinite(loss):
+            step = MessageHub.get_current_instance().get_info('iter', 'unknown')
+            raise NonFiniteLossError(
+                f'loss is {loss.item()} at step {step}: likely causes are a learning rate too high for this '
+                f'model, fp16 overflow (use bf16 or fp32), or a batch whose labels are all -100 (check the '
+                f'template with `vlmtune data show`)')
+        return {'loss': loss}
+
+
+def _model_inputs(data: dict) -> dict:
+    keys = ('pixel_values', 'input_ids', 'attention_mask', 'position_ids', 'image_flags', 'labels')
+    return {k: data[k] for k in keys if k in data}
