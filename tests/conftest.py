@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +9,9 @@ import pytest
 import torch
 
 from vlmtune.model.tiny import TinySpec, make_tiny_folder
+from train_data import assert_equal_trained_tokens, make_colour_dataset
+from vlmtune.engine import build_train_dataset
+from vlmtune.engine.launch import shortcut_options
 
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = ['qwen2', 'internlm2', 'phi3', 'llama']
@@ -69,3 +74,86 @@ def run_probe(folder, inputs, tmp_path, pythonpath=None):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(output_path, weights_only=False)
+
+
+# --- real tiny training runs, shared by the training and conversion tests -----------------------
+RECIPE = REPO / 'recipes' / 'tiny' / 'lora_cpu.py'
+
+
+@pytest.fixture(scope='session')
+def ws(tiny_folder, tmp_path_factory):
+    folder = tiny_folder('internlm2', '6b')
+    root = tmp_path_factory.mktemp('train')
+    data, images = make_colour_dataset(root, n=32)
+    assert_equal_trained_tokens(build_train_dataset(folder, data, images, max_length=512, max_tiles=2))
+    return {'folder': folder, 'data': data, 'images': images, 'root': root,
+            'options': shortcut_options(folder, data, images)}
+
+
+def folder_hash(folder):
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob('*')):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def xtuner_cmd(ws, work_dir, *extra):
+    return [sys.executable, '-m', 'xtuner.tools.train', str(RECIPE), '--work-dir', str(work_dir),
+            '--cfg-options', *ws['options'], *extra]
+
+
+def vlmtune_cmd(ws, work_dir, *extra):
+    return [sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work_dir),
+            '--checkpoint', str(ws['folder']), '--data', str(ws['data']), '--images', str(ws['images']), *extra]
+
+
+def run(cmd, cwd):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
+    return result
+
+
+def losses(work_dir):
+    history = json.loads((work_dir / 'loss_history.json').read_text())['train']
+    return {h['iter']: h['loss'] for h in history}
+
+
+def assert_learns(trajectory):
+    values = [trajectory[i] for i in sorted(trajectory)]
+    assert len(values) == 20
+    assert sum(values[-5:]) / 5 < sum(values[:5]) / 5 - 0.2, values
+
+
+@pytest.fixture(scope='session')
+def plain_run(ws):
+    before = folder_hash(ws['folder'])
+    work_dir = ws['root'] / 'plain'
+    run(xtuner_cmd(ws, work_dir), ws['root'])
+    assert folder_hash(ws['folder']) == before  # the base folder is never written
+    return work_dir
+
+
+@pytest.fixture(scope='session')
+def zero2_run(ws):
+    work_dir = ws['root'] / 'zero2'
+    out = run(vlmtune_cmd(ws, work_dir, '--deepspeed', 'zero2'), ws['root'])
+    assert 'zero2_cpu.json' in out.stdout  # the CPU-safe variant was picked
+    return work_dir
+
+
+def assert_deepspeed_checkpoint_holds_trainable_only(work_dir):
+    # ZeRO-2 writes mp_rank_00_model_states.pt, ZeRO-3 zero_pp_rank_0_mp_rank_00_model_states.pt.
+    path = next((work_dir / 'iter_20.pth').glob('*model_states.pt'))
+    states = torch.load(path, map_location='cpu', weights_only=False)['module']
+    assert states and all('.lora_' in k or k.startswith('model.mlp1.') for k in states)
+
+
+
+
+@pytest.fixture(scope='session')
+def zero3_run(ws):
+    work_dir = ws['root'] / 'zero3'
+    out = run(vlmtune_cmd(ws, work_dir, '--deepspeed', 'zero3'), ws['root'])
+    assert 'zero3_cpu.json' in out.stdout
+    return work_dir

@@ -1,77 +1,16 @@
 """Real `xtuner train` runs of the tiny CPU recipe: plain, ZeRO-2, ZeRO-3, two processes, and a
 SIGKILL followed by --resume."""
-import hashlib
 import json
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO
-from train_data import assert_equal_trained_tokens, make_colour_dataset
-from vlmtune.engine import build_train_dataset
-from vlmtune.engine.launch import shortcut_options
-
-RECIPE = REPO / 'recipes' / 'tiny' / 'lora_cpu.py'
-
-
-@pytest.fixture(scope='module')
-def ws(tiny_folder, tmp_path_factory):
-    folder = tiny_folder('internlm2', '6b')
-    root = tmp_path_factory.mktemp('train')
-    data, images = make_colour_dataset(root, n=32)
-    assert_equal_trained_tokens(build_train_dataset(folder, data, images, max_length=512, max_tiles=2))
-    return {'folder': folder, 'data': data, 'images': images, 'root': root,
-            'options': shortcut_options(folder, data, images)}
-
-
-def folder_hash(folder):
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob('*')):
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-def xtuner_cmd(ws, work_dir, *extra):
-    return [sys.executable, '-m', 'xtuner.tools.train', str(RECIPE), '--work-dir', str(work_dir),
-            '--cfg-options', *ws['options'], *extra]
-
-
-def vlmtune_cmd(ws, work_dir, *extra):
-    return [sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work_dir),
-            '--checkpoint', str(ws['folder']), '--data', str(ws['data']), '--images', str(ws['images']), *extra]
-
-
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
-    return result
-
-
-def losses(work_dir):
-    history = json.loads((work_dir / 'loss_history.json').read_text())['train']
-    return {h['iter']: h['loss'] for h in history}
-
-
-def assert_learns(trajectory):
-    values = [trajectory[i] for i in sorted(trajectory)]
-    assert len(values) == 20
-    assert sum(values[-5:]) / 5 < sum(values[:5]) / 5 - 0.2, values
-
-
-@pytest.fixture(scope='module')
-def plain_run(ws):
-    before = folder_hash(ws['folder'])
-    work_dir = ws['root'] / 'plain'
-    run(xtuner_cmd(ws, work_dir), ws['root'])
-    assert folder_hash(ws['folder']) == before  # the base folder is never written
-    return work_dir
-
+from conftest import (assert_deepspeed_checkpoint_holds_trainable_only, assert_learns, losses, run,
+                      vlmtune_cmd, xtuner_cmd)
 
 def test_plain_xtuner_run_learns_and_saves_only_trainable_weights(plain_run, ws):
     assert_learns(losses(plain_run))
@@ -86,21 +25,6 @@ def test_plain_xtuner_run_learns_and_saves_only_trainable_weights(plain_run, ws)
     assert all(v.abs().sum() > 0 for k, v in state.items() if 'lora_B' in k)
 
 
-@pytest.fixture(scope='module')
-def zero2_run(ws):
-    work_dir = ws['root'] / 'zero2'
-    out = run(vlmtune_cmd(ws, work_dir, '--deepspeed', 'zero2'), ws['root'])
-    assert 'zero2_cpu.json' in out.stdout  # the CPU-safe variant was picked
-    return work_dir
-
-
-def assert_deepspeed_checkpoint_holds_trainable_only(work_dir):
-    # ZeRO-2 writes mp_rank_00_model_states.pt, ZeRO-3 zero_pp_rank_0_mp_rank_00_model_states.pt.
-    path = next((work_dir / 'iter_20.pth').glob('*model_states.pt'))
-    states = torch.load(path, map_location='cpu', weights_only=False)['module']
-    assert states and all('.lora_' in k or k.startswith('model.mlp1.') for k in states)
-
-
 def test_deepspeed_zero2_learns(zero2_run, plain_run):
     assert_learns(losses(zero2_run))
     assert_deepspeed_checkpoint_holds_trainable_only(zero2_run)
@@ -108,10 +32,8 @@ def test_deepspeed_zero2_learns(zero2_run, plain_run):
     assert losses(zero2_run)[1] == pytest.approx(losses(plain_run)[1], abs=1e-5)
 
 
-def test_deepspeed_zero3_learns_and_matches_zero2(zero2_run, ws):
-    work_dir = ws['root'] / 'zero3'
-    out = run(vlmtune_cmd(ws, work_dir, '--deepspeed', 'zero3'), ws['root'])
-    assert 'zero3_cpu.json' in out.stdout
+def test_deepspeed_zero3_learns_and_matches_zero2(zero2_run, zero3_run):
+    work_dir = zero3_run
     trajectory, reference = losses(work_dir), losses(zero2_run)
     assert_learns(trajectory)
     assert max(abs(trajectory[i] - reference[i]) for i in reference) < 1e-4

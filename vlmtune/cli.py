@@ -79,6 +79,21 @@ def cmd_train(args) -> int:
     return train(args.recipe, args.deepspeed, options, args.work_dir, resume, args.nproc, args.seed)
 
 
+def cmd_convert(args) -> int:
+    from .engine.convert import convert
+    try:
+        result = convert(args.recipe, args.checkpoint, args.out, args.dtype, verify=not args.no_verify,
+                         overwrite=args.overwrite, cfg_options=args.cfg_options or (), device=args.device)
+    except AssertionError as exc:
+        print(f'{exc}; no folder written', file=sys.stderr)
+        return 1
+    if result['max_diff'] is not None:
+        print(f"self-check PASS: max |logit diff| {result['max_diff']:.3g} <= {result['tolerance']:.3g} "
+              f"(reloaded {args.dtype} folder vs unmerged model)")
+    print(f"wrote {result['out']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune and serve InternVL-style models.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -105,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--nproc', type=int, default=None, help='processes (default: $NPROC_PER_NODE or 1)')
     p.add_argument('--seed', type=int, default=None)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser('convert', help='training checkpoint -> official folder (merge LoRA, self-check)')
+    p.add_argument('recipe')
+    p.add_argument('checkpoint', help='mmengine .pth or DeepSpeed iter_N.pth/ folder')
+    p.add_argument('out')
+    p.add_argument('--dtype', default='bf16', choices=['bf16', 'fp32'])
+    p.add_argument('--no-verify', action='store_true')
+    p.add_argument('--overwrite', action='store_true')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
+    p.set_defaults(func=cmd_convert)
+
+    from .serve import terminal_chat
+    p = sub.add_parser('chat', help='terminal multi-turn chat (/image PATH, /reset, /exit)')
+    terminal_chat.add_arguments(p)
+    p.set_defaults(func=terminal_chat.run)
 
     p = sub.add_parser('resave', help='load an official folder and write it again with the saver')
     p.add_argument('src')

@@ -28,7 +28,7 @@ class TrainabilityReport:
     total: int = 0
 
     def summary(self) -> str:
-        lines = [f'trainability: ' + ', '.join(f'{part}={mode}' for part, mode in self.modes.items())]
+        lines = ['trainability: ' + ', '.join(f'{part}={mode}' for part, mode in self.modes.items())]
         for part, names in self.lora_matches.items():
             shown = ', '.join(names[:6]) + (f', ... ({len(names)} modules)' if len(names) > 6 else '')
             lines.append(f'  LoRA on {part}: {shown}')

@@ -13,8 +13,7 @@ The cache is the legacy tuple of (key, value) per layer, which both old and new 
 `generate()` accept for models that do not declare cache-class support.
 Self-contained: copied verbatim into exported InternLM2-based checkpoint folders.
 """
-import math
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

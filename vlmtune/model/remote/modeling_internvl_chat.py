@@ -4,7 +4,7 @@
 Self-contained: copied verbatim into exported checkpoint folders, loaded there with
 `AutoModel.from_pretrained(folder, trust_remote_code=True)` (transformers 4.37 to 4.48).
 """
-from typing import List, Optional
+from typing import List
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,1 @@
+"""Browser demo for a vlmtune / InternVL model folder (`python demo/app.py MODEL`)."""

@@ -1,0 +1,152 @@
+"""Training checkpoint -> official-format folder, proving itself.
+
+Rebuild the model from the recipe, load the trained weights (an mmengine `.pth` or a DeepSpeed
+ZeRO folder `iter_N.pth/`), merge LoRA in fp32, write the folder with the training settings
+(template, tiling limits, image size) in its config, then reload it and compare logits on a fixed
+probe (image + two-turn prompt) with the in-memory unmerged model. The folder is staged under a
+temporary name and only renamed into place when the check passes.
+"""
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..model.official_load import CheckpointError, load_official
+from ..model.official_save import save_official
+from .launch import load_recipe
+
+# Max |logit| difference allowed between the reloaded folder and the unmerged model, per saved dtype,
+# relative to the probe's logit scale (max |logit|).
+TOLERANCE = {'fp32': 1e-4, 'bf16': 5e-2, 'fp16': 1e-2}
+
+
+def read_trained_weights(checkpoint) -> dict:
+    path = Path(checkpoint)
+    if not path.exists():
+        raise CheckpointError(f'{path}: checkpoint not found')
+    if path.is_dir():  # DeepSpeed: save_dir = parent, tag = folder name; fp32 master weights
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+        try:
+            return get_fp32_state_dict_from_zero_checkpoint(str(path.parent), tag=path.name)
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f'{path}: not a readable DeepSpeed checkpoint ({exc})') from None
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f'{path}: cannot read checkpoint ({exc.__class__.__name__}: {exc})') from None
+    return state.get('state_dict', state)
+
+
+def load_trained(wrapper, state: dict, checkpoint) -> None:
+    expected = {k: v for k, v in wrapper.named_parameters() if v.requires_grad}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        key = (missing or unexpected)[0]
+        raise CheckpointError(f'{checkpoint}: does not match the recipe ({len(missing)} trained weights missing, '
+                              f'{len(unexpected)} unexpected, e.g. {key!r}); is it from a different recipe?')
+    for key, value in state.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(f'{checkpoint}: shape mismatch for {key!r}: checkpoint {tuple(value.shape)} vs '
+                                  f'recipe {tuple(expected[key].shape)}; is it from a different recipe?')
+    with torch.no_grad():
+        for key, value in state.items():
+            expected[key].copy_(value.to(expected[key].dtype))
+
+
+def merge_lora(model) -> None:
+    """Fold every PEFT-wrapped part back into plain modules (weights stay fp32 here)."""
+    from peft import PeftModel
+    for attr in ('vision_model', 'mlp1', 'language_model'):
+        part = getattr(model, attr)
+        if isinstance(part, PeftModel):
+            setattr(model, attr, part.merge_and_unload())
+
+
+def probe_inputs(model, tokenizer, spec):
+    """A fixed image + two-turn prompt, rendered by the model's template."""
+    from PIL import Image
+    from ..data.sample_encoding import encode_conversation
+    from ..data.tiling import tile_image
+    image = Image.new('RGB', (spec.tiling.image_size * 2, spec.tiling.image_size), (200, 60, 40))
+    image.paste((30, 90, 220), (0, 0, spec.tiling.image_size // 2, spec.tiling.image_size // 2))
+    pixels = tile_image(image, spec.tiling)
+    conversation = [{'from': 'human', 'value': '<image>\nWhat is in the image?'}, {'from': 'gpt', 'value': 'A cat.'},
+                    {'from': 'human', 'value': 'What color is it?'}, {'from': 'gpt', 'value': 'Red.'}]
+    encoded = encode_conversation(tokenizer, spec.template, conversation, [pixels.shape[0]], model.num_image_token)
+    return dict(pixel_values=pixels, input_ids=torch.tensor([encoded.input_ids]),
+                image_flags=torch.ones(pixels.shape[0], dtype=torch.long))
+
+
+@torch.no_grad()
+def probe_logits(model, inputs):
+    model.eval()
+    return model(**{k: v.to(model.device) if k != 'pixel_values' else v.to(model.device, model.dtype)
+                    for k, v in inputs.items()}).logits.float().cpu()
+
+
+def training_settings(cfg) -> dict:
+    """Config fields that must travel from training to serving (users.md #2)."""
+    dataset = cfg.train_dataloader.dataset
+    settings = {}
+    if dataset.get('max_tiles'):
+        settings['max_dynamic_patch'] = int(dataset['max_tiles'])
+    return settings
+
+
+def convert(recipe, checkpoint, out, dtype='bf16', verify=True, overwrite=False, cfg_options=(), device='cpu'):
+    """-> dict(out, max_diff, tolerance, passed). Raises CheckpointError / FileExistsError on bad input."""
+    out, checkpoint = Path(out), Path(checkpoint)
+    if out.resolve() == checkpoint.resolve() or checkpoint.resolve() in out.resolve().parents:
+        raise FileExistsError(f'{out}: OUT must not be the checkpoint or inside it')
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f'{out}: folder is not empty; pass --overwrite to replace it')
+    with tqdm(total=5, desc='convert', unit='step') as steps:  # closed on errors too: clean one-line messages
+        return _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device)
+
+
+def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device):
+    from ..data.data_spec import DataSpec
+    from mmengine.registry import MODELS
+    cfg = load_recipe(recipe, cfg_options)
+    model_cfg = dict(cfg.model, dtype='fp32', quantization=None, gradient_checkpointing=False)
+    steps.set_postfix_str('rebuild model from recipe')
+    wrapper = MODELS.build(model_cfg).to(device)
+    steps.update()
+    steps.set_postfix_str('load trained weights')
+    load_trained(wrapper, read_trained_weights(checkpoint), checkpoint)
+    model, tokenizer = wrapper.model, wrapper.tokenizer
+    for key, value in training_settings(cfg).items():
+        setattr(model.config, key, value)
+    spec = DataSpec.from_folder(wrapper.checkpoint, max_tiles=getattr(model.config, 'max_dynamic_patch', None))
+    inputs = probe_inputs(model, tokenizer, spec)
+    reference = probe_logits(model, inputs) if verify else None
+    steps.update()
+    steps.set_postfix_str('merge LoRA (fp32)')
+    merge_lora(model)
+    steps.update()
+    staging = out.parent / f'.{out.name}.convert-{uuid.uuid4().hex[:8]}'
+    result = {'out': str(out), 'max_diff': None, 'tolerance': None, 'passed': True}
+    try:
+        steps.set_postfix_str(f'save {dtype}')
+        save_official(model, tokenizer, staging, dtype=dtype, base_folder=wrapper.checkpoint)
+        steps.update()
+        if verify:
+            steps.set_postfix_str('self-check')
+            reloaded, _ = load_official(staging, dtype=torch.float32)
+            diff = float((probe_logits(reloaded, inputs) - reference).abs().max())
+            scale = float(reference.abs().max())
+            tolerance = TOLERANCE[dtype] * max(1.0, scale) if dtype != 'fp32' else TOLERANCE['fp32']
+            result.update(max_diff=diff, tolerance=tolerance, passed=diff <= tolerance)
+        steps.update()
+        if not result['passed']:
+            raise AssertionError(f'self-check FAIL: max |logit diff| {result["max_diff"]:.3g} > {result["tolerance"]:.3g}')
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return result

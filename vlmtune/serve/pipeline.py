@@ -1,0 +1,214 @@
+"""`pipeline(model_path, backend=...)` with `pipe.chat(prompt, session=None, gen_config=None, stream=False)`.
+
+A prompt is text or (text, image | [images]); images are PIL images or paths, allowed in any turn.
+`chat` returns the session (its `.response.text` holds the answer); pass it back to continue.
+`stream=True` returns an iterator of text pieces and fills the session when exhausted.
+Backends: `turbomind` / `pytorch` call LMDeploy's own pipeline (GPU); `torch` is the in-process
+vlmtune model (CPU or GPU); `auto` picks LMDeploy when a GPU and lmdeploy are present, else torch.
+"""
+import itertools
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import torch
+from PIL import Image
+
+_session_ids = itertools.count(1)
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 512
+    temperature: float = 0.0     # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = 50
+    repetition_penalty: float = 1.0
+
+    def to_hf(self) -> dict:
+        if self.temperature <= 0:
+            return dict(max_new_tokens=self.max_new_tokens, do_sample=False,
+                        repetition_penalty=self.repetition_penalty)
+        return dict(max_new_tokens=self.max_new_tokens, do_sample=True, temperature=self.temperature,
+                    top_p=self.top_p, top_k=self.top_k, repetition_penalty=self.repetition_penalty)
+
+
+@dataclass
+class Response:
+    text: str = ''
+    generate_token_len: int = 0
+    finish_reason: Optional[str] = None
+
+
+@dataclass
+class Session:
+    session_id: int = field(default_factory=lambda: next(_session_ids))
+    history: list = field(default_factory=list)        # [(question as sent, answer)]
+    images: list = field(default_factory=list)         # per image: [tiles, 3, S, S]
+    response: Response = field(default_factory=Response)
+    backend_session: object = None                    # LMDeploy's own session object
+
+    def reset(self):
+        self.history, self.images, self.response, self.backend_session = [], [], Response(), None
+
+
+def split_prompt(prompt):
+    """text | (text, image) | (text, [images]) -> (text, [PIL images])."""
+    if isinstance(prompt, str):
+        return prompt, []
+    if not isinstance(prompt, (tuple, list)) or len(prompt) != 2:
+        raise TypeError('prompt must be text or (text, image | [images])')
+    text, images = prompt
+    images = images if isinstance(images, (list, tuple)) else [images]
+    return text, [open_image(img) for img in images]
+
+
+def open_image(image) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert('RGB')
+    path = Path(image)
+    try:
+        with Image.open(path) as img:
+            return img.convert('RGB')
+    except (OSError, ValueError) as exc:
+        raise ValueError(f'{path}: cannot read image ({exc.__class__.__name__}: {exc})') from None
+
+
+def tag_images(text: str, n_images: int) -> str:
+    """Image tags for a turn's new images, unless the text already places them."""
+    if n_images == 0 or '<image>' in text:
+        return text
+    if n_images == 1:
+        return '<image>\n' + text
+    return ''.join(f'Image-{i + 1}: <image>\n' for i in range(n_images)) + text
+
+
+class TorchPipeline:
+    """The in-process vlmtune model; one lock serialises generation across threads."""
+    backend = 'torch'
+
+    def __init__(self, model_path, device=None, dtype=None, max_tiles=None):
+        from ..data.data_spec import DataSpec
+        from ..model.official_load import load_official
+        device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        dtype = dtype or (torch.bfloat16 if device == 'cuda' else torch.float32)
+        self.model, self.tokenizer = load_official(model_path, dtype=dtype, device=device)
+        self.spec = DataSpec.from_folder(model_path, max_tiles=max_tiles)
+        self._lock = threading.Lock()
+
+    def _pixels(self, images, n_total):
+        from ..data.tiling import tile_image
+        cfg = self.spec.tiling_for(n_total)
+        return [tile_image(img, cfg).to(self.model.device, self.model.dtype) for img in images]
+
+    def _generate(self, session, text, images, gen_config, streamer=None):
+        new = self._pixels(images, max(1, len(images)))
+        question = tag_images(text, len(new))
+        all_images = session.images + new
+        pixels = torch.cat(all_images) if all_images else None
+        gen = gen_config.to_hf()
+        if streamer is not None:
+            gen['streamer'] = streamer
+        history = list(session.history)
+        with self._lock:
+            answer = self.model.chat(self.tokenizer, pixels, question, gen, history=history,
+                                     num_patches_list=[t.shape[0] for t in all_images])
+        session.images = all_images
+        session.history = history
+        session.response = Response(answer, len(self.tokenizer(answer, add_special_tokens=False).input_ids), 'stop')
+        return session
+
+    def chat(self, prompt, session=None, gen_config=None, stream=False):
+        session = session or Session()
+        gen_config = gen_config or GenerationConfig()
+        text, images = split_prompt(prompt)
+        if not stream:
+            return self._generate(session, text, images, gen_config)
+        return self._stream(session, text, images, gen_config)
+
+    def _stream(self, session, text, images, gen_config) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
+        errors = []
+
+        def work():
+            try:
+                self._generate(session, text, images, gen_config, streamer)
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    def infer(self, prompts: List, gen_config=None) -> List[Response]:
+        return [self.chat(p, None, gen_config).response for p in prompts]
+
+
+class LMDeployPipeline:
+    """LMDeploy's own pipeline (GPU): TurboMind, or its PyTorch engine (e.g. for Phi3)."""
+
+    def __init__(self, model_path, backend='turbomind', **engine_kwargs):
+        import lmdeploy
+        self.backend = backend
+        config = (lmdeploy.TurbomindEngineConfig(**engine_kwargs) if backend == 'turbomind'
+                  else lmdeploy.PytorchEngineConfig(**engine_kwargs))
+        self._lmdeploy = lmdeploy
+        self._pipe = lmdeploy.pipeline(str(model_path), backend_config=config)
+
+    def _gen(self, gen_config):
+        g = gen_config or GenerationConfig()
+        greedy = g.temperature <= 0
+        return self._lmdeploy.GenerationConfig(max_new_tokens=g.max_new_tokens, top_k=1 if greedy else g.top_k,
+                                               top_p=g.top_p, temperature=max(g.temperature, 1e-5),
+                                               repetition_penalty=g.repetition_penalty)
+
+    def chat(self, prompt, session=None, gen_config=None, stream=False):
+        session = session or Session()
+        text, images = split_prompt(prompt)
+        query = text if not images else (tag_images(text, len(images)) if len(images) > 1 else text,
+                                         images if len(images) > 1 else images[0])
+        inner = self._pipe.chat(query, session=session.backend_session, gen_config=self._gen(gen_config))
+        session.backend_session = inner
+        session.history.append((text, inner.response.text))
+        session.response = Response(inner.response.text, inner.response.generate_token_len,
+                                    inner.response.finish_reason)
+        return iter([session.response.text]) if stream else session
+
+    def infer(self, prompts, gen_config=None):
+        return [self.chat(p, None, gen_config).response for p in prompts]
+
+
+def _lmdeploy_available() -> bool:
+    try:
+        import lmdeploy  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def resolve_backend(model_path, backend='auto') -> str:
+    if backend in ('torch', 'turbomind', 'pytorch'):
+        if backend != 'torch' and not torch.cuda.is_available():
+            raise RuntimeError(f'backend {backend!r} is LMDeploy, which needs a GPU; use backend="torch" on CPU')
+        return backend
+    if backend != 'auto':
+        raise ValueError(f'backend {backend!r}: choose auto, turbomind, pytorch or torch')
+    if torch.cuda.is_available() and _lmdeploy_available():
+        from ..model.official_load import read_config
+        arch = read_config(model_path)['llm_config']['architectures'][0]
+        return 'pytorch' if arch == 'Phi3ForCausalLM' else 'turbomind'  # TurboMind has no Phi3
+    return 'torch'
+
+
+def pipeline(model_path, backend='auto', **kwargs):
+    backend = resolve_backend(model_path, backend)
+    if backend == 'torch':
+        return TorchPipeline(model_path, **kwargs)
+    return LMDeployPipeline(model_path, backend, **kwargs)
