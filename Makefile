@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[serve,dev]'
+	# The demo's browser test drives Debian's Chromium (playwright's own browser download is not used).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser demo test will skip"
 	touch $@
 
 test: setup

@@ -43,7 +43,7 @@ while [[ $# -gt 0 ]]; do
         --llm) LLM="${2:?--llm needs a value}"; shift 2 ;;
         --llm=*) LLM="${1#--llm=}"; shift ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) PASS_ARGS+=("$1"); shift ;;  # gpu_smoke.py options and their values
     esac
 done
