@@ -6,9 +6,10 @@
 Usually run through tools/gpu_smoke.sh, which also builds a tiny folder when none is given.
 
 What it does
-  1. Front-half check (CPU, needs only `import lmdeploy`): LMDeploy's own preprocessing, chat
-     template and packing (InternVLVisionModel.preprocess + to_pytorch) must give exactly the
-     token ids vlmtune's `model.chat()` builds for turn 1.
+  1. Front-half check (CPU, needs only `import lmdeploy`): LMDeploy's own message conversion,
+     preprocessing, chat template and packing (InternVLVisionModel.preprocess + to_pytorch) must
+     give exactly the token ids of the queries vlmtune's `model.chat()` builds (turn 1, and turn 2
+     as sent by the stateless call below).
   2. vlmtune: `load_official(folder)`, pixel values from `load_and_tile`, two `model.chat()` turns,
      greedy, `max_new_tokens` tokens.
   3. LMDeploy (GPU only): `pipeline(folder, backend_config=TurbomindEngineConfig(...))`
@@ -111,20 +112,35 @@ def run_vlmtune(folder, image_path, info, args, device, dtype_name):
         turn1_history = list(history)
         a2, history = model.chat(tok, pixel_values, args.q2, gen, history=history, return_history=True)
     n_tiles = pixel_values.shape[0]
+    # the exact queries chat() tokenised for turn 1 and turn 2 (history, image tokens re-sent)
     query1 = expand_image_tokens(model._prompt('<image>\n' + args.q1, None), [n_tiles], model.num_image_token)
+    query2 = expand_image_tokens(model._prompt(args.q2, turn1_history), [n_tiles], model.num_image_token)
     out = dict(answers=[a1, a2], n_tiles=n_tiles, turn1_history=turn1_history,
-               turn1_ids=tok(query1)['input_ids'])
+               turn1_ids=tok(query1)['input_ids'], turn2_ids=tok(query2)['input_ids'])
     del model
     if device.startswith('cuda'):
         torch.cuda.empty_cache()
     return out
 
 
-def lmdeploy_front_check(folder, image_path, q1, expected_ids):
-    """LMDeploy's CPU-side packing for turn 1 (what the PyTorch engine receives) vs chat()'s ids."""
+def conversations(image, args, turn1_answer):
+    """OpenAI-style messages as this script hands them to LMDeploy (image first, like chat())."""
+    user1 = {'role': 'user', 'content': [{'type': 'image_data', 'image_data': {'data': image}},
+                                         {'type': 'text', 'text': args.q1}]}
+    return dict(turn1=[user1],
+                turn2=[user1, {'role': 'assistant', 'content': turn1_answer}, {'role': 'user', 'content': args.q2}])
+
+
+def lmdeploy_front_check(folder, image_path, args, ours):
+    """LMDeploy's CPU-side processing (what the PyTorch engine receives: the pipeline's message
+    conversion, InternVLVisionModel.preprocess, the chat template, to_pytorch packing) vs the
+    token ids of chat()'s queries, for turn 1 and for the stateless turn 2."""
+    import asyncio
+
     from PIL import Image
     from transformers import AutoConfig
     from lmdeploy.model import HFChatTemplate, get_chat_template
+    from lmdeploy.serve.processors.multimodal import MultimodalProcessor
     from lmdeploy.tokenizer import Tokenizer
     from lmdeploy.vl.model.internvl import InternVLVisionModel
 
@@ -134,17 +150,24 @@ def lmdeploy_front_check(folder, image_path, q1, expected_ids):
     vision = InternVLVisionModel(str(folder), hf_config=AutoConfig.from_pretrained(str(folder), trust_remote_code=True),
                                  backend='pytorch')
     vision.build_preprocessor()
+    tokenizer = Tokenizer(str(folder))
     with Image.open(image_path) as im:
         image = im.convert('RGB')
-    messages = vision.preprocess([{'role': 'user', 'content': [{'type': 'image', 'image': image},
-                                                               {'type': 'text', 'text': q1}]}])
-    packed = vision.to_pytorch(messages, chat_template, Tokenizer(str(folder)), sequence_start=True)
-    ids = packed['input_ids']
-    if ids == expected_ids:
-        return True, f'{len(ids)} ids identical'
-    first = next((i for i, (a, b) in enumerate(zip(ids, expected_ids)) if a != b), min(len(ids), len(expected_ids)))
-    return False, (f'ids differ at {first} (lmdeploy {len(ids)} ids, vlmtune {len(expected_ids)}); '
-                   f'lmdeploy prompt: {packed["prompt"]!r}')
+    convs = conversations(image, args, ours['answers'][0])
+    details, ok = [], True
+    for name, expected in (('turn1', ours['turn1_ids']), ('turn2', ours['turn2_ids'])):
+        messages = asyncio.run(MultimodalProcessor.async_convert_multimodal_data(convs[name]))
+        messages = vision.preprocess(messages)
+        packed = vision.to_pytorch(messages, chat_template, tokenizer, sequence_start=True)
+        ids = packed['input_ids']
+        if ids == expected:
+            details.append(f'{name}: {len(ids)} ids identical')
+            continue
+        ok = False
+        first = next((i for i, (a, b) in enumerate(zip(ids, expected)) if a != b), min(len(ids), len(expected)))
+        details.append(f'{name}: ids differ at {first} (lmdeploy {len(ids)}, vlmtune {len(expected)}); '
+                       f'lmdeploy prompt {packed["prompt"]!r}')
+    return ok, '; '.join(details)
 
 
 def run_lmdeploy(folder, image_path, info, args, vlmtune_turn1_answer, dtype_name):
@@ -167,12 +190,7 @@ def run_lmdeploy(folder, image_path, info, args, vlmtune_turn1_answer, dtype_nam
         resp1 = session.response
         session = pipe.chat(args.q2, session=session, gen_config=gen)
         resp2_stateful = session.response
-        conversation = [
-            {'role': 'user', 'content': [{'type': 'image_data', 'image_data': {'data': image}},
-                                         {'type': 'text', 'text': args.q1}]},
-            {'role': 'assistant', 'content': vlmtune_turn1_answer},
-            {'role': 'user', 'content': args.q2}]
-        resp2_stateless = pipe.infer(conversation, gen_config=gen)
+        resp2_stateless = pipe.infer(conversations(image, args, vlmtune_turn1_answer)['turn2'], gen_config=gen)
     finally:
         pipe.close()
     return dict(requested=backend, backend=actual, responses=[resp1, resp2_stateful, resp2_stateless])
@@ -224,6 +242,13 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix='vlmtune-smoke-img-') as tmp:
         image_path = Path(args.image) if args.image else write_default_image(Path(tmp) / 'smoke.png')
+        try:
+            from PIL import Image
+            with Image.open(image_path) as im:
+                im.verify()
+        except Exception as exc:  # missing file, not an image
+            print(f'ERROR: {image_path}: cannot open as an image ({exc})', file=sys.stderr)
+            return EXIT_SETUP
         print(f'folder   : {folder}')
         print(f'llm      : {info["llm_arch"]}  template: {info["template"]}  saved dtype: {info["torch_dtype"]}')
         print(f'image    : {image_path}  tiling: S={info["image_size"]} '
@@ -244,8 +269,8 @@ def main(argv=None) -> int:
                 return EXIT_SETUP
             print('front    : skipped (lmdeploy not installed)')
         else:
-            front_ok, detail = lmdeploy_front_check(folder, image_path, args.q1, ours['turn1_ids'])
-            print(f'front    : lmdeploy {lmdeploy.__version__} turn-1 packing vs chat(): '
+            front_ok, detail = lmdeploy_front_check(folder, image_path, args, ours)
+            print(f'front    : lmdeploy {lmdeploy.__version__} packing vs chat() queries: '
                   f'{"MATCH" if front_ok else "DIFF"} - {detail}')
 
         if args.vlmtune_only:

@@ -94,6 +94,15 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, format_summary
+    summary = evaluate(args.model, args.data, args.images, args.out, args.max_new_tokens, args.limit)
+    print(format_summary(summary))
+    if args.out:
+        print(f'per-question results: {args.out}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune and serve InternVL-style models.')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -136,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('chat', help='terminal multi-turn chat (/image PATH, /reset, /exit)')
     terminal_chat.add_arguments(p)
     p.set_defaults(func=terminal_chat.run)
+
+    p = sub.add_parser('eval', help='accuracy on held-out conversation JSONL (multiple choice and open)')
+    p.add_argument('model')
+    p.add_argument('data')
+    p.add_argument('--images', help='image root (default: the data file\'s folder)')
+    p.add_argument('--out', help='per-question results JSONL')
+    p.add_argument('--limit', type=int)
+    p.add_argument('--max-new-tokens', type=int, default=16)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser('resave', help='load an official folder and write it again with the saver')
     p.add_argument('src')

@@ -54,9 +54,10 @@ class TinySpec:
     select_layer: int = -1
     max_dynamic_patch: int = 6
     seed: int = 0
+    extra_corpus: str = ''           # words the tokenizer should know well (task vocabulary)
 
 
-def train_bpe_tokenizer(specials, vocab_size, workdir: Path):
+def train_bpe_tokenizer(specials, vocab_size, workdir: Path, corpus):
     """Byte-level BPE -> Qwen2TokenizerFast built from vocab.json/merges.txt (so slow files exist)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
@@ -65,7 +66,7 @@ def train_bpe_tokenizer(specials, vocab_size, workdir: Path):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=['<|endoftext|>'],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(CORPUS * 4, trainer)
+    tok.train_from_iterator(corpus * 4, trainer)
     tok.model.save(str(workdir))
     fast = Qwen2TokenizerFast(vocab_file=str(workdir / 'vocab.json'), merges_file=str(workdir / 'merges.txt'),
                               unk_token=None, bos_token=None, eos_token=specials[-1], pad_token='<|endoftext|>')
@@ -73,13 +74,13 @@ def train_bpe_tokenizer(specials, vocab_size, workdir: Path):
     return fast
 
 
-def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path):
+def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path, corpus):
     """SentencePiece BPE with byte fallback -> InternLM2Tokenizer (adds <s>)."""
     import sentencepiece as spm
     from .remote.tokenization_internlm2 import InternLM2Tokenizer
     model_path = workdir / 'tokenizer.model'
     with open(model_path, 'wb') as handle:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 4), model_writer=handle,
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus * 4), model_writer=handle,
                                        vocab_size=vocab_size, model_type='bpe', byte_fallback=True,
                                        character_coverage=1.0, user_defined_symbols=specials,
                                        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, hard_vocab_limit=False,
@@ -94,11 +95,12 @@ def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path):
 
 def build_tokenizer(spec: TinySpec, template: str, workdir: Path):
     specials = PHI3_SPECIALS if template == 'phi3-chat' else CHATML_SPECIALS
+    corpus = CORPUS + ([spec.extra_corpus] * 8 if spec.extra_corpus else [])
     if spec.llm == 'internlm2':
         # Byte fallback alone takes 256 pieces, so SentencePiece needs a larger vocabulary.
-        tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir)
+        tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir, corpus)
     else:
-        tok = train_bpe_tokenizer(specials, spec.vocab_size, workdir)
+        tok = train_bpe_tokenizer(specials, spec.vocab_size, workdir, corpus)
     tok.add_tokens(INTERNVL_TOKENS, special_tokens=True)
     return tok
 
