@@ -42,22 +42,8 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    # Until the embedded-default journey lands: build a tiny official folder, inspect it, chat with it.
-    import torch
-    from .model.inspect_folder import format_report, inspect_folder
-    from .model.official_load import load_official
-    from .model.tiny import TinySpec, make_tiny_folder
-    from pathlib import Path
-    folder = Path(args.work_dir) / 'tiny-base'
-    if not (folder / 'config.json').exists():
-        make_tiny_folder(folder, TinySpec(llm='internlm2', vit='6b'))
-    print(format_report(inspect_folder(folder)))
-    model, tokenizer = load_official(folder)
-    pixels = torch.zeros(1, 3, model.image_size, model.image_size)
-    gen = dict(max_new_tokens=8, do_sample=False)
-    answer, history = model.chat(tokenizer, pixels, 'What is in the image?', gen, return_history=True)
-    print(f'turn 1: {answer!r}')
-    print(f"turn 2: {model.chat(tokenizer, pixels, 'And its colour?', gen, history=history)!r}")
+    from .embedded_default import run_demo
+    run_demo(args.work_dir, args.rebuild_base, args.quick)
     return 0
 
 
@@ -114,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('demo', help='run the embedded default journey on a tiny model')
     p.add_argument('--work-dir', default='work_dirs/demo')
+    p.add_argument('--rebuild-base', action='store_true', help='build the tiny base again instead of reusing it')
+    p.add_argument('--quick', action='store_true', help='shortened run (fewer rows and steps), as in CI')
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser('train', help='train a recipe with xtuner (returns the real exit status)')

@@ -55,6 +55,7 @@ class TinySpec:
     max_dynamic_patch: int = 6
     seed: int = 0
     extra_corpus: str = ''           # words the tokenizer should know well (task vocabulary)
+    system_message: str = ''         # '' keeps the template's default; else written to config.json
 
 
 def train_bpe_tokenizer(specials, vocab_size, workdir: Path, corpus):
@@ -95,7 +96,7 @@ def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path, corpus):
 
 def build_tokenizer(spec: TinySpec, template: str, workdir: Path):
     specials = PHI3_SPECIALS if template == 'phi3-chat' else CHATML_SPECIALS
-    corpus = CORPUS + ([spec.extra_corpus] * 8 if spec.extra_corpus else [])
+    corpus = CORPUS + [t for t in (spec.extra_corpus, spec.system_message) if t] * 8
     if spec.llm == 'internlm2':
         # Byte fallback alone takes 256 pieces, so SentencePiece needs a larger vocabulary.
         tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir, corpus)
@@ -150,7 +151,8 @@ def build_tiny_model(spec: TinySpec):
         vision_config=vision_config_dict(spec), llm_config=llm_config_dict(spec, tokenizer),
         template=template, downsample_ratio=0.5, ps_version=spec.ps_version, select_layer=spec.select_layer,
         force_image_size=spec.image_size, dynamic_image_size=True, use_thumbnail=True, min_dynamic_patch=1,
-        max_dynamic_patch=spec.max_dynamic_patch)
+        max_dynamic_patch=spec.max_dynamic_patch,
+        **({'system_message': spec.system_message} if spec.system_message else {}))
     torch.manual_seed(spec.seed)
     model = VisionLanguageModel(config).float().eval()
     with torch.no_grad():  # the vision stem's class/position embeddings otherwise start as N(0, 1)

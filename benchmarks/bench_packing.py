@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Training throughput of the tiny LoRA setup with sequence packing vs padded batches, on a
+mixed-length dataset, measured side by side in one run (each mode in its own child process, so each
+reports its own peak RSS). Tokens/s counts real (non-padding) tokens.
+
+    python benchmarks/bench_packing.py [--steps 30] [--quick]
+"""
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = 'the dish is red green blue white noodles rice tofu fish with a small plate on the table'.split()
+
+
+def make_data(folder: Path, n: int, seed: int = 0) -> Path:
+    from PIL import Image
+    rng = random.Random(seed)
+    (folder / 'images').mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        size = rng.choice([(56, 56), (112, 56), (168, 56), (112, 112)])  # 1 to 5 tiles
+        Image.new('RGB', size, tuple(rng.randrange(256) for _ in range(3))).save(folder / 'images' / f'{i}.png')
+        answer = ' '.join(rng.choice(WORDS) for _ in range(int(rng.lognormvariate(2.0, 1.0)) + 1))[:600]
+        rows.append({'id': str(i), 'image': f'{i}.png', 'conversations': [
+            {'from': 'human', 'value': '<image>\nDescribe it.'}, {'from': 'gpt', 'value': answer}]})
+    path = folder / 'data.jsonl'
+    path.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    return path
+
+
+def run_mode(mode, folder, data, steps, batch_size, max_length):
+    import torch
+    from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
+    torch.manual_seed(0)
+    dataset = build_train_dataset(folder, data, Path(data).parent / 'images', max_length=max_length, max_tiles=6,
+                                  packing=(mode == 'packed'))
+    model = VLTuneModel(folder, vit='frozen', projector='full', llm='lora', dtype='fp32', gradient_checkpointing=False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    per_step = 1 if mode == 'packed' else batch_size
+    order = list(range(len(dataset)))
+    tokens = padded = 0
+    start = None
+    for step in range(steps + 2):
+        if step == 2:  # two warm-up steps
+            start, tokens, padded = time.perf_counter(), 0, 0
+        items = [dataset[order[(step * per_step + k) % len(order)]] for k in range(per_step)]
+        batch = vlm_collate(items)['data']
+        real = sum(s['sample_lengths']) if 'sample_lengths' in batch else int(batch['attention_mask'].sum())
+        tokens += real
+        padded += batch['input_ids'].numel()
+        loss = model(batch, mode='loss')['loss']
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    seconds = time.perf_counter() - start
+    return {'mode': mode, 'tokens_per_s': tokens / seconds, 'real_tokens': tokens, 'row_tokens': padded,
+            'padding_fraction': 1 - tokens / padded, 'seconds': seconds,
+            'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--steps', type=int, default=30)
+    parser.add_argument('--batch-size', type=int, default=8, help='padded rows per step')
+    parser.add_argument('--max-length', type=int, default=2048, help='packed row length')
+    parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--child', nargs=3, metavar=('MODE', 'FOLDER', 'DATA'), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.steps = 8
+    if args.child:
+        print(json.dumps(run_mode(*args.child, args.steps, args.batch_size, args.max_length)))
+        return
+    from vlmtune.model.tiny import TinySpec, make_tiny_folder
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = make_tiny_folder(tmp / 'model', TinySpec(llm='qwen2', vit_width=64, llm_width=128, llm_layers=3,
+                                                          llm_intermediate=256, max_dynamic_patch=6))
+        data = make_data(tmp / 'data', 400)
+        results = []
+        for mode in ('padded', 'packed'):
+            out = subprocess.run([sys.executable, __file__, '--steps', str(args.steps), '--batch-size',
+                                  str(args.batch_size), '--max-length', str(args.max_length), '--child', mode,
+                                  str(folder), str(data)], capture_output=True, text=True, check=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{'mode':8s} {'tokens/s':>10s} {'padding':>8s} {'peak RSS MiB':>13s}")
+    for r in results:
+        print(f"{r['mode']:8s} {r['tokens_per_s']:10.0f} {100 * r['padding_fraction']:7.1f}% {r['peak_rss_mib']:13.0f}")
+    print(f"packed / padded tokens/s: {results[1]['tokens_per_s'] / results[0]['tokens_per_s']:.2f}x")
+
+
+if __name__ == '__main__':
+    main()

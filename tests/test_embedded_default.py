@@ -1,0 +1,20 @@
+"""The embedded default's code path, shortened (`vlmtune demo --quick`): the tuned model beats the
+base on held-out dishes, and the report is written."""
+import json
+
+from vlmtune.embedded_default import run_demo
+
+
+def test_quick_journey_tuned_beats_base(tmp_path):
+    work = tmp_path / 'demo'
+    results = run_demo(work, rebuild_base=True, quick=True)
+    domain_base = results['base/domain_choice'] + results['base/domain_open']
+    domain_tuned = results['tuned/domain_choice'] + results['tuned/domain_open']
+    assert domain_tuned > domain_base, results
+    assert results['tuned/domain_open'] > results['base/domain_open'], results
+    for name in ('report.md', 'report.png', 'results.json', 'base/config.json', 'tuned/config.json',
+                 'eval/tuned_domain_choice.jsonl'):
+        assert (work / name).exists(), name
+    report = (work / 'report.md').read_text()
+    assert 'dishes, multiple choice' in report and '**assistant**' in report
+    assert json.loads((work / 'tuned' / 'config.json').read_text())['max_dynamic_patch'] == 1

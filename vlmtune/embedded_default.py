@@ -1,0 +1,252 @@
+"""`vlmtune demo`: the whole journey on a tiny model on a CPU, and proof that it learned.
+
+1. base: generate the general shapes/colours task -> csv converter -> data check -> pretrain a tiny
+   random official folder with `vlmtune train` -> convert (cached in WORK/base; --rebuild-base).
+2. domain: procedurally drawn dishes as FoodieQA records -> foodieqa converter (multiple choice and
+   open) + 20% general replay -> data check with the base's template and lengths.
+3. `vlmtune train recipes/tiny/domain_lora_cpu.py --deepspeed zero2` -> convert_to_official with self-check.
+4. evaluate base vs tuned on held-out dishes (accuracy) and the general task (retention), chat two
+   turns about a held-out image, write WORK/report.md + report.png.
+"""
+import json
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_SPEC = dict(llm='qwen2', vit='300m', template='internvl2_5', image_size=56, vit_width=64, vit_layers=4,
+                 vit_heads=4, llm_width=128, llm_layers=3, llm_heads=4, llm_kv_heads=2, llm_intermediate=256,
+                 vocab_size=600, max_dynamic_patch=1, system_message='You are a helpful vision assistant.')
+
+
+@dataclass
+class DemoSize:
+    general_train: int = 2400
+    general_val: int = 200
+    domain_train: int = 480
+    domain_heldout: int = 160
+    pretrain_iters: int = 900
+    lora_iters: int = 300
+
+
+QUICK = DemoSize(general_train=600, general_val=48, domain_train=160, domain_heldout=48, pretrain_iters=150,
+                 lora_iters=60)
+
+
+class Stages:
+    def __init__(self, total):
+        self.total, self.index, self.start, self.times = total, 0, time.time(), {}
+
+    def begin(self, name):
+        self.index += 1
+        self.name, self.t0 = name, time.time()
+        print(f'\n=== [{self.index}/{self.total}] {name}', flush=True)
+
+    def end(self, note=''):
+        self.times[self.name] = time.time() - self.t0
+        print(f'--- done in {self.times[self.name]:.1f}s {note}', flush=True)
+
+
+def _convert_rows(kind, source, image_root, out_jsonl, **kwargs):
+    from datasets_proc import csv_folder, foodieqa
+    from datasets_proc.canonical import write_jsonl
+    rows, report = (csv_folder.convert(source, image_root) if kind == 'csv'
+                    else foodieqa.convert(source, image_root=image_root, **kwargs))
+    print(report.summary() if hasattr(report, 'summary') else report)
+    write_jsonl(rows, out_jsonl)
+    return rows
+
+
+def _check(path, image_root, model=None):
+    from .data.check import CheckConfig, check_file
+    from .data.data_spec import token_length_fn_for_model
+    length_fn = token_length_fn_for_model(model, image_root, max_length=384) if model else None
+    report = check_file(path, image_root, CheckConfig(max_length=384 if model else None), token_length_fn=length_fn,
+                        kept_path=path.with_suffix('.kept.jsonl'), progress=False)
+    if report.rejected:
+        raise RuntimeError(f'{path}: {report.rejected} rows rejected by data check:\n{report.summary()}')
+    print(f'data check {path.name}: {report.kept}/{report.total} rows kept, 0 rejected')
+    return report
+
+
+def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None):
+    from .engine.launch import shortcut_options, train
+    options = shortcut_options(checkpoint, data, images) + [f'train_cfg.max_iters={iters}',
+                                                             f'default_hooks.checkpoint.interval={iters}']
+    code = train(REPO / 'recipes' / 'tiny' / recipe, deepspeed, options, work_dir)
+    if code != 0:
+        raise RuntimeError(f'training {recipe} failed (exit {code}); see {work_dir}')
+    return work_dir / f'iter_{iters}.pth'
+
+
+def _convert(recipe, init, checkpoint, out):
+    from .engine.convert import convert
+    result = convert(REPO / 'recipes' / 'tiny' / recipe, checkpoint, out, dtype='fp32', overwrite=True,
+                     cfg_options=[f'model.checkpoint={init}', f'train_dataloader.dataset.checkpoint={init}'])
+    print(f"self-check {'PASS' if result['passed'] else 'FAIL'}: max |logit diff| {result['max_diff']:.3g}")
+    return result
+
+
+def build_base(work: Path, size: DemoSize, stages: Stages) -> Path:
+    from datasets_proc.synthetic import WORDS, write_general
+    from .model.tiny import TinySpec, make_tiny_folder
+    stages.begin('base: general shapes/colours data -> converter -> data check')
+    general = work / 'general'
+    shutil.rmtree(general, ignore_errors=True)
+    for split, n, seed in (('train', size.general_train, 0), ('val', size.general_val, 1)):
+        csv_path = write_general(general / split, n=n, seed=seed)
+        _convert_rows('csv', csv_path, general / split / 'images', general / split / 'data.jsonl')
+        _check(general / split / 'data.jsonl', general / split / 'images')
+    stages.end()
+    stages.begin('base: pretrain a tiny random InternVL folder on the general task (all parts train)')
+    init = make_tiny_folder(work / 'init', TinySpec(**BASE_SPEC, extra_corpus=WORDS), overwrite=True)
+    ckpt = _train('pretrain_cpu.py', init, general / 'train' / 'data.jsonl', general / 'train' / 'images',
+                  work / 'pretrain', size.pretrain_iters)
+    _convert('pretrain_cpu.py', init, ckpt, work / 'base')
+    stages.end()
+    return work / 'base'
+
+
+def build_domain(work: Path, size: DemoSize, base: Path, stages: Stages):
+    from datasets_proc.synthetic import write_domain
+    stages.begin('domain: dishes as FoodieQA records -> foodieqa converter -> data check with the base')
+    domain = work / 'domain'
+    shutil.rmtree(domain, ignore_errors=True)
+    sets = {}
+    for split, n, seed in (('train', size.domain_train, 10), ('heldout', size.domain_heldout, 11)):
+        raw = write_domain(domain / split, n=n, seed=seed)
+        rows = []
+        for form in ('choice', 'open'):
+            converted = _convert_rows('foodieqa', raw, domain / split, domain / split / f'{form}.jsonl',
+                                      form=form, lang='en')
+            rows += [dict(r, id=f"{r['id']}-{form}") for r in converted]  # one record, two rows: unique ids
+        sets[split] = rows
+    # Replay: a fifth of the training rows come from the general task, so the base's skills stay.
+    general_rows = [json.loads(l) for l in open(work / 'general' / 'train' / 'data.jsonl', encoding='utf-8')]
+    rng = random.Random(0)
+    replay = rng.sample(general_rows, min(len(general_rows), len(sets['train']) // 4))
+    # One image root (the work dir) for both sources.
+    replay = [dict(r, image=f"general/train/images/{r['image']}") for r in replay]
+    train_rows = [dict(r, image=f"domain/train/{r['image']}") for r in sets['train']] + replay
+    rng.shuffle(train_rows)
+    path = domain / 'train.jsonl'
+    path.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in train_rows), encoding='utf-8')
+    _check(path, work, model=base)
+    stages.end(f'({len(sets["train"])} domain rows + {len(replay)} general replay rows)')
+    return path
+
+
+def evaluate_all(work: Path, base: Path, tuned: Path, size: DemoSize, stages: Stages) -> dict:
+    from .evaluate import evaluate, format_summary
+    stages.begin('evaluate base vs tuned: held-out dishes (multiple choice + open) and general retention')
+    results = {}
+    for name, folder in (('base', base), ('tuned', tuned)):
+        for task, data, images in (('domain_choice', work / 'domain/heldout/choice.jsonl', work / 'domain/heldout'),
+                                   ('domain_open', work / 'domain/heldout/open.jsonl', work / 'domain/heldout'),
+                                   ('general', work / 'general/val/data.jsonl', work / 'general/val/images')):
+            summary = evaluate(folder, data, images, work / 'eval' / f'{name}_{task}.jsonl', max_new_tokens=12,
+                               progress=False)
+            results[f'{name}/{task}'] = summary['accuracy']
+            print(f'{name:5s} {task:13s} {format_summary(summary)}')
+    stages.end()
+    return results
+
+
+def chat_demo(work: Path, tuned: Path, stages: Stages):
+    from .serve import GenerationConfig, pipeline
+    stages.begin('two-turn chat with the tuned model about a held-out image')
+    record = json.loads((work / 'domain/heldout/sivqa_synthetic.json').read_text())[0]
+    image = work / 'domain/heldout' / record['food_meta']['food_file']
+    pipe = pipeline(tuned, backend='auto')
+    gen = GenerationConfig(max_new_tokens=16)
+    transcript = []
+    session = None
+    for question in ('What dish is shown in the picture?', 'What colour is the shape?'):
+        prompt = (question, str(image)) if session is None else question
+        session = pipe.chat(prompt, session=session, gen_config=gen)
+        transcript.append((question, session.response.text))
+        print(f'user: {question}\nassistant: {session.response.text}')
+    stages.end(f'(image {image.name}, truth: {record["food_name"]})')
+    return {'image': str(image.relative_to(work)), 'truth': record['food_name'], 'turns': transcript}
+
+
+def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cached: bool):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, folder in (('pretrain (general)', work / 'pretrain'), ('LoRA (domain, ZeRO-2)', work / 'lora')):
+        history = folder / 'loss_history.json'
+        if history.exists():
+            train = json.loads(history.read_text())['train']
+            ax1.plot([h['iter'] for h in train], [h['loss'] for h in train], label=label)
+    ax1.set_xlabel('iteration'), ax1.set_ylabel('loss'), ax1.set_yscale('log'), ax1.legend(), ax1.grid(alpha=0.3)
+    tasks = ['domain_choice', 'domain_open', 'general']
+    for offset, name in ((-0.2, 'base'), (0.2, 'tuned')):
+        ax2.bar([i + offset for i in range(3)], [100 * results[f'{name}/{t}'] for t in tasks], 0.4, label=name)
+    ax2.axhline(25, color='grey', ls='--', lw=1, label='chance (4 options)')
+    ax2.set_xticks(range(3), ['dishes (A-D)', 'dishes (open)', 'general'])
+    ax2.set_ylabel('held-out accuracy (%)'), ax2.set_ylim(0, 100), ax2.legend()
+    fig.tight_layout()
+    fig.savefig(work / 'report.png', dpi=100)
+    plt.close(fig)
+    lines = ['# vlmtune embedded default: report', '', '![loss and accuracy](report.png)', '',
+             '| held-out task | base | tuned |', '|---|---|---|']
+    for task, label in zip(tasks, ['dishes, multiple choice (chance 25%)', 'dishes, open answer', 'general (retention)']):
+        lines.append(f"| {label} | {100 * results[f'base/{task}']:.1f}% | {100 * results[f'tuned/{task}']:.1f}% |")
+    lines += ['', f"Two-turn chat about held-out image `{chat['image']}` (truth: {chat['truth']}):", '']
+    lines += [f'- **user**: {q}\n  **assistant**: {a}' for q, a in chat['turns']]
+    lines += ['', '| stage | seconds |', '|---|---|'] + [f'| {k} | {v:.1f} |' for k, v in stages.times.items()]
+    total = time.time() - stages.start
+    lines += ['', f'Total {total:.0f}s' + (' (base reused from cache)' if base_cached else ' (base built)')]
+    (work / 'report.md').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+    return total
+
+
+def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict:
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    size = QUICK if quick else DemoSize()
+    base = work / 'base'
+    base_cached = (base / 'config.json').exists() and not rebuild_base
+    stages = Stages(total=6 if base_cached else 8)
+    if base_cached:
+        print(f'reusing the cached base {base} (pass --rebuild-base to build it again)')
+        if not (work / 'general' / 'val' / 'data.jsonl').exists():
+            raise RuntimeError(f'{work}/general is missing; run with --rebuild-base')
+    else:
+        build_base(work, size, stages)
+    train_data = build_domain(work, size, base, stages)
+    stages.begin('LoRA on the domain: vlmtune train recipes/tiny/domain_lora_cpu.py --deepspeed zero2')
+    shutil.rmtree(work / 'lora', ignore_errors=True)
+    ckpt = _train('domain_lora_cpu.py', base, train_data, work, work / 'lora', size.lora_iters, 'zero2')
+    stages.end()
+    stages.begin('convert_to_official with self-check')
+    _convert('domain_lora_cpu.py', base, ckpt, work / 'tuned')
+    stages.end()
+    results = evaluate_all(work, base, work / 'tuned', size, stages)
+    chat = chat_demo(work, work / 'tuned', stages)
+    total = write_report(work, results, chat, stages, base_cached)
+    print(f'\nreport: {work / "report.md"} and {work / "report.png"}  (total {total:.0f}s)')
+    (work / 'results.json').write_text(json.dumps({'accuracy': results, 'seconds': total,
+                                                   'stages': stages.times}, indent=2))
+    return results
+
+
+def main(argv=None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(prog='vlmtune demo', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--rebuild-base', action='store_true')
+    parser.add_argument('--quick', action='store_true', help='shortened run (CI): fewer rows and steps')
+    args = parser.parse_args(argv)
+    run_demo(args.work_dir, args.rebuild_base, args.quick)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
