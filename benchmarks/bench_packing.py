@@ -51,7 +51,7 @@ def run_mode(mode, folder, data, steps, batch_size, max_length):
             start, tokens, padded = time.perf_counter(), 0, 0
         items = [dataset[order[(step * per_step + k) % len(order)]] for k in range(per_step)]
         batch = vlm_collate(items)['data']
-        real = sum(s['sample_lengths']) if 'sample_lengths' in batch else int(batch['attention_mask'].sum())
+        real = sum(batch['sample_lengths']) if 'sample_lengths' in batch else int(batch['attention_mask'].sum())
         tokens += real
         padded += batch['input_ids'].numel()
         loss = model(batch, mode='loss')['loss']
