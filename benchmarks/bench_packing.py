@@ -68,7 +68,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--steps', type=int, default=30)
     parser.add_argument('--batch-size', type=int, default=8, help='padded rows per step')
-    parser.add_argument('--max-length', type=int, default=2048, help='packed row length')
+    parser.add_argument('--max-length', type=int, default=512, help='packed row length (dense masks cost O(L^2) on CPU)')
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--child', nargs=3, metavar=('MODE', 'FOLDER', 'DATA'), help=argparse.SUPPRESS)
     args = parser.parse_args()

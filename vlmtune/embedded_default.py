@@ -33,7 +33,7 @@ class DemoSize:
 
 
 QUICK = DemoSize(general_train=600, general_val=48, domain_train=160, domain_heldout=48, pretrain_iters=150,
-                 lora_iters=60)
+                 lora_iters=150)
 
 
 class Stages:
@@ -140,7 +140,7 @@ def build_domain(work: Path, size: DemoSize, base: Path, stages: Stages):
 
 
 def evaluate_all(work: Path, base: Path, tuned: Path, size: DemoSize, stages: Stages) -> dict:
-    from .evaluate import evaluate, format_summary
+    from .evaluate import answer_token_accuracy, evaluate, format_summary
     stages.begin('evaluate base vs tuned: held-out dishes (multiple choice + open) and general retention')
     results = {}
     for name, folder in (('base', base), ('tuned', tuned)):
@@ -151,6 +151,11 @@ def evaluate_all(work: Path, base: Path, tuned: Path, size: DemoSize, stages: St
                                progress=False)
             results[f'{name}/{task}'] = summary['accuracy']
             print(f'{name:5s} {task:13s} {format_summary(summary)}')
+        # Teacher-forced next-token accuracy on the held-out answers: finer-grained than exact match.
+        scores = answer_token_accuracy(folder, work / 'domain/heldout/open.jsonl', work / 'domain/heldout')
+        results[f'{name}/domain_answer_tokens'] = scores['token_accuracy']
+        print(f"{name:5s} domain answer-token accuracy {100 * scores['token_accuracy']:.1f}% "
+              f"(loss {scores['loss']:.3f}, {scores['tokens']} tokens)")
     stages.end()
     return results
 
@@ -164,7 +169,7 @@ def chat_demo(work: Path, tuned: Path, stages: Stages):
     gen = GenerationConfig(max_new_tokens=16)
     transcript = []
     session = None
-    for question in ('What dish is shown in the picture?', 'What colour is the shape?'):
+    for question in ('Which dish is shown in the picture?', 'What colour is the shape?'):
         prompt = (question, str(image)) if session is None else question
         session = pipe.chat(prompt, session=session, gen_config=gen)
         transcript.append((question, session.response.text))
@@ -197,6 +202,8 @@ def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cac
              '| held-out task | base | tuned |', '|---|---|---|']
     for task, label in zip(tasks, ['dishes, multiple choice (chance 25%)', 'dishes, open answer', 'general (retention)']):
         lines.append(f"| {label} | {100 * results[f'base/{task}']:.1f}% | {100 * results[f'tuned/{task}']:.1f}% |")
+    lines.append(f"| dishes, answer-token accuracy (teacher-forced) | "
+                 f"{100 * results['base/domain_answer_tokens']:.1f}% | {100 * results['tuned/domain_answer_tokens']:.1f}% |")
     lines += ['', f"Two-turn chat about held-out image `{chat['image']}` (truth: {chat['truth']}):", '']
     lines += [f'- **user**: {q}\n  **assistant**: {a}' for q, a in chat['turns']]
     lines += ['', '| stage | seconds |', '|---|---|'] + [f'| {k} | {v:.1f} |' for k, v in stages.times.items()]

@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 OPTION_LINE = re.compile(r'^[（(]([A-D])[)）]\s*(.+)$', re.MULTILINE)
@@ -40,6 +41,40 @@ def score(question: str, prediction: str, reference: str) -> dict:
         letter = predicted_letter(prediction, options)
         return {'kind': 'multiple_choice', 'correct': letter == reference.strip(), 'predicted_letter': letter}
     return {'kind': 'open', 'correct': normalise(prediction) == normalise(reference)}
+
+
+@torch.no_grad()
+def teacher_forced_scores(model, dataset, limit=None, batch_size=4) -> dict:
+    """Mean loss and next-token accuracy over the trained (answer) tokens of a ConversationDataset."""
+    from .data.collate import pad_collate
+    count = len(dataset) if limit is None else min(len(dataset), limit)
+    was_training = model.training
+    model.eval()
+    loss_sum, tokens, correct = 0.0, 0, 0
+    for start in range(0, count, batch_size):
+        batch = pad_collate([dataset[i] for i in range(start, min(start + batch_size, count))], 0)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        batch['pixel_values'] = batch['pixel_values'].to(model.dtype)
+        logits = model(**{k: v for k, v in batch.items() if k != 'labels'}).logits.float()[:, :-1]
+        labels = batch['labels'][:, 1:]
+        mask = labels != -100
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction='none')
+        loss_sum += float(losses[mask].sum())
+        tokens += int(mask.sum())
+        correct += int((logits.argmax(-1) == labels)[mask].sum())
+    model.train(was_training)
+    return {'loss': loss_sum / max(tokens, 1), 'token_accuracy': correct / max(tokens, 1), 'tokens': tokens}
+
+
+def answer_token_accuracy(model_path, data_path, image_root=None) -> dict:
+    from .data.data_spec import DataSpec
+    from .data.dataset import ConversationDataset
+    from .model.official_load import load_official
+    model, _ = load_official(model_path)
+    spec = DataSpec.from_folder(model_path)
+    dataset = ConversationDataset(data_path, image_root, spec.tokenizer, spec.template, spec.num_image_token,
+                                  spec.tiling, spec.max_length, spec.system_message, progress=False)
+    return teacher_forced_scores(model, dataset)
 
 
 def read_rows(path):

@@ -7,7 +7,6 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from ..data.collate import pad_collate
 from ..data.data_spec import DataSpec
 from ..data.dataset import ConversationDataset
 from ..data.tiling import load_and_tile
@@ -76,29 +75,11 @@ class ValidationHook(Hook):
                                                 spec.system_message, progress=False)
         return self._dataset
 
-    @torch.no_grad()
     def evaluate(self, runner):
+        from ..evaluate import teacher_forced_scores
         wrapper = unwrap(runner.model)
-        model = wrapper.model
-        dataset = self._dataset_for(wrapper)
-        count = min(len(dataset), self.max_samples)
-        was_training = model.training
-        model.eval()
-        loss_sum, tokens, correct = 0.0, 0, 0
-        for start in range(0, count, self.batch_size):
-            batch = pad_collate([dataset[i] for i in range(start, min(start + self.batch_size, count))], 0)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            batch['pixel_values'] = batch['pixel_values'].to(model.dtype)
-            logits = model(**{k: v for k, v in batch.items() if k != 'labels'}).logits.float()
-            labels = batch['labels'][:, 1:]
-            mask = labels != -100
-            losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100,
-                                                       reduction='none')
-            loss_sum += float(losses[mask].sum())
-            tokens += int(mask.sum())
-            correct += int((logits[:, :-1].argmax(-1) == labels)[mask].sum())
-        model.train(was_training)
-        result = {'iter': runner.iter, 'val_loss': loss_sum / max(tokens, 1), 'val_token_acc': correct / max(tokens, 1)}
+        scores = teacher_forced_scores(wrapper.model, self._dataset_for(wrapper), self.max_samples, self.batch_size)
+        result = {'iter': runner.iter, 'val_loss': scores['loss'], 'val_token_acc': scores['token_accuracy']}
         self.history.append(result)
         runner.message_hub.update_scalar('val/loss', result['val_loss'])
         runner.visualizer.add_scalars({'val/loss': result['val_loss'], 'val/token_acc': result['val_token_acc']},
