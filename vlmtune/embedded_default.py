@@ -29,7 +29,7 @@ class DemoSize:
     domain_train: int = 480
     domain_heldout: int = 160
     pretrain_iters: int = 900
-    lora_iters: int = 300
+    lora_iters: int = 400
 
 
 QUICK = DemoSize(general_train=600, general_val=48, domain_train=160, domain_heldout=48, pretrain_iters=150,

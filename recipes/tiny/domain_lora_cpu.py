@@ -10,8 +10,8 @@ checkpoint = 'work_dirs/demo/base'
 data_path = 'work_dirs/demo/domain/train.jsonl'
 image_root = 'work_dirs/demo'
 
-model.update(checkpoint=checkpoint, vit='lora', projector='full', llm='lora', lora=dict(r=16, alpha=32, dropout=0.0))
+model.update(checkpoint=checkpoint, vit='full', projector='full', llm='lora', lora=dict(r=16, alpha=32, dropout=0.0))
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)
-train_cfg = dict(type=TrainLoop, max_iters=300)
-default_hooks['checkpoint'].update(interval=300)
+train_cfg = dict(type=TrainLoop, max_iters=400)
+default_hooks['checkpoint'].update(interval=400)
