@@ -139,7 +139,7 @@ def build_domain(work: Path, size: DemoSize, base: Path, stages: Stages):
     return path
 
 
-def evaluate_all(work: Path, base: Path, tuned: Path, size: DemoSize, stages: Stages) -> dict:
+def evaluate_all(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
     from .evaluate import answer_token_accuracy, evaluate, format_summary
     stages.begin('evaluate base vs tuned: held-out dishes (multiple choice + open) and general retention')
     results = {}
@@ -234,7 +234,7 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
     stages.begin('convert_to_official with self-check')
     _convert('domain_lora_cpu.py', base, ckpt, work / 'tuned')
     stages.end()
-    results = evaluate_all(work, base, work / 'tuned', size, stages)
+    results = evaluate_all(work, base, work / 'tuned', stages)
     chat = chat_demo(work, work / 'tuned', stages)
     total = write_report(work, results, chat, stages, base_cached)
     print(f'\nreport: {work / "report.md"} and {work / "report.png"}  (total {total:.0f}s)')

@@ -72,8 +72,7 @@ def answer_token_accuracy(model_path, data_path, image_root=None) -> dict:
     from .model.official_load import load_official
     model, _ = load_official(model_path)
     spec = DataSpec.from_folder(model_path)
-    dataset = ConversationDataset(data_path, image_root, spec.tokenizer, spec.template, spec.num_image_token,
-                                  spec.tiling, spec.max_length, spec.system_message, progress=False)
+    dataset = ConversationDataset.from_spec(data_path, image_root, spec, progress=False)
     return teacher_forced_scores(model, dataset)
 
 

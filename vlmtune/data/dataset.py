@@ -46,8 +46,6 @@ class ConversationDataset(Dataset):
             raise FileNotFoundError(f'{self.data_path}: dataset file not found')
         self.image_root = Path(image_root) if image_root else self.data_path.parent
         self.spec = DataSpec(tokenizer, template, num_image_token, tiling or TilingConfig(), max_length, system_message)
-        self.tokenizer, self.template, self.num_image_token = tokenizer, template, num_image_token
-        self.tiling, self.max_length, self.system_message = self.spec.tiling, max_length, system_message
         self.rng = random.Random(seed)
         if self.data_path.suffix == '.json':
             self._rows = json.loads(self.data_path.read_text(encoding='utf-8'))
@@ -58,6 +56,11 @@ class ConversationDataset(Dataset):
         lengths, self.rejects = self._load_or_compute_lengths(progress)
         self.indices = [i for i, n in enumerate(lengths) if n is not None]
         self.lengths = [lengths[i] for i in self.indices]
+
+    @classmethod
+    def from_spec(cls, data_path, image_root, spec: DataSpec, **kwargs) -> 'ConversationDataset':
+        return cls(data_path, image_root, spec.tokenizer, spec.template, spec.num_image_token, spec.tiling,
+                   spec.max_length, spec.system_message, **kwargs)
 
     # --- rows -------------------------------------------------------------------------------
     def num_rows(self) -> int:
@@ -72,15 +75,15 @@ class ConversationDataset(Dataset):
 
     def sample_length(self, row: dict) -> int:
         """Token count of a row from image headers only; raises SampleRejected / OSError with a reason."""
-        return self.spec.token_length(row, self.image_root, self.max_length)
+        return self.spec.token_length(row, self.image_root, self.spec.max_length)
 
     # --- length cache -------------------------------------------------------------------------
     def _cache_key(self) -> str:
         stat = self.data_path.stat()
         parts = [CACHE_VERSION, str(self.data_path.resolve()), stat.st_size, stat.st_mtime_ns, str(self.image_root),
-                 self.template, self.num_image_token, sorted(self.tiling.__dict__.items()), self.max_length,
-                 self.system_message, type(self.tokenizer).__name__, len(self.tokenizer),
-                 self.tokenizer.name_or_path]
+                 self.spec.template, self.spec.num_image_token, sorted(self.spec.tiling.__dict__.items()),
+                 self.spec.max_length, self.spec.system_message, type(self.spec.tokenizer).__name__,
+                 len(self.spec.tokenizer), self.spec.tokenizer.name_or_path]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
     def _cache_path(self, cache_dir) -> Path:
@@ -130,9 +133,9 @@ class ConversationDataset(Dataset):
             image_flags = torch.ones(len(pixel_values), dtype=torch.long)
             tiles_per = [t.shape[0] for t in tiles]
         else:  # text-only: a white image whose features are dropped (image_flags 0)
-            pixel_values = tile_image(blank_image(), TilingConfig(**{**self.tiling.__dict__, 'max_num': 1}))
+            pixel_values = tile_image(blank_image(), TilingConfig(**{**self.spec.tiling.__dict__, 'max_num': 1}))
             image_flags = torch.zeros(len(pixel_values), dtype=torch.long)
             tiles_per = []
-        encoded = self.spec.encode(row, tiles_per, self.max_length)
+        encoded = self.spec.encode(row, tiles_per, self.spec.max_length)
         return {'input_ids': torch.tensor(encoded.input_ids), 'labels': torch.tensor(encoded.labels),
                 'pixel_values': pixel_values, 'image_flags': image_flags}

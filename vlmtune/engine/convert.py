@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..model.official_load import CheckpointError, load_official
-from ..model.official_save import save_official
+from ..model.official_save import prepare_output, save_official
 from .launch import load_recipe
 
 # Max |logit| difference allowed between the reloaded folder and the unmerged model, per saved dtype,
@@ -101,8 +101,7 @@ def convert(recipe, checkpoint, out, dtype='bf16', verify=True, overwrite=False,
     out, checkpoint = Path(out), Path(checkpoint)
     if out.resolve() == checkpoint.resolve() or checkpoint.resolve() in out.resolve().parents:
         raise FileExistsError(f'{out}: OUT must not be the checkpoint or inside it')
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f'{out}: folder is not empty; pass --overwrite to replace it')
+    prepare_output(out, overwrite)
     with tqdm(total=5, desc='convert', unit='step') as steps:  # closed on errors too: clean one-line messages
         return _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device)
 

@@ -33,9 +33,8 @@ def build_train_dataset(checkpoint, data_path, image_root=None, max_length=4096,
     if not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
     spec = DataSpec.from_folder(checkpoint, max_tiles=max_tiles, max_length=max_length)
-    tiling = replace(spec.tiling, jpeg_augment=jpeg_augment)
-    dataset = ConversationDataset(data_path, image_root, spec.tokenizer, spec.template, spec.num_image_token,
-                                  tiling, max_length, spec.system_message, cache_dir=cache_dir, seed=seed)
+    spec = replace(spec, tiling=replace(spec.tiling, jpeg_augment=jpeg_augment))
+    dataset = ConversationDataset.from_spec(data_path, image_root, spec, cache_dir=cache_dir, seed=seed)
     if dataset.rejects:
         print(f'{data_path}: {len(dataset.rejects)} row(s) cannot be trained and are skipped, e.g. '
               f'row {dataset.rejects[0]["row"]}: {dataset.rejects[0]["reason"]} (run `vlmtune data check`)')

@@ -70,9 +70,7 @@ class ValidationHook(Hook):
     def _dataset_for(self, wrapper):
         if self._dataset is None:
             spec = DataSpec.from_folder(wrapper.checkpoint)
-            self._dataset = ConversationDataset(self.data_path, self.image_root, spec.tokenizer, spec.template,
-                                                spec.num_image_token, spec.tiling, spec.max_length,
-                                                spec.system_message, progress=False)
+            self._dataset = ConversationDataset.from_spec(self.data_path, self.image_root, spec, progress=False)
         return self._dataset
 
     def evaluate(self, runner):

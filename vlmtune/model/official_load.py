@@ -82,7 +82,7 @@ def read_state_dict(folder) -> dict:
     return state
 
 
-def merge_official_lora(state: dict, rank: int, prefix: str) -> dict:
+def merge_official_lora(state: dict, prefix: str) -> dict:
     """Fold PEFT LoRA weights saved by the official trainer (`use_*_lora` > 0, alpha = 2r) into the
     base weights, and strip PEFT's `base_model.model.` wrapper from the key names."""
     scale = 2.0  # alpha / r with alpha = 2r
@@ -109,9 +109,9 @@ def load_official(folder, dtype=torch.float32, device='cpu', attn_implementation
     cfg_dict = read_config(folder)
     state = read_state_dict(folder)
     if cfg_dict.get('use_backbone_lora'):
-        state = merge_official_lora(state, cfg_dict['use_backbone_lora'], 'vision_model.')
+        state = merge_official_lora(state, 'vision_model.')
     if cfg_dict.get('use_llm_lora'):
-        state = merge_official_lora(state, cfg_dict['use_llm_lora'], 'language_model.')
+        state = merge_official_lora(state, 'language_model.')
     cfg_dict.update(use_backbone_lora=0, use_llm_lora=0)
     try:
         config = InternVLChatConfig(**cfg_dict)
