@@ -18,13 +18,14 @@ from pathlib import Path
 WORDS = 'the dish is red green blue white noodles rice tofu fish with a small plate on the table'.split()
 
 
-def make_data(folder: Path, n: int, seed: int = 0) -> Path:
+def make_data(folder: Path, n: int, seed: int = 0, tile: int = 56) -> Path:
     from PIL import Image
     rng = random.Random(seed)
     (folder / 'images').mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        size = rng.choice([(56, 56), (112, 56), (168, 56), (112, 112)])  # 1 to 5 tiles
+        w, h = rng.choice([(1, 1), (2, 1), (3, 1), (2, 2)])  # 1 to 5 tiles (with the thumbnail)
+        size = (w * tile, h * tile)
         Image.new('RGB', size, tuple(rng.randrange(256) for _ in range(3))).save(folder / 'images' / f'{i}.png')
         answer = ' '.join(rng.choice(WORDS) for _ in range(int(rng.lognormvariate(2.0, 1.0)) + 1))[:600]
         rows.append({'id': str(i), 'image': f'{i}.png', 'conversations': [
@@ -68,7 +69,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--steps', type=int, default=30)
     parser.add_argument('--batch-size', type=int, default=8, help='padded rows per step')
-    parser.add_argument('--max-length', type=int, default=512, help='packed row length (dense masks cost O(L^2) on CPU)')
+    parser.add_argument('--max-length', type=int, default=2048,
+                        help='packed row length (default: about the row tokens of one padded batch)')
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--child', nargs=3, metavar=('MODE', 'FOLDER', 'DATA'), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -89,9 +91,10 @@ def main():
                                   str(args.batch_size), '--max-length', str(args.max_length), '--child', mode,
                                   str(folder), str(data)], capture_output=True, text=True, check=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{'mode':8s} {'tokens/s':>10s} {'padding':>8s} {'peak RSS MiB':>13s}")
+    print(f"{'mode':8s} {'tokens/s':>10s} {'tokens/step':>12s} {'padding':>8s} {'peak RSS MiB':>13s}")
     for r in results:
-        print(f"{r['mode']:8s} {r['tokens_per_s']:10.0f} {100 * r['padding_fraction']:7.1f}% {r['peak_rss_mib']:13.0f}")
+        print(f"{r['mode']:8s} {r['tokens_per_s']:10.0f} {r['real_tokens'] / args.steps:12.0f} "
+              f"{100 * r['padding_fraction']:7.1f}% {r['peak_rss_mib']:13.0f}")
     print(f"packed / padded tokens/s: {results[1]['tokens_per_s'] / results[0]['tokens_per_s']:.2f}x")
 
 

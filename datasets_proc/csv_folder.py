@@ -18,14 +18,15 @@ from datasets_proc.canonical import GPT, HUMAN, IMAGE_TAG, ConversionReport, bui
 from datasets_proc.cli_common import add_common_arguments, check_outputs, finish
 from datasets_proc.errors import InputError
 from datasets_proc.images import normalise_image_path
-from datasets_proc.multiple_choice import LANGUAGES, LETTERS, answer_index, choice_prompt, parse_options
+from datasets_proc.multiple_choice import (LANGUAGES, add_answer_with_argument, answer_index, choice_answer, choice_prompt,
+                                          parse_options)
 from datasets_proc.records import convert_records, read_text, text_field
 
 REQUIRED_COLUMNS = ("image", "question", "answer")
 
 
 def question_answer_turns(
-    question: str, answer: str | int, options: list[str], lang: str, n_images: int = 1
+    question: str, answer: str | int, options: list[str], lang: str, n_images: int = 1, answer_with: str = "letter"
 ) -> list[dict]:
     """Human/gpt turns for one question: lettered choice when options exist, else open.
 
@@ -33,8 +34,8 @@ def question_answer_turns(
     """
     tags = 0 if IMAGE_TAG in question else n_images
     if options:
-        human = choice_prompt(question, options, lang, tags)
-        gpt = LETTERS[answer_index(answer, options)]
+        human = choice_prompt(question, options, lang, tags, answer_with)
+        gpt = choice_answer(options, answer_index(answer, options), answer_with)
     else:
         human, gpt = f"{IMAGE_TAG}\n" * tags + question, str(answer)
     return [{"from": HUMAN, "value": human}, {"from": GPT, "value": gpt}]
@@ -55,21 +56,23 @@ def read_csv_rows(path: str | os.PathLike) -> list[dict]:
     return [{(key.strip() if isinstance(key, str) else key): value for key, value in row.items()} for row in rows]
 
 
-def convert_record(index: int, record: dict, image_root: str | os.PathLike | None, lang: str) -> dict:
+def convert_record(index: int, record: dict, image_root: str | os.PathLike | None, lang: str,
+                   answer_with: str = "letter") -> dict:
     image = normalise_image_path(text_field(record, "image", reason="missing image"), image_root)
     question = text_field(record, "question", reason="missing question")
     answer = text_field(record, "answer", reason="missing answer")
     options = parse_options(record.get("options"))
     row_id = (record.get("id") or "").strip() or f"csv-{index}"
-    return build_row(row_id, question_answer_turns(question, answer, options, lang), [image])
+    return build_row(row_id, question_answer_turns(question, answer, options, lang, answer_with=answer_with), [image])
 
 
 def convert(
-    path: str | os.PathLike, image_root: str | os.PathLike | None = None, lang: str = "en"
+    path: str | os.PathLike, image_root: str | os.PathLike | None = None, lang: str = "en",
+    answer_with: str = "letter",
 ) -> tuple[list[dict], ConversionReport]:
     records = read_csv_rows(path)
     report = ConversionReport(f"csv ({Path(path).name})")
-    rows = convert_records(records, lambda i, record: convert_record(i, record, image_root, lang), report)
+    rows = convert_records(records, lambda i, record: convert_record(i, record, image_root, lang, answer_with), report)
     return rows, report
 
 
@@ -78,10 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lang", choices=LANGUAGES, default="en", help="language of the multiple-choice option layout and instruction"
     )
+    add_answer_with_argument(parser)
     add_common_arguments(parser, "the image folder the image column is relative to; every image must exist under it")
 
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args, [args.input])
-    rows, report = convert(args.input, args.image_root, args.lang)
+    rows, report = convert(args.input, args.image_root, args.lang, args.answer_with)
     return finish(args, rows, report, [args.input])

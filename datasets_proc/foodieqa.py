@@ -3,9 +3,10 @@
 Two training forms:
 
 * ``open``: the classic XTuner tutorial form. Human: question + ``\\n<image>``;
-  gpt: the right choice's text + "，图中的菜是" + the dish name.
+  gpt: the right choice's text + "，图中的菜是" + the dish name (just the choice when it is the dish).
 * ``choice``: FoodieQA's own evaluation form. Human: ``<image>\\n`` question,
-  lettered options ``（A) ...``, "answer with the letter"; gpt: the letter.
+  lettered options ``（A) ...``, "answer with the letter"; gpt: the letter
+  (``--answer-with text``: "answer with the option's text"; gpt: that text).
 
 ``--lang en`` uses ``question_en`` / ``choices_en`` instead of the Chinese fields.
 """
@@ -20,7 +21,7 @@ from datasets_proc.canonical import GPT, HUMAN, IMAGE_TAG, ConversionReport, bui
 from datasets_proc.cli_common import add_common_arguments, check_outputs, finish
 from datasets_proc.errors import ConversionError, InputError
 from datasets_proc.images import normalise_image_path
-from datasets_proc.multiple_choice import LETTERS, choice_prompt
+from datasets_proc.multiple_choice import add_answer_with_argument, choice_answer, choice_prompt
 from datasets_proc.records import convert_records, read_json_records, text_field
 
 FORMS = ("choice", "open")
@@ -77,7 +78,7 @@ def _dish_name(record: dict, lang: str) -> str | None:
 def _open_answer(choice: str, dish: str | None, lang: str) -> str:
     # Trailing sentence punctuation would double up with the joined clause.
     choice = choice.rstrip("。.")
-    if dish is None:
+    if dish is None or dish == choice:  # "noodles. The dish in the picture is noodles" says nothing twice
         return choice
     if lang == "zh":
         return f"{choice}，图中的菜是{dish}"
@@ -85,7 +86,8 @@ def _open_answer(choice: str, dish: str | None, lang: str) -> str:
 
 
 def convert_record(
-    index: int, record: dict, form: str = "choice", lang: str = "zh", image_root: str | None = None
+    index: int, record: dict, form: str = "choice", lang: str = "zh", image_root: str | None = None,
+    answer_with: str = "letter",
 ) -> dict:
     fields = _FIELDS[lang]
     question = text_field(record, fields["question"], reason="missing question")
@@ -96,8 +98,8 @@ def convert_record(
         human = f"{question}\n{IMAGE_TAG}"
         gpt = _open_answer(choices[answer], _dish_name(record, lang), lang)
     else:
-        human = choice_prompt(question, choices, lang)
-        gpt = LETTERS[answer]
+        human = choice_prompt(question, choices, lang, answer_with=answer_with)
+        gpt = choice_answer(choices, answer, answer_with)
     row_id = record.get("id") or record.get("question_id") or f"foodieqa-{index}"
     conversations = [{"from": HUMAN, "value": human}, {"from": GPT, "value": gpt}]
     return build_row(row_id, conversations, [image])
@@ -108,6 +110,7 @@ def convert(
     form: str = "choice",
     lang: str = "zh",
     image_root: str | os.PathLike | None = None,
+    answer_with: str = "letter",
 ) -> tuple[list[dict], ConversionReport]:
     """Convert a FoodieQA ``sivqa`` JSON list; image paths stay relative to the dataset folder."""
     if form not in FORMS:
@@ -119,7 +122,7 @@ def convert(
         raise InputError(f"{path}: expected a JSON list of FoodieQA records")
     report = ConversionReport(f"foodieqa ({form}, {lang})")
     rows = convert_records(
-        records, lambda i, record: convert_record(i, record, form, lang, image_root), report
+        records, lambda i, record: convert_record(i, record, form, lang, image_root, answer_with), report
     )
     return rows, report
 
@@ -131,10 +134,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="choice: lettered options, answer is the letter (default); open: answer in words",
     )
     parser.add_argument("--lang", choices=tuple(_FIELDS), default="zh", help="use the Chinese or English fields")
+    add_answer_with_argument(parser)
     add_common_arguments(parser, "the FoodieQA dataset folder; when given, every food_file must exist under it")
 
 
 def run(args: argparse.Namespace) -> int:
     check_outputs(args, [args.input])
-    rows, report = convert(args.input, args.form, args.lang, args.image_root)
+    rows, report = convert(args.input, args.form, args.lang, args.image_root, args.answer_with)
     return finish(args, rows, report, [args.input])

@@ -9,6 +9,7 @@ from PIL import Image
 from vlmtune.data.collate import block_causal_mask, greedy_pack, pack_collate, pad_collate
 from vlmtune.data.dataset import ConversationDataset
 from vlmtune.data.tiling import TilingConfig
+from vlmtune.model.packed_attention import _last, block_segments, enable_packed_attention
 from vlmtune.model.tiny import TinySpec, build_tiny_model
 
 
@@ -103,9 +104,12 @@ def per_token_loss(logits, labels):
                            reduction='none')
 
 
-@pytest.mark.parametrize('llm', ['qwen2', 'internlm2'])
-def test_packed_batch_gives_same_per_sample_loss(tmp_path, llm):
+@pytest.mark.parametrize('llm,packed_attention', [('qwen2', False), ('internlm2', False), ('qwen2', True),
+                                                   ('llama', True)])
+def test_packed_batch_gives_same_per_sample_loss(tmp_path, llm, packed_attention):
     model, tok = build_tiny_model(TinySpec(llm=llm))
+    if packed_attention:  # per-sample SDPA instead of the dense block mask
+        assert enable_packed_attention(model.language_model)
     path, images = write_dataset(tmp_path, ROWS[:4])
     ds = ConversationDataset(path, images, tok, model.template, model.num_image_token,
                              TilingConfig(image_size=56, max_num=4), progress=False)
@@ -130,3 +134,34 @@ def test_packed_batch_gives_same_per_sample_loss(tmp_path, llm):
         start += n
     all_trained = torch.cat([s['labels'][1:] for s in samples])
     assert int(trained.sum()) == int((all_trained != -100).sum())
+    if packed_attention:  # the per-sample path ran: 4 samples + 5 one-token padding segments
+        assert _last['segments'] is not None and len(_last['segments']) == 4 + 5
+
+
+def test_packed_attention_gradients_match_dense_mask(tmp_path):
+    path, images = write_dataset(tmp_path, ROWS[:4])
+    grads = []
+    for packed_attention in (False, True):
+        model, tok = build_tiny_model(TinySpec(llm='qwen2'))
+        if packed_attention:
+            assert enable_packed_attention(model.language_model)
+        ds = ConversationDataset(path, images, tok, model.template, model.num_image_token,
+                                 TilingConfig(image_size=56, max_num=4), progress=False)
+        packed = pack_collate([ds[i] for i in range(len(ds))], tok.pad_token_id)
+        packed.pop('sample_lengths')
+        model(**packed).loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_block_segments_only_for_block_causal_masks():
+    assert block_segments(block_causal_mask([3, 2], 6)) == [(0, 3), (3, 5), (5, 6)]
+    assert block_segments(block_causal_mask([2, 2], 4) == 0) == [(0, 2), (2, 4)]  # bool: True = may attend
+    assert block_segments(torch.ones(1, 1, 4, 4, dtype=torch.bool).triu()) is None  # looks ahead: not causal
+    plain_causal = torch.zeros(1, 1, 4, 4).masked_fill(~torch.ones(4, 4, dtype=torch.bool).tril(), -1e9)
+    assert block_segments(plain_causal) == [(0, 4)]
+    full = torch.zeros(1, 1, 4, 4)  # bidirectional: not causal, so not ours to split
+    assert block_segments(full) is None
+    assert block_segments(torch.zeros(2, 1, 4, 4)) is None

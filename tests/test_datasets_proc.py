@@ -135,6 +135,27 @@ def test_foodieqa_open_forms_zh_and_en(foodie_dir):
     )
 
 
+def test_foodieqa_answer_with_text_and_dish_named_once(foodie_dir, tmp_path):
+    rows, _ = foodieqa.convert(foodie_dir / "sivqa_tidy.json", "choice", "en", answer_with="text")
+    assert rows[0]["conversations"] == [
+        {"from": "human", "value": "<image>\nWhich region is the dish in the picture from?\n(A) Sichuan\n"
+                                   "(B) Guangdong\n(C) Beijing\n(D) Shanghai\nAnswer with the option's text directly."},
+        {"from": "gpt", "value": "Guangdong"}]
+    rows, _ = foodieqa.convert(foodie_dir / "sivqa_tidy.json", "choice", "zh", answer_with="text")
+    assert rows[0]["conversations"][0]["value"].endswith("请直接回答选项内容。")
+    assert rows[0]["conversations"][1]["value"] == "广东"
+    # A "which dish" question, whose right choice is the dish itself: the open answer names it once.
+    dish = foodie_record(question_en="Which dish is this?", choices_en=["noodles", "tofu", "fish", "rice"],
+                         answer="2", food_name="fish")
+    write_json(tmp_path / "dish.json", [dish])
+    rows, _ = foodieqa.convert(tmp_path / "dish.json", "open", "en")
+    assert rows[0]["conversations"][1] == {"from": "gpt", "value": "fish"}
+    out = tmp_path / "cli.jsonl"
+    assert main(["foodieqa", str(foodie_dir / "sivqa_tidy.json"), "-o", str(out), "--lang", "en",
+                 "--answer-with", "text"]) == 0
+    assert read_jsonl(out)[1]["conversations"][1]["value"] == "Shanghai"
+
+
 def test_foodieqa_missing_image_file_is_rejected(foodie_dir):
     write_json(foodie_dir / "one.json", [foodie_record(food_meta={"food_file": "images/nope.png"})])
     rows, report = foodieqa.convert(foodie_dir / "one.json", image_root=foodie_dir)
@@ -293,6 +314,18 @@ def test_csv_with_options_and_without(tmp_path):
     rows, report = csv_folder.convert(plain, tmp_path / "imgs")
     assert rows == [{"id": "csv-0", "image": "a.png", "conversations": [
         {"from": "human", "value": "<image>\nWhat colour is it?"}, {"from": "gpt", "value": "Red"}]}]
+
+
+def test_csv_answer_with_text(tmp_path):
+    make_png(tmp_path / "imgs" / "a.png")
+    path = write_csv(tmp_path / "mc.csv", ["image", "question", "answer", "options"],
+                     [["a.png", "Which colour?", "B", "red|green|blue"], ["a.png", "Which colour?", "blue", "red|blue"]])
+    rows, report = csv_folder.convert(path, tmp_path / "imgs", answer_with="text")
+    assert [r["conversations"][1]["value"] for r in rows] == ["green", "blue"]
+    assert rows[0]["conversations"][0]["value"].endswith("(C) blue\nAnswer with the option's text directly.")
+    assert report.skipped == 0
+    with pytest.raises(ValueError, match="answer_with"):
+        csv_folder.convert(path, tmp_path / "imgs", answer_with="number")
 
 
 def test_cli_csv_missing_column_exits_2(tmp_path, capsys):

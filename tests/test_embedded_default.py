@@ -8,10 +8,12 @@ from vlmtune.embedded_default import run_demo
 def test_quick_journey_tuned_beats_base(tmp_path):
     work = tmp_path / 'demo'
     results = run_demo(work, rebuild_base=True, quick=True)
-    # Held-out dishes: the tuned model predicts the answers' tokens far better than the base, and its
-    # exact-match accuracy is no worse (the shortened run is too short for exact match to separate).
+    # Held-out dishes: the tuned model beats the base in both forms and predicts the answers' tokens
+    # far better; the general task stays within the full run's 5-point retention bound.
+    assert results['tuned/domain_open'] > results['base/domain_open'] + 0.1, results
+    assert results['tuned/domain_choice'] > results['base/domain_choice'] + 0.1, results
     assert results['tuned/domain_answer_tokens'] > results['base/domain_answer_tokens'] + 0.2, results
-    assert results['tuned/domain_open'] >= results['base/domain_open'], results
+    assert results['tuned/general'] >= results['base/general'] - 0.05, results
     for name in ('report.md', 'report.png', 'results.json', 'base/config.json', 'tuned/config.json',
                  'eval/tuned_domain_choice.jsonl'):
         assert (work / name).exists(), name

@@ -39,7 +39,9 @@ def score(question: str, prediction: str, reference: str) -> dict:
     options = options_of(question)
     if options:
         letter = predicted_letter(prediction, options)
-        return {'kind': 'multiple_choice', 'correct': letter == reference.strip(), 'predicted_letter': letter}
+        truth = predicted_letter(reference, options)  # the reference may be the letter or the option's text
+        return {'kind': 'multiple_choice', 'correct': letter is not None and letter == truth,
+                'predicted_letter': letter}
     return {'kind': 'open', 'correct': normalise(prediction) == normalise(reference)}
 
 

@@ -13,5 +13,5 @@ image_root = 'work_dirs/demo'
 model.update(checkpoint=checkpoint, vit='full', projector='full', llm='lora', lora=dict(r=16, alpha=32, dropout=0.0))
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)
-train_cfg = dict(type=TrainLoop, max_iters=400)
-default_hooks['checkpoint'].update(interval=400)
+train_cfg = dict(type=TrainLoop, max_iters=500)
+default_hooks['checkpoint'].update(interval=500)

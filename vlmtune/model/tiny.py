@@ -56,6 +56,7 @@ class TinySpec:
     seed: int = 0
     extra_corpus: str = ''           # words the tokenizer should know well (task vocabulary)
     system_message: str = ''         # '' keeps the template's default; else written to config.json
+    llm_vocab_rows: int = 0          # > tokenizer size: pad the embedding/head to a real model's shape
 
 
 def train_bpe_tokenizer(specials, vocab_size, workdir: Path, corpus):
@@ -109,7 +110,7 @@ def build_tokenizer(spec: TinySpec, template: str, workdir: Path):
 def llm_config_dict(spec: TinySpec, tokenizer) -> dict:
     arch = LLM_FAMILIES[spec.llm]
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
-    common = dict(architectures=[arch], vocab_size=len(tokenizer), hidden_size=spec.llm_width,
+    common = dict(architectures=[arch], vocab_size=max(len(tokenizer), spec.llm_vocab_rows), hidden_size=spec.llm_width,
                   intermediate_size=spec.llm_intermediate, num_hidden_layers=spec.llm_layers,
                   num_attention_heads=spec.llm_heads, num_key_value_heads=spec.llm_kv_heads,
                   max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=10000.0,

@@ -1,0 +1,73 @@
+"""Per-sample attention for packed rows, registered with transformers as `sdpa_packed`.
+
+A packed row carries a block-diagonal causal mask (data/collate.py). Dense SDPA over it costs
+O(row_length^2) per layer, most of it on pairs the mask throws away; without flash-attn's varlen
+kernels (CPU, or GPUs without flash-attn) that makes packing slower than padding. This runs causal
+SDPA on each sample's block instead, so the cost is the sum of the samples' own squares. Any other
+mask (padded batches, generation with a cache) goes to transformers' plain SDPA unchanged.
+"""
+import torch
+import torch.nn.functional as F
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+NAME = 'sdpa_packed'
+_last = {'mask': None, 'segments': None}  # every layer gets the same mask tensor: split it once
+
+
+def block_segments(mask: torch.Tensor):
+    """[(start, end)] when `mask` ([1, 1, L, L], additive or bool) is block-diagonal causal, else None."""
+    if mask.dim() != 4 or mask.shape[0] != 1 or mask.shape[-1] != mask.shape[-2]:
+        return None
+    allowed = mask[0, 0] if mask.dtype == torch.bool else mask[0, 0] == 0
+    length = allowed.shape[0]
+    starts = allowed.int().argmax(-1)  # first key each query may see
+    cuts = (starts == torch.arange(length)).nonzero().flatten().tolist() + [length]
+    segments = list(zip(cuts[:-1], cuts[1:]))
+    segment_of = torch.zeros(length, dtype=torch.long)
+    for index, (start, end) in enumerate(segments):
+        segment_of[start:end] = index
+    expected = torch.ones(length, length, dtype=torch.bool).tril() & (segment_of[:, None] == segment_of[None, :])
+    return segments if torch.equal(expected, allowed.cpu()) else None
+
+
+def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                        **kwargs):
+    if attention_mask is None or query.shape[2] != key.shape[2] or query.shape[0] != 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    if _last['mask'] is not attention_mask:
+        _last.update(mask=attention_mask, segments=block_segments(attention_mask))
+    segments = _last['segments']
+    if segments is None or len(segments) == 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    groups = getattr(module, 'num_key_value_groups', 1)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    pieces = []
+    for start, end in segments:
+        if end - start == 1:  # one key: softmax is 1, the output is the value (padding tokens)
+            pieces.append(value[:, :, start:end])
+        else:
+            pieces.append(F.scaled_dot_product_attention(
+                query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout_p=dropout,
+                scale=scaling, is_causal=True))
+    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
+
+
+def enable_packed_attention(language_model) -> bool:
+    """Switch a transformers LLM that runs SDPA to `sdpa_packed`; False for other LLMs (e.g. InternLM2,
+    whose own attention keeps the dense block mask)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    config = getattr(language_model, 'config', None)
+    if getattr(config, '_attn_implementation', None) not in ('sdpa', NAME) or not _uses_interface(language_model):
+        return False
+    ALL_ATTENTION_FUNCTIONS[NAME] = packed_sdpa_forward
+    config._attn_implementation = NAME
+    return True
+
+
+def _uses_interface(language_model) -> bool:
+    """transformers models that dispatch attention through ALL_ATTENTION_FUNCTIONS (Qwen2, Llama, Phi3)."""
+    import sys
+    module = sys.modules.get(type(language_model).__module__)
+    return module is not None and hasattr(module, 'ALL_ATTENTION_FUNCTIONS')
