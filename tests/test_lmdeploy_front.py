@@ -315,6 +315,7 @@ def test_pair_order_decides_image_placement(family, vision, chat_template):
     """`pipe.chat((text, image))` puts the image AFTER the text; `(image, text)` puts it before, which
     is what official/vlmtune `chat()` does (`<image>\\n` + question)."""
     from lmdeploy.serve.processors.multimodal import MultimodalProcessor
+    from vlmtune.serve.pipeline import lmdeploy_query
     image = make_image(120, 56)
 
     def prompt_for(pair):
@@ -326,6 +327,7 @@ def test_pair_order_decides_image_placement(family, vision, chat_template):
     ours = render_prompt(family['template'], [{'from': 'human', 'value': '<image>\n' + Q1}],
                          add_generation_prompt=True).replace('<image>', '<img><IMG_CONTEXT></img>')
     assert prompt_for((image, Q1)) == ours
+    assert prompt_for(lmdeploy_query(Q1, [image])) == ours  # what vlmtune's LMDeploy backend sends
     text_first = prompt_for((Q1, image))
     assert text_first != ours
     conv = get_conv_template(family['template'])

@@ -84,6 +84,16 @@ def tag_images(text: str, n_images: int) -> str:
     return ''.join(f'Image-{i + 1}: <image>\n' for i in range(n_images)) + text
 
 
+def lmdeploy_query(text: str, images: list):
+    """LMDeploy's prompt for one turn. It places images in pair order, so one image goes first,
+    `(image, text)`: the `<image>\\n` + question that chat() builds. `(text, image)` would put it after."""
+    if not images:
+        return text
+    if len(images) == 1 and '<image>' not in text:
+        return images[0], text
+    return tag_images(text, len(images)), images
+
+
 class TorchPipeline:
     """The in-process vlmtune model; one lock serialises generation across threads."""
     backend = 'torch'
@@ -172,9 +182,7 @@ class LMDeployPipeline:
     def chat(self, prompt, session=None, gen_config=None, stream=False):
         session = session or Session()
         text, images = split_prompt(prompt)
-        query = text if not images else (tag_images(text, len(images)) if len(images) > 1 else text,
-                                         images if len(images) > 1 else images[0])
-        inner = self._pipe.chat(query, session=session.backend_session, gen_config=self._gen(gen_config))
+        inner = self._pipe.chat(lmdeploy_query(text, images), session=session.backend_session, gen_config=self._gen(gen_config))
         session.backend_session = inner
         session.history.append((text, inner.response.text))
         session.response = Response(inner.response.text, inner.response.generate_token_len,
