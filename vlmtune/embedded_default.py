@@ -220,7 +220,7 @@ def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cac
     for offset, name in ((-0.2, 'base'), (0.2, 'tuned')):
         ax2.bar([i + offset for i in range(3)], [100 * results[f'{name}/{t}'] for t in tasks], 0.4, label=name)
     ax2.axhline(25, color='grey', ls='--', lw=1, label='chance (4 options)')
-    ax2.set_xticks(range(3), ['dishes (A-D)', 'dishes (open)', 'general'])
+    ax2.set_xticks(range(3), ['dishes (choice)', 'dishes (open)', 'general'])
     ax2.set_ylabel('held-out accuracy (%)'), ax2.set_ylim(0, 100), ax2.legend()
     fig.tight_layout()
     fig.savefig(work / 'report.png', dpi=100)
