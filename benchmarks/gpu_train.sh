@@ -5,6 +5,7 @@
 #
 #   benchmarks/gpu_train.sh [WORK_DIR]        (default: a temp dir; needs ~10 GB disk)
 #
+# SHAPE=tiny DEVICE=cpu runs the same steps on a tiny model on a CPU (a check of the script itself).
 # WHEELS=DIR installs the wheels in DIR first (--no-deps --no-index, into a venv that sees the system
 # packages): for a machine that has torch but not xtuner/mmengine/DeepSpeed and cannot reach an index.
 # Python: $PYTHON, else <repo>/.venv/bin/python, else python3. Prints a table; exit 0 when every
@@ -26,33 +27,39 @@ fi
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 cd "$REPO"
 
-echo "== building the InternVL2-2B-shaped folder in $WORK/model"
+SHAPE="${SHAPE:-2b}"
+DEVICE="${DEVICE:-cuda}"
+TILE=$([[ "$SHAPE" == 2b ]] && echo 448 || echo 56)
+echo "== building the $SHAPE-shaped folder in $WORK/model"
 if [[ ! -f "$WORK/model/config.json" ]]; then
-    "$PY" - "$WORK/model" <<'PY'
+    "$PY" - "$WORK/model" "$SHAPE" <<'PY'
 import sys
-from benchmarks.gpu_train import build_folder
-print('wrote', build_folder(__import__('pathlib').Path(sys.argv[1]), '2b'))
+from pathlib import Path
+sys.path.insert(0, 'benchmarks')
+from gpu_train import build_folder
+print('wrote', build_folder(Path(sys.argv[1]), sys.argv[2]))
 PY
 fi
 
 echo "== padded / packed / QLoRA (one process each)"
-"$PY" benchmarks/gpu_train.py --folder "$WORK/model" --json "$WORK/rows.json" "${@:2}"
+"$PY" benchmarks/gpu_train.py --shape "$SHAPE" --device "$DEVICE" --folder "$WORK/model" --json "$WORK/rows.json" \
+    "${@:2}"
 
 echo "== ZeRO-2 (vlmtune train recipes/internvl2/internvl2_2b_lora.py --deepspeed zero2)"
 if ! "$PY" -c "import xtuner, mmengine, deepspeed" 2>/dev/null; then
     echo "ZeRO-2: not run (xtuner, mmengine or deepspeed not importable; pass WHEELS=DIR)"
     exit 0
 fi
-"$PY" - "$WORK/zero2_data" <<'PY'
+"$PY" - "$WORK/zero2_data" "$TILE" <<'PY'
 import sys
 from pathlib import Path
 sys.path.insert(0, 'benchmarks')
 from bench_packing import make_data
-print('data', make_data(Path(sys.argv[1]), 200, tile=448))
+print('data', make_data(Path(sys.argv[1]), 200, tile=int(sys.argv[2])))
 PY
 "$PY" -m vlmtune.cli train recipes/internvl2/internvl2_2b_lora.py --deepspeed zero2 \
     --checkpoint "$WORK/model" --data "$WORK/zero2_data/data.jsonl" --images "$WORK/zero2_data/images" \
-    --work-dir "$WORK/zero2" --cfg-options train_cfg.max_iters=22 default_hooks.logger.interval=1 \
+    --work-dir "$WORK/zero2" --cfg-options train_cfg.max_epochs=None train_cfg.max_iters=22 default_hooks.logger.interval=1 \
     default_hooks.checkpoint.interval=1000 > "$WORK/zero2.log" 2>&1 || { tail -20 "$WORK/zero2.log"; exit 1; }
 # mmengine logs `time: S` (seconds/iteration) and, on CUDA, `memory: MiB` (peak) per iteration.
 grep -E "Iter\(train\) \[ *(1[2-9]|2[0-2])/" "$WORK/zero2.log" | "$PY" -c "
