@@ -19,15 +19,16 @@ def block_segments(mask: torch.Tensor):
     if mask.dim() != 4 or mask.shape[0] != 1 or mask.shape[-1] != mask.shape[-2]:
         return None
     allowed = mask[0, 0] if mask.dtype == torch.bool else mask[0, 0] == 0
-    length = allowed.shape[0]
+    length, device = allowed.shape[0], allowed.device
     starts = allowed.int().argmax(-1)  # first key each query may see
-    cuts = (starts == torch.arange(length)).nonzero().flatten().tolist() + [length]
+    cuts = (starts == torch.arange(length, device=device)).nonzero().flatten().tolist() + [length]
     segments = list(zip(cuts[:-1], cuts[1:]))
-    segment_of = torch.zeros(length, dtype=torch.long)
-    for index, (start, end) in enumerate(segments):
-        segment_of[start:end] = index
-    expected = torch.ones(length, length, dtype=torch.bool).tril() & (segment_of[:, None] == segment_of[None, :])
-    return segments if torch.equal(expected, allowed.cpu()) else None
+    # Checked where the mask lives: no copy of an L x L mask off the GPU every step.
+    segment_of = torch.repeat_interleave(torch.arange(len(segments), device=device),
+                                         torch.tensor([end - start for start, end in segments], device=device))
+    expected = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+    expected &= segment_of[:, None] == segment_of[None, :]
+    return segments if torch.equal(expected, allowed) else None
 
 
 def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
