@@ -35,34 +35,46 @@ def make_data(folder: Path, n: int, seed: int = 0, tile: int = 56) -> Path:
     return path
 
 
-def run_mode(mode, folder, data, steps, batch_size, max_length):
+def run_mode(mode, folder, data, steps, batch_size, max_length, device='cpu', gradient_checkpointing=False,
+             lr=1e-4):
+    """One timed LoRA training run (after two warm-up steps): `padded` batches of `batch_size`, `packed`
+    rows of `max_length`, or `qlora` (padded, 4-bit LLM; needs CUDA). Also used by gpu_train.py."""
     import torch
     from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
     torch.manual_seed(0)
+    on_gpu = device == 'cuda'
     dataset = build_train_dataset(folder, data, Path(data).parent / 'images', max_length=max_length, max_tiles=6,
                                   packing=(mode == 'packed'))
-    model = VLTuneModel(folder, vit='frozen', projector='full', llm='lora', dtype='fp32', gradient_checkpointing=False)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model = VLTuneModel(folder, vit='frozen', projector='full', llm='lora',
+                        quantization='nf4' if mode == 'qlora' else None, dtype='bf16' if on_gpu else 'fp32',
+                        gradient_checkpointing=gradient_checkpointing).to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     per_step = 1 if mode == 'packed' else batch_size
-    order = list(range(len(dataset)))
-    tokens = padded = 0
+    tokens = padded = samples = 0
     start = None
     for step in range(steps + 2):
         if step == 2:  # two warm-up steps
-            start, tokens, padded = time.perf_counter(), 0, 0
-        items = [dataset[order[(step * per_step + k) % len(order)]] for k in range(per_step)]
+            if on_gpu:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            start, tokens, padded, samples = time.perf_counter(), 0, 0, 0
+        items = [dataset[(step * per_step + k) % len(dataset)] for k in range(per_step)]
         batch = vlm_collate(items)['data']
-        real = sum(batch['sample_lengths']) if 'sample_lengths' in batch else int(batch['attention_mask'].sum())
-        tokens += real
+        packed = 'sample_lengths' in batch
+        tokens += sum(batch['sample_lengths']) if packed else int(batch['attention_mask'].sum())
+        samples += len(batch['sample_lengths']) if packed else batch['input_ids'].shape[0]
         padded += batch['input_ids'].numel()
-        loss = model(batch, mode='loss')['loss']
-        loss.backward()
+        batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in batch.items()}
+        model(batch, mode='loss')['loss'].backward()
         optimizer.step()
         optimizer.zero_grad()
+    if on_gpu:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     return {'mode': mode, 'tokens_per_s': tokens / seconds, 'real_tokens': tokens, 'row_tokens': padded,
-            'padding_fraction': 1 - tokens / padded, 'seconds': seconds,
-            'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            'padding_fraction': 1 - tokens / padded, 'samples_per_s': samples / seconds, 'samples': samples,
+            'seconds': seconds, 'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            'peak_gib': torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float('nan')}
 
 
 def main():

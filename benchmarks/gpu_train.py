@@ -13,11 +13,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_packing import make_data  # noqa: E402
+from bench_packing import make_data, run_mode  # noqa: E402
 
 # InternVL2-2B = InternViT-300M-448px + mlp1 + InternLM2-chat-1.8B (see the model's config.json).
 SHAPES = {
@@ -35,41 +34,6 @@ def build_folder(out: Path, shape: str) -> Path:
     return make_tiny_folder(out, TinySpec(**SHAPES[shape]), dtype='bf16' if shape == '2b' else 'fp32')
 
 
-def run_mode(mode, folder, data, steps, batch_size, max_length, device):
-    import torch
-    from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
-    torch.manual_seed(0)
-    on_gpu = device == 'cuda'
-    dataset = build_train_dataset(folder, data, Path(data).parent / 'images', max_length=max_length, max_tiles=6,
-                                  packing=(mode == 'packed'))
-    model = VLTuneModel(folder, vit='frozen', projector='full', llm='lora', lora=dict(r=16, alpha=32),
-                        quantization='nf4' if mode == 'qlora' else None, dtype='bf16' if on_gpu else 'fp32',
-                        gradient_checkpointing=True).to(device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    per_step = 1 if mode == 'packed' else batch_size
-    samples = 0
-    start = None
-    for step in range(steps + 2):
-        if step == 2:  # two warm-up steps
-            if on_gpu:
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            start, samples = time.perf_counter(), 0
-        items = [dataset[(step * per_step + k) % len(dataset)] for k in range(per_step)]
-        batch = vlm_collate(items)['data']
-        samples += len(batch['sample_lengths']) if 'sample_lengths' in batch else batch['input_ids'].shape[0]
-        batch = {k: v.to(device) if hasattr(v, 'to') else v for k, v in batch.items()}
-        model(batch, mode='loss')['loss'].backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    if on_gpu:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float('nan')
-    return {'mode': mode, 'samples_per_s': samples / seconds, 'samples': samples, 'seconds': seconds,
-            'peak_gib': peak}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--shape', choices=sorted(SHAPES), default='2b')
@@ -84,7 +48,8 @@ def main(argv=None):
     parser.add_argument('--child', nargs=3, metavar=('MODE', 'FOLDER', 'DATA'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_mode(*args.child, args.steps, args.batch_size, args.max_length, args.device)))
+        print(json.dumps(run_mode(*args.child, args.steps, args.batch_size, args.max_length, args.device,
+                                  gradient_checkpointing=True, lr=1e-5)))
         return 0
     tile = SHAPES[args.shape]['image_size']
     with tempfile.TemporaryDirectory() as tmp:

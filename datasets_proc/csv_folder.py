@@ -18,8 +18,8 @@ from datasets_proc.canonical import GPT, HUMAN, IMAGE_TAG, ConversionReport, bui
 from datasets_proc.cli_common import add_common_arguments, check_outputs, finish
 from datasets_proc.errors import InputError
 from datasets_proc.images import normalise_image_path
-from datasets_proc.multiple_choice import (LANGUAGES, add_answer_with_argument, answer_index, choice_answer, choice_prompt,
-                                          parse_options)
+from datasets_proc.multiple_choice import (
+    LANGUAGES, add_answer_with_argument, answer_index, choice_answer, choice_prompt, parse_options)
 from datasets_proc.records import convert_records, read_text, text_field
 
 REQUIRED_COLUMNS = ("image", "question", "answer")

@@ -107,6 +107,13 @@ def draw_dish(dish, size, rng):
     return img
 
 
+def _four_choices(pool, answer, rng):
+    """The answer and three other options from `pool`, in random order."""
+    choices = rng.sample([p for p in pool if p != answer], 3) + [answer]
+    rng.shuffle(choices)
+    return choices
+
+
 def _letters(options, answer):
     return '|'.join(options), 'ABCD'[options.index(answer)]
 
@@ -127,9 +134,7 @@ def write_general(out_dir, n=1000, size=56, seed=0) -> Path:
             question, answer, pool = f'Where is the {shape}?', position, POSITIONS
         options = ''
         if rng.random() < 0.5:
-            choices = rng.sample([p for p in pool if p != answer], 3) + [answer]
-            rng.shuffle(choices)
-            options, answer = _letters(choices, answer)
+            options, answer = _letters(_four_choices(pool, answer, rng), answer)
         rows.append({'id': f'general-{seed}-{i}', 'image': name, 'question': question, 'answer': answer,
                      'options': options})
     path = out_dir / 'general.csv'
@@ -150,8 +155,7 @@ def write_domain(out_dir, n=400, size=56, seed=0) -> Path:
         dish = DISHES[i % len(DISHES)] if i < len(DISHES) else rng.choice(DISHES)
         name = f'images/d{seed}_{i:05d}.png'
         draw_dish(dish, size, rng).save(out_dir / name)
-        choices = rng.sample([d for d in DISHES if d != dish], 3) + [dish]
-        rng.shuffle(choices)
+        choices = _four_choices(DISHES, dish, rng)
         records.append({'question_id': f'dish-{seed}-{i}', 'question': DISH_QUESTION[0], 'question_en': DISH_QUESTION[1],
                         'choices': choices, 'choices_en': choices, 'answer': str(choices.index(dish)),
                         'food_name': dish, 'food_meta': {'food_file': name, 'food_name': dish, 'region': 'synthetic'}})

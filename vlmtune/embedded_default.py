@@ -3,7 +3,7 @@
 1. base: generate the general shape colour/position task -> csv converter -> data check -> pretrain a tiny
    random official folder with `vlmtune train` -> convert (cached in WORK/base; --rebuild-base).
 2. domain: procedurally drawn dishes as FoodieQA records -> foodieqa converter (multiple choice and
-   open; a quarter also as two-turn chats) + 20% general replay -> data check with the base.
+   open; a quarter also as two-turn chats) + general replay (a third of the rows) -> data check.
    Multiple choice is answered with the option's text (`--answer-with text`): the tiny model does
    not learn letter pointing in a few CPU minutes. Real recipes keep FoodieQA's letters.
 3. `vlmtune train recipes/tiny/domain_lora_cpu.py --deepspeed zero2` -> convert_to_official with self-check.
