@@ -45,7 +45,7 @@ echo "== padded / packed / QLoRA (one process each)"
 "$PY" benchmarks/gpu_train.py --shape "$SHAPE" --device "$DEVICE" --folder "$WORK/model" --json "$WORK/rows.json" \
     "${@:2}"
 
-echo "== ZeRO-2 (vlmtune train recipes/internvl2/internvl2_2b_lora.py --deepspeed zero2)"
+echo "== ZeRO-2 (vlmtune train vlmtune/recipes/internvl2/internvl2_2b_lora.py --deepspeed zero2)"
 if ! "$PY" -c "import xtuner, mmengine, deepspeed" 2>/dev/null; then
     echo "ZeRO-2: not run (xtuner, mmengine or deepspeed not importable; pass WHEELS=DIR)"
     exit 0
@@ -57,7 +57,7 @@ sys.path.insert(0, 'benchmarks')
 from bench_packing import make_data
 print('data', make_data(Path(sys.argv[1]), 200, tile=int(sys.argv[2])))
 PY
-"$PY" -m vlmtune.cli train recipes/internvl2/internvl2_2b_lora.py --deepspeed zero2 \
+"$PY" -m vlmtune.cli train vlmtune/recipes/internvl2/internvl2_2b_lora.py --deepspeed zero2 \
     --checkpoint "$WORK/model" --data "$WORK/zero2_data/data.jsonl" --images "$WORK/zero2_data/images" \
     --work-dir "$WORK/zero2" --cfg-options train_cfg.max_epochs=None train_cfg.max_iters=22 default_hooks.logger.interval=1 \
     default_hooks.checkpoint.interval=1000 > "$WORK/zero2.log" 2>&1 || { tail -20 "$WORK/zero2.log"; exit 1; }

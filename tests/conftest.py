@@ -77,7 +77,7 @@ def run_probe(folder, inputs, tmp_path, pythonpath=None):
 
 
 # --- real tiny training runs, shared by the training and conversion tests -----------------------
-RECIPE = REPO / 'recipes' / 'tiny' / 'lora_cpu.py'
+RECIPE = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
 
 
 @pytest.fixture(scope='session')

@@ -28,8 +28,8 @@ from transformers import AutoConfig  # noqa: E402
 from vlmtune.data.templates import render_prompt  # noqa: E402
 from vlmtune.data.tiling import TilingConfig, count_tiles, tile_image  # noqa: E402
 from vlmtune.model.official_load import load_official  # noqa: E402
-from vlmtune.model.remote.conversation import get_conv_template  # noqa: E402
-from vlmtune.model.remote.modeling_internvl_chat import expand_image_tokens  # noqa: E402
+from vlmtune.formats.internvl_remote.conversation import get_conv_template  # noqa: E402
+from vlmtune.formats.internvl_remote.modeling_internvl_chat import expand_image_tokens  # noqa: E402
 from vlmtune.model.tiny import TinySpec, make_tiny_folder  # noqa: E402
 from vlmtune.model.tokenizer_files import load_tokenizer  # noqa: E402
 

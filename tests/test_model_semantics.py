@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from vlmtune.model.remote.modeling_internlm2 import InternLM2ForCausalLM, fuse_wqkv, split_wqkv
-from vlmtune.model.remote.configuration_internlm2 import InternLM2Config
-from vlmtune.model.remote.modeling_internvl_chat import pixel_shuffle
+from vlmtune.formats.internvl_remote.modeling_internlm2 import InternLM2ForCausalLM, fuse_wqkv, split_wqkv
+from vlmtune.formats.internvl_remote.configuration_internlm2 import InternLM2Config
+from vlmtune.formats.internvl_remote.modeling_internvl_chat import pixel_shuffle
 from vlmtune.model.tiny import TinySpec, build_tiny_model
 
 

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from conftest import FAMILIES, VITS, package_outputs, probe_inputs, run_probe
 from vlmtune.model.official_load import load_official
 from vlmtune.model.official_save import save_official
-from vlmtune.model.remote.conversation import get_conv_template
+from vlmtune.formats.internvl_remote.conversation import get_conv_template
 from vlmtune.model.tiny import TinySpec, build_tiny_model
 
 

@@ -10,7 +10,7 @@ from conftest import REPO
 from train_data import make_colour_dataset
 from vlmtune.engine.launch import load_recipe, shortcut_options
 
-RECIPES = sorted(p for p in (REPO / 'recipes').rglob('*.py') if '_base_' not in p.parts)
+RECIPES = sorted(p for p in (REPO / 'vlmtune' / 'recipes').rglob('*.py') if '_base_' not in p.parts)
 FAMILY_BY_SIZE = {
     'internvl2': {'1b': ('qwen2', '300m'), '2b': ('internlm2', '300m'), '4b': ('phi3', '300m'),
                   '8b': ('internlm2', '300m'), '26b': ('internlm2', '6b')},
@@ -34,11 +34,11 @@ def test_recipe_set_is_complete():
             for method in ('full', 'lora', 'qlora'):
                 assert f'{family}_{size}_{method}.py' in names
     assert 'internvl2_2b_lora_food.py' in names
-    domain = REPO / 'recipes' / 'domain' / 'internvl2_2b_lora_food.py'
+    domain = REPO / 'vlmtune' / 'recipes' / 'domain' / 'internvl2_2b_lora_food.py'
     assert len(domain.read_text().splitlines()) <= 40
 
 
-@pytest.mark.parametrize('recipe', RECIPES, ids=lambda p: str(p.relative_to(REPO / 'recipes')))
+@pytest.mark.parametrize('recipe', RECIPES, ids=lambda p: str(p.relative_to(REPO / 'vlmtune' / 'recipes')))
 def test_recipe_builds_from_stand_in(recipe, tiny_folder, tmp_path_factory):
     folder = tiny_folder(*stand_in_family(recipe))
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)

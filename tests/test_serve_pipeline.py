@@ -8,7 +8,7 @@ from PIL import Image
 
 from vlmtune.data.tiling import tile_image
 from vlmtune.model.official_load import CheckpointError
-from vlmtune.model.remote.conversation import get_conv_template
+from vlmtune.formats.internvl_remote.conversation import get_conv_template
 from vlmtune.model.tokenizer_files import load_tokenizer
 from vlmtune.serve import GenerationConfig, pipeline
 

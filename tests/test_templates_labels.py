@@ -12,7 +12,7 @@ import torch
 
 from vlmtune.data.sample_encoding import SampleRejected, encode_conversation
 from vlmtune.data.templates import render_prompt
-from vlmtune.model.remote.modeling_internvl_chat import expand_image_tokens
+from vlmtune.formats.internvl_remote.modeling_internvl_chat import expand_image_tokens
 from vlmtune.model.tiny import TinySpec, build_tiny_model
 
 # ---------------------------------------------------------------- literal contract strings (doc §7)

@@ -101,7 +101,7 @@ def run_vlmtune(folder, image_path, info, args, device, dtype_name):
     import torch
     from vlmtune.data.tiling import load_and_tile
     from vlmtune.model.official_load import load_official
-    from vlmtune.model.remote.modeling_internvl_chat import expand_image_tokens
+    from vlmtune.formats.internvl_remote.modeling_internvl_chat import expand_image_tokens
 
     dtype = getattr(torch, dtype_name)
     model, tok = load_official(folder, dtype=dtype, device=device)

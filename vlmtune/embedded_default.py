@@ -80,7 +80,7 @@ def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None):
     from .engine.launch import shortcut_options, train
     options = shortcut_options(checkpoint, data, images) + [f'train_cfg.max_iters={iters}',
                                                              f'default_hooks.checkpoint.interval={iters}']
-    code = train(REPO / 'recipes' / 'tiny' / recipe, deepspeed, options, work_dir)
+    code = train(REPO / 'vlmtune' / 'recipes' / 'tiny' / recipe, deepspeed, options, work_dir)
     if code != 0:
         raise RuntimeError(f'training {recipe} failed (exit {code}); see {work_dir}')
     return work_dir / f'iter_{iters}.pth'
@@ -88,7 +88,7 @@ def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None):
 
 def _convert(recipe, init, checkpoint, out):
     from .engine.convert import convert
-    result = convert(REPO / 'recipes' / 'tiny' / recipe, checkpoint, out, dtype='fp32', overwrite=True,
+    result = convert(REPO / 'vlmtune' / 'recipes' / 'tiny' / recipe, checkpoint, out, dtype='fp32', overwrite=True,
                      cfg_options=[f'model.checkpoint={init}', f'train_dataloader.dataset.checkpoint={init}'])
     print(f"self-check {'PASS' if result['passed'] else 'FAIL'}: max |logit diff| {result['max_diff']:.3g}")
     return result

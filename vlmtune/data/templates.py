@@ -9,7 +9,7 @@ value and the end-of-turn token are trained, the role header and anything after 
 from dataclasses import dataclass
 from typing import List
 
-from ..model.remote.conversation import get_conv_template
+from ..formats.internvl_remote.conversation import get_conv_template
 
 TEMPLATES = ('internvl2_5', 'Hermes-2', 'internlm2-chat', 'phi3-chat')
 # internlm2-chat's official preprocessing strips every message value.

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from ..model.official_load import read_config
 from .trainability import validate_modes
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / 'recipes'
+RECIPES_DIR = Path(__file__).resolve().parents[1] / 'recipes'
 DEEPSPEED_DIR = RECIPES_DIR / '_base_' / 'deepspeed'
 DEEPSPEED_NAMES = ('zero2', 'zero3', 'zero3_offload')
 

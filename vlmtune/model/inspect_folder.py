@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 from .official_load import read_config, weight_files
 from .official_save import REMOTE_FILES
-from .remote.conversation import get_conv_template
+from ..formats.internvl_remote.conversation import get_conv_template
 
 PARTS = ('vision_model.', 'mlp1.', 'language_model.')
 

@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 from transformers.modeling_utils import no_init_weights
 
-from .remote.configuration_internvl_chat import LLM_CONFIG_CLASSES, InternVLChatConfig
+from ..formats.internvl_remote.configuration_internvl_chat import LLM_CONFIG_CLASSES, InternVLChatConfig
 from .tokenizer_files import load_tokenizer
 from .vlm import VisionLanguageModel
 

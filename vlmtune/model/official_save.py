@@ -11,10 +11,10 @@ import torch
 import transformers
 from safetensors.torch import save_file
 
-from .remote.conversation import get_conv_template
+from ..formats.internvl_remote.conversation import get_conv_template
 from .tokenizer_files import save_tokenizer
 
-REMOTE_DIR = Path(__file__).parent / 'remote'
+REMOTE_DIR = Path(__file__).parents[1] / 'formats' / 'internvl_remote'
 REMOTE_FILES = ['configuration_internvl_chat.py', 'configuration_intern_vit.py', 'modeling_internvl_chat.py',
                 'modeling_intern_vit.py', 'conversation.py',
                 # modeling_internvl_chat.py imports these for InternLM2 LLMs, so every folder ships them.

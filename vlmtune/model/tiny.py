@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from .official_save import save_official
-from .remote.conversation import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
-from .remote.configuration_internvl_chat import InternVLChatConfig
+from ..formats.internvl_remote.conversation import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
+from ..formats.internvl_remote.configuration_internvl_chat import InternVLChatConfig
 from .tokenizer_files import INTERNVL_TOKENS
 from .vlm import VisionLanguageModel
 
@@ -79,7 +79,7 @@ def train_bpe_tokenizer(specials, vocab_size, workdir: Path, corpus):
 def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path, corpus):
     """SentencePiece BPE with byte fallback -> InternLM2Tokenizer (adds <s>)."""
     import sentencepiece as spm
-    from .remote.tokenization_internlm2 import InternLM2Tokenizer
+    from ..formats.internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
     model_path = workdir / 'tokenizer.model'
     with open(model_path, 'wb') as handle:
         spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus * 4), model_writer=handle,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from .remote.conversation import get_conv_template
-from .remote.tokenization_internlm2 import InternLM2Tokenizer
+from ..formats.internvl_remote.conversation import get_conv_template
+from ..formats.internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
 
 INTERNVL_TOKENS = ['<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>', '<box>', '</box>']
 INTERNLM2_AUTO_MAP = {'AutoTokenizer': ['tokenization_internlm2.InternLM2Tokenizer', None]}

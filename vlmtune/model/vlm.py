@@ -10,9 +10,9 @@ from torch import nn
 
 from .connector import REGISTRY as CONNECTORS
 from .llm import REGISTRY as LLMS
-from .remote.configuration_internvl_chat import InternVLChatConfig
-from .remote.conversation import get_conv_template
-from .remote.modeling_internvl_chat import IMG_CONTEXT_TOKEN, InternVLChatModel
+from ..formats.internvl_remote.configuration_internvl_chat import InternVLChatConfig
+from ..formats.internvl_remote.conversation import get_conv_template
+from ..formats.internvl_remote.modeling_internvl_chat import IMG_CONTEXT_TOKEN, InternVLChatModel
 from .vision_tower import REGISTRY as VISION_TOWERS
 
 

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from ..remote.modeling_internvl_chat import pixel_shuffle
+from ...formats.internvl_remote.modeling_internvl_chat import pixel_shuffle
 from . import register
 
 

@@ -1,6 +1,6 @@
 """InternLM2: not in transformers 4.48; the project's own module with the official layout
 (see remote/modeling_internlm2.py for why it is not mapped onto Llama)."""
-from ..remote.modeling_internlm2 import InternLM2ForCausalLM
+from ...formats.internvl_remote.modeling_internlm2 import InternLM2ForCausalLM
 from . import register
 
 

@@ -1,7 +1,7 @@
 """InternViT (300M and 6B flavours) as a vision tower; the module is the exported one."""
 import torch
 
-from ..remote.modeling_intern_vit import InternVisionModel
+from ...formats.internvl_remote.modeling_intern_vit import InternVisionModel
 from . import register
 
 

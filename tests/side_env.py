@@ -1,0 +1,36 @@
+"""Cached side environments: other transformers versions installed once with `pip install --target`
+into a cache folder, then put first on PYTHONPATH of a subprocess (the way users meet them beside
+the official InternVL repo, vLLM or a newer LMDeploy).
+
+    root = side_env('tf-4.57', ['transformers==4.57.6', ...])   # path for PYTHONPATH
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CACHE = Path(os.environ.get('VLMTUNE_SIDE_ENVS', Path.home() / '.cache' / 'vlmtune' / 'side-envs'))
+
+# Each set is what that transformers needs beyond the project venv (torch, sentencepiece, PIL, ...);
+# deps are pinned and installed without resolution so nothing of the venv is replaced.
+ENVS = {
+    # The official InternVL repo's environment.
+    'official-4.37.2': ['transformers==4.37.2', 'tokenizers==0.15.2'],
+    # Last 4.x: what vLLM / LMDeploy users meet beside the project.
+    'tf-4.57': ['transformers==4.57.6', 'tokenizers==0.22.1', 'huggingface-hub==0.36.0'],
+}
+
+
+def side_env(name: str, pins=None, timeout: int = 1800) -> Path:
+    """Install `pins` (default ENVS[name]) into CACHE/name once; returns the folder."""
+    pins = list(pins or ENVS[name])
+    root = CACHE / name
+    marker = root / '.complete'
+    if marker.exists() and marker.read_text() == '\n'.join(pins):
+        return root
+    result = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--upgrade', '--target',
+                             str(root), *pins], capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f'could not install {pins} into {root}: {result.stderr[-2000:]}')
+    marker.write_text('\n'.join(pins))
+    return root

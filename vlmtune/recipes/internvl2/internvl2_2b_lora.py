@@ -1,0 +1,13 @@
+# InternVL2-2B (InternViT-300M + InternLM2-1.8B, template internlm2-chat): LoRA (r16, alpha 32) on the LLM; ViT and projector frozen. Run with --deepspeed zero2.
+# The template, tiling and image size come from the checkpoint's config.json.
+from mmengine.config import read_base
+
+with read_base():
+    from vlmtune.recipes._base_.internvl_finetune import *
+
+checkpoint = 'models/InternVL2-2B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL2-2B
+data_path = 'data/train.jsonl'
+image_root = 'data/images'
+
+model.update(checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora')
+train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

@@ -1,0 +1,13 @@
+# InternVL2_5-1B (InternViT-300M + Qwen2.5-0.5B, template internvl2_5): QLoRA: LoRA on a 4-bit NF4 LLM (GPU only). Run with --deepspeed zero2.
+# The template, tiling and image size come from the checkpoint's config.json.
+from mmengine.config import read_base
+
+with read_base():
+    from vlmtune.recipes._base_.internvl_finetune import *
+
+checkpoint = 'models/InternVL2_5-1B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL2_5-1B
+data_path = 'data/train.jsonl'
+image_root = 'data/images'
+
+model.update(checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora', quantization='nf4')
+train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

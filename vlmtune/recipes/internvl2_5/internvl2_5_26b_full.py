@@ -1,0 +1,13 @@
+# InternVL2_5-26B (InternViT-6B + InternLM2.5-20B, template internvl2_5): full fine-tuning of projector and LLM; ViT frozen. Run with --deepspeed zero3 (zero3_offload if short of memory).
+# The template, tiling and image size come from the checkpoint's config.json.
+from mmengine.config import read_base
+
+with read_base():
+    from vlmtune.recipes._base_.internvl_finetune import *
+
+checkpoint = 'models/InternVL2_5-26B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL2_5-26B
+data_path = 'data/train.jsonl'
+image_root = 'data/images'
+
+model.update(checkpoint=checkpoint, vit='frozen', projector='full', llm='full')
+train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
