@@ -18,7 +18,19 @@ ENVS = {
     'official-4.37.2': ['transformers==4.37.2', 'tokenizers==0.15.2'],
     # Last 4.x: what vLLM / LMDeploy users meet beside the project.
     'tf-4.57': ['transformers==4.57.6', 'tokenizers==0.22.1', 'huggingface-hub==0.36.0'],
+    # Newest 5.x; it needs torch >= 2.6, so the env carries the machine's CPU torch and its torchvision.
+    'tf-5.24': ['transformers==5.24.0', 'tokenizers==0.23.1', 'huggingface-hub==1.31.0', 'torch==2.13.0',
+                'torchvision==0.28.0'],
 }
+
+# PyPI's torchvision 0.28 is a CUDA build; beside a CPU torch its import dies registering fake kernels
+# for torchvision::nms / qnms, ops that only its CUDA library defines. Declaring the two schemas first
+# is enough for the image transforms. Python runs sitecustomize.py from PYTHONPATH at start-up.
+TORCHVISION_CPU_FIX = '''import torch
+_lib = torch.library.Library('torchvision', 'FRAGMENT')
+for _op in ('nms', 'qnms'):
+    _lib.define(_op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
+'''
 
 
 def side_env(name: str, pins=None, timeout: int = 1800) -> Path:
@@ -32,5 +44,7 @@ def side_env(name: str, pins=None, timeout: int = 1800) -> Path:
                              str(root), *pins], capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f'could not install {pins} into {root}: {result.stderr[-2000:]}')
+    if any(p.startswith('torchvision==') for p in pins):
+        (root / 'sitecustomize.py').write_text(TORCHVISION_CPU_FIX)
     marker.write_text('\n'.join(pins))
     return root
