@@ -91,7 +91,7 @@ def main():
     if args.child:
         print(json.dumps(run_mode(*args.child, args.steps, args.batch_size, args.max_length)))
         return
-    from vlmtune.model.tiny import TinySpec, make_tiny_folder
+    from vlmtune.tiny import TinySpec, make_tiny_folder
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = make_tiny_folder(tmp / 'model', TinySpec(llm='qwen2', vit_width=64, llm_width=128, llm_layers=3,

@@ -30,7 +30,7 @@ SHAPES = {
 
 
 def build_folder(out: Path, shape: str) -> Path:
-    from vlmtune.model.tiny import TinySpec, make_tiny_folder
+    from vlmtune.tiny import TinySpec, make_tiny_folder
     return make_tiny_folder(out, TinySpec(**SHAPES[shape]), dtype='bf16' if shape == '2b' else 'fp32')
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vlmtune.model.tiny import TinySpec, make_tiny_folder
+from vlmtune.tiny import TinySpec, make_tiny_folder
 from train_data import assert_equal_trained_tokens, make_colour_dataset
 from vlmtune.engine import build_train_dataset
 from vlmtune.engine.launch import shortcut_options
@@ -146,7 +146,7 @@ def assert_deepspeed_checkpoint_holds_trainable_only(work_dir):
     # ZeRO-2 writes mp_rank_00_model_states.pt, ZeRO-3 zero_pp_rank_0_mp_rank_00_model_states.pt.
     path = next((work_dir / 'iter_20.pth').glob('*model_states.pt'))
     states = torch.load(path, map_location='cpu', weights_only=False)['module']
-    assert states and all('.lora_' in k or k.startswith('model.mlp1.') for k in states)
+    assert states and all('.lora_' in k or k.startswith('model.connector.') for k in states)
 
 
 

@@ -7,9 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vlmtune.cli import main as cli_main
-from vlmtune.model import official_save
-from vlmtune.model.official_load import CheckpointError, load_official
-from vlmtune.model.official_save import save_official
+from vlmtune.formats import CheckpointError, internvl, load, save
 
 
 @pytest.fixture
@@ -36,28 +34,28 @@ def assert_one_line(exc, *needles):
 def test_missing_config_field(folder, field):
     edit_config(folder, lambda cfg: cfg.pop(field))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'config.json', field)
 
 
 def test_missing_vision_field(folder):
     edit_config(folder, lambda cfg: cfg['vision_config'].pop('patch_size'))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'config.json', 'vision_config.patch_size')
 
 
 def test_unknown_architectures(folder):
     edit_config(folder, lambda cfg: cfg.update(architectures=['LlavaForConditionalGeneration']))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'config.json', 'LlavaForConditionalGeneration', 'InternVLChatModel')
 
 
 def test_unknown_llm_architecture(folder):
     edit_config(folder, lambda cfg: cfg['llm_config'].update(architectures=['GemmaForCausalLM']))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'config.json', 'GemmaForCausalLM')
 
 
@@ -65,7 +63,7 @@ def test_truncated_safetensors(folder):
     path = folder / 'model.safetensors'
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'model.safetensors', 'truncated')
 
 
@@ -75,7 +73,7 @@ def test_wrong_shape(folder):
     state[key] = torch.zeros(state[key].shape[0], state[key].shape[1] + 1)
     save_file(state, str(folder / 'model.safetensors'))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, key, 'shape mismatch')
 
 
@@ -84,44 +82,44 @@ def test_missing_key_and_missing_shard(folder, tmp_path):
     state.pop('mlp1.0.bias')
     save_file(state, str(folder / 'model.safetensors'))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'mlp1.0.bias', 'missing')
     (folder / 'model.safetensors').unlink()
     (folder / 'model.safetensors.index.json').write_text(json.dumps(
         {'metadata': {}, 'weight_map': {'mlp1.0.bias': 'model-00001-of-00002.safetensors'}}))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'model-00001-of-00002.safetensors', 'missing')
 
 
 def test_null_system_message_rejected(folder):
     edit_config(folder, lambda cfg: cfg.update(system_message=None))
     with pytest.raises(CheckpointError) as exc:
-        load_official(folder)
+        load(folder)
     assert_one_line(exc, 'system_message')
 
 
 def test_failed_save_leaves_nothing(folder, tmp_path, monkeypatch):
-    model, tokenizer = load_official(folder)
+    model, tokenizer = load(folder)
 
     def boom(*args, **kwargs):
         raise RuntimeError('disk full')
-    monkeypatch.setattr(official_save, 'write_weights', boom)
+    monkeypatch.setattr(internvl, 'write_weights', boom)
     with pytest.raises(RuntimeError):
-        save_official(model, tokenizer, tmp_path / 'out')
+        save(model, tokenizer, tmp_path / 'out')
     assert not (tmp_path / 'out').exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.out')]
 
 
 def test_failed_overwrite_keeps_previous_folder(folder, tmp_path, monkeypatch):
-    model, tokenizer = load_official(folder)
-    out = save_official(model, tokenizer, tmp_path / 'out')
+    model, tokenizer = load(folder)
+    out = save(model, tokenizer, tmp_path / 'out')
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(FileExistsError):
-        save_official(model, tokenizer, out)
-    monkeypatch.setattr(official_save, 'copy_remote_code', lambda *a, **k: (_ for _ in ()).throw(OSError('x')))
+        save(model, tokenizer, out)
+    monkeypatch.setattr(internvl, 'copy_remote_code', lambda *a, **k: (_ for _ in ()).throw(OSError('x')))
     with pytest.raises(OSError):
-        save_official(model, tokenizer, out, overwrite=True)
+        save(model, tokenizer, out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before
 
 

@@ -1,15 +1,16 @@
 import json
 
 from vlmtune.cli import main as cli_main
-from vlmtune.model.official_load import load_official
+from vlmtune.formats import load
 
 
 def test_inspect_reports_family_flavour_template_and_counts(tiny_folder, capsys):
     folder = tiny_folder('internlm2', '6b')
     assert cli_main(['inspect', str(folder), '--json']) == 0
     info = json.loads(capsys.readouterr().out)
-    model, _ = load_official(folder)
+    model, _ = load(folder)
     counts = model.parameter_counts()
+    assert info['layout'] == 'internvl'
     assert info['llm_family'] == 'InternLM2ForCausalLM'
     assert info['vit_flavour'].startswith('6B-style')
     assert info['template'] == 'internlm2-chat'
@@ -36,11 +37,16 @@ def test_inspect_names_what_is_missing(tiny_folder, tmp_path, capsys):
 def test_resave_bf16_then_fp32(tiny_folder, tmp_path, capsys):
     src = tiny_folder('phi3', '300m')
     assert cli_main(['resave', str(src), str(tmp_path / 'bf16')]) == 0
-    assert cli_main(['inspect', str(tmp_path / 'bf16'), '--json']) == 0
     capsys.readouterr()
+    assert cli_main(['inspect', str(tmp_path / 'bf16'), '--json']) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    source_counts = load(src)[0].parameter_counts()
+    assert bf16['torch_dtype'] == 'bfloat16' and set(bf16['weights']['dtypes']) == {'BF16'}
+    assert bf16['weights']['parameters'] == source_counts and bf16['missing'] == []
+    assert bf16['layout'] == 'internvl' and bf16['llm_family'] == 'Phi3ForCausalLM'
     assert cli_main(['resave', str(src), str(tmp_path / 'fp32'), '--dtype', 'fp32']) == 0
-    a, _ = load_official(src)
-    b, _ = load_official(tmp_path / 'fp32')
+    a, _ = load(src)
+    b, _ = load(tmp_path / 'fp32')
     assert all((a.state_dict()[k] == v).all() for k, v in b.state_dict().items())
     assert cli_main(['resave', str(src), str(tmp_path / 'fp32')]) == 2  # not empty, no --overwrite
     assert 'not empty' in capsys.readouterr().err

@@ -8,9 +8,8 @@ from PIL import Image
 
 from vlmtune.data.collate import block_causal_mask, greedy_pack, pack_collate, pad_collate
 from vlmtune.data.dataset import ConversationDataset
-from vlmtune.data.tiling import TilingConfig
 from vlmtune.model.packed_attention import _last, block_segments, enable_packed_attention
-from vlmtune.model.tiny import TinySpec, build_tiny_model
+from vlmtune.tiny import TinySpec, build_tiny_model
 
 
 def write_dataset(folder, rows):
@@ -35,6 +34,11 @@ ROWS = [
 ]
 
 
+def data_spec(model, tok):
+    """The model's own data spec, at most 4 tiles per image."""
+    return model.spec.override({'image_processor': {'max_tiles': 4}}).data_spec(tok)
+
+
 @pytest.fixture(scope='module')
 def tiny():
     return build_tiny_model(TinySpec(llm='qwen2'))
@@ -45,8 +49,7 @@ def make_dataset(tmp_path, tiny, **kwargs):
     path, images = tmp_path / 'data.jsonl', tmp_path / 'images'
     if not path.exists():
         write_dataset(tmp_path, ROWS)
-    return ConversationDataset(path, images, tok, model.template, model.num_image_token,
-                               TilingConfig(image_size=56, max_num=4), progress=False, **kwargs)
+    return ConversationDataset(path, images, data_spec(model, tok), progress=False, **kwargs)
 
 
 def test_dataset_samples_lengths_and_rejects(tmp_path, tiny):
@@ -105,14 +108,13 @@ def per_token_loss(logits, labels):
 
 
 @pytest.mark.parametrize('llm,packed_attention', [('qwen2', False), ('internlm2', False), ('qwen2', True),
-                                                   ('llama', True)])
+                                                   ('llama', True), ('internlm2', True)])
 def test_packed_batch_gives_same_per_sample_loss(tmp_path, llm, packed_attention):
     model, tok = build_tiny_model(TinySpec(llm=llm))
     if packed_attention:  # per-sample SDPA instead of the dense block mask
         assert enable_packed_attention(model.language_model)
     path, images = write_dataset(tmp_path, ROWS[:4])
-    ds = ConversationDataset(path, images, tok, model.template, model.num_image_token,
-                             TilingConfig(image_size=56, max_num=4), progress=False)
+    ds = ConversationDataset(path, images, data_spec(model, tok), progress=False)
     samples = [ds[i] for i in range(len(ds))]
     expected = []
     with torch.no_grad():
@@ -145,8 +147,7 @@ def test_packed_attention_gradients_match_dense_mask(tmp_path):
         model, tok = build_tiny_model(TinySpec(llm='qwen2'))
         if packed_attention:
             assert enable_packed_attention(model.language_model)
-        ds = ConversationDataset(path, images, tok, model.template, model.num_image_token,
-                                 TilingConfig(image_size=56, max_num=4), progress=False)
+        ds = ConversationDataset(path, images, data_spec(model, tok), progress=False)
         packed = pack_collate([ds[i] for i in range(len(ds))], tok.pad_token_id)
         packed.pop('sample_lengths')
         model(**packed).loss.backward()

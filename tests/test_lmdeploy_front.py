@@ -27,11 +27,11 @@ from transformers import AutoConfig  # noqa: E402
 
 from vlmtune.data.templates import render_prompt  # noqa: E402
 from vlmtune.data.tiling import TilingConfig, count_tiles, tile_image  # noqa: E402
-from vlmtune.model.official_load import load_official  # noqa: E402
+from vlmtune.formats import load  # noqa: E402
 from vlmtune.formats.internvl_remote.conversation import get_conv_template  # noqa: E402
-from vlmtune.formats.internvl_remote.modeling_internvl_chat import expand_image_tokens  # noqa: E402
-from vlmtune.model.tiny import TinySpec, make_tiny_folder  # noqa: E402
-from vlmtune.model.tokenizer_files import load_tokenizer  # noqa: E402
+from vlmtune.data.image import ImageTokens  # noqa: E402
+from vlmtune.tiny import TinySpec, make_tiny_folder  # noqa: E402
+from vlmtune.formats.tokenizers import load_tokenizer  # noqa: E402
 
 IMAGE_SIZE = 56
 NUM_IMAGE_TOKEN = (IMAGE_SIZE // 14) ** 2 // 4  # 4 for these tiny models
@@ -96,7 +96,7 @@ def lmd_tokenizer(family):
 
 @pytest.fixture(scope='module')
 def ours(family):
-    model, tok = load_official(family['folder'])
+    model, tok = load(family['folder'])
     return model, tok
 
 
@@ -247,7 +247,7 @@ def test_chat_template_is_the_tokenizers(family, chat_template):
 def test_two_turn_prompt_matches_render_prompt(family, vision, chat_template):
     """LMDeploy puts `<img><IMG_CONTEXT></img>\\n` where the image item is, renders with the
     tokenizer's chat_template, and expands the single `<IMG_CONTEXT>` to image_tokens ids later
-    (to_pytorch / to_turbomind). Ours: `<image>` in the text, expanded by expand_image_tokens."""
+    (to_pytorch / to_turbomind). Ours: `<image>` in the text, expanded by ImageTokens.expand."""
     image = make_image(800, 600)
     msgs = vision.preprocess(lmd_messages(image))
     prompt, image_token = vision.proc_messages(msgs, chat_template, sequence_start=True)
@@ -260,7 +260,7 @@ def test_two_turn_prompt_matches_render_prompt(family, vision, chat_template):
     # level 2: after expansion with the same tile count
     n_tiles = msgs[-1]['content'][0]['pixel_values'].shape[0]
     expanded_lmd = prompt.replace('<IMG_CONTEXT>', '<IMG_CONTEXT>' * msgs[-1]['content'][0]['image_tokens'])
-    assert expanded_lmd == expand_image_tokens(ours, [n_tiles], NUM_IMAGE_TOKEN)
+    assert expanded_lmd == ImageTokens(NUM_IMAGE_TOKEN).expand(ours, [n_tiles])
 
 
 def test_input_ids_match_vlmtune_chat(family, vision, chat_template, lmd_tokenizer, ours):
@@ -273,8 +273,8 @@ def test_input_ids_match_vlmtune_chat(family, vision, chat_template, lmd_tokeniz
     (prep,) = packed['multimodal']
     n_tiles = prep['pixel_values'].shape[0]
 
-    query = model._prompt(Q2, [('<image>\n' + Q1, A1)])  # what chat() builds for turn 2
-    query = expand_image_tokens(query, [n_tiles], model.num_image_token)
+    query = model.prompt(Q2, [('<image>\n' + Q1, A1)])  # what chat() builds for turn 2
+    query = model.image_tokens.expand(query, [n_tiles])
     assert packed['prompt'].replace('<IMG_CONTEXT>', '<IMG_CONTEXT>' * prep['image_tokens']) == query
     expected_ids = tok(query)['input_ids']
     assert packed['input_ids'] == expected_ids
@@ -397,17 +397,17 @@ def test_turbomind_vision_features_and_embedding_ranges(family, chat_template, l
     (features,) = msgs[-1]['content']
     pixel_values = tile_image(image, TilingConfig(image_size=IMAGE_SIZE, max_num=family['max_patch']))
     n_tiles = pixel_values.shape[0]
-    assert features.shape == (n_tiles * NUM_IMAGE_TOKEN, model.config.llm_config.hidden_size)
+    assert features.shape == (n_tiles * NUM_IMAGE_TOKEN, model.spec.llm_config().hidden_size)
 
     with torch.no_grad():
         ref32 = model.extract_feature(pixel_values).reshape(features.shape)
-        model16 = load_official(folder, dtype=torch.float16, with_tokenizer=False)[0]
+        model16 = load(folder, dtype=torch.float16, with_tokenizer=False)[0]
         ref16 = model16.extract_feature(pixel_values.half()).reshape(features.shape)
     torch.testing.assert_close(features, ref16, rtol=0, atol=0)
     torch.testing.assert_close(features.float(), ref32, rtol=0, atol=5e-3)
 
     packed = vm.to_turbomind(msgs, chat_template, lmd_tokenizer, sequence_start=True)
-    query = expand_image_tokens(model._prompt(Q2, [('<image>\n' + Q1, A1)]), [n_tiles], model.num_image_token)
+    query = model.image_tokens.expand(model.prompt(Q2, [('<image>\n' + Q1, A1)]), [n_tiles])
     assert packed['input_ids'] == tok(query)['input_ids']
     ((begin, end),) = packed['input_embedding_ranges']
     assert end - begin == n_tiles * NUM_IMAGE_TOKEN

@@ -1,14 +1,19 @@
-"""Pixel shuffle order, num_image_token, select_layer, image_flags dropping, the loss and the
-InternLM2 wqkv grouping, each against hand-computed expectations."""
+"""Pixel shuffle order, image tokens per tile, select_layer, image_flags dropping, the loss and the
+InternLM2 wqkv grouping, each against hand-computed expectations; the package's InternLM2 against
+transformers' Llama and against the exported remote code."""
 import pytest
 import torch
 import torch.nn.functional as F
 import transformers
 
-from vlmtune.formats.internvl_remote.modeling_internlm2 import InternLM2ForCausalLM, fuse_wqkv, split_wqkv
+from vlmtune.formats import internlm2_keys
+from vlmtune.formats.internlm2_keys import fuse_wqkv, split_wqkv
+from vlmtune.formats.internvl_remote import modeling_internlm2 as remote_internlm2
 from vlmtune.formats.internvl_remote.configuration_internlm2 import InternLM2Config
-from vlmtune.formats.internvl_remote.modeling_internvl_chat import pixel_shuffle
-from vlmtune.model.tiny import TinySpec, build_tiny_model
+from vlmtune.formats.internvl_remote.modeling_internvl_chat import pixel_shuffle as remote_pixel_shuffle
+from vlmtune.model.connector.pixel_shuffle_mlp import pixel_shuffle
+from vlmtune.model.llm import REGISTRY as LLMS
+from vlmtune.tiny import TinySpec, build_tiny_model
 
 
 def grid_4x4(channels=2):
@@ -39,6 +44,8 @@ def test_pixel_shuffle_v1_v2_same_content_transposed():
     v1, v2 = pixel_shuffle(x, 0.5, 'v1'), pixel_shuffle(x, 0.5, 'v2')
     assert v1.shape == v2.shape == (2, 3, 3, 12)
     assert torch.equal(v1, v2.transpose(1, 2))
+    for version in ('v1', 'v2'):  # the exported remote code computes the same
+        assert torch.equal(remote_pixel_shuffle(x, 0.5, version), pixel_shuffle(x, 0.5, version))
 
 
 def test_num_image_token_and_feature_shape():
@@ -48,12 +55,12 @@ def test_num_image_token_and_feature_shape():
     assert small.num_image_token == 4
     with torch.no_grad():
         feats = model.extract_feature(torch.randn(2, 3, 448, 448))
-    assert feats.shape == (2, 256, model.config.llm_config.hidden_size)
+    assert feats.shape == (2, 256, model.spec.llm_config().hidden_size)
 
 
 def test_select_layer_takes_hidden_states_with_embeddings_first():
     model, _ = build_tiny_model(TinySpec(vit_layers=3))
-    vit = model.vision_model
+    vit = model.vision_tower
     pixels = torch.randn(2, 3, 56, 56)
     with torch.no_grad():
         embeds = vit.embeddings(pixels)
@@ -61,15 +68,16 @@ def test_select_layer_takes_hidden_states_with_embeddings_first():
         last = after_first
         for layer in vit.encoder.layers[1:]:
             last = layer(last)
-        assert torch.allclose(vit.patch_features(pixels, 0), embeds[:, 1:], atol=1e-6)
-        assert torch.allclose(vit.patch_features(pixels, 1), after_first[:, 1:], atol=1e-6)
-        assert torch.allclose(vit.patch_features(pixels, -1), last[:, 1:], atol=1e-6)
-        assert torch.allclose(vit.patch_features(pixels, -2), vit.patch_features(pixels, 2), atol=1e-6)
+        assert torch.allclose(vit.hidden_states(pixels, 0), embeds, atol=1e-6)
+        assert torch.allclose(vit.hidden_states(pixels, 1), after_first, atol=1e-6)
+        assert torch.allclose(vit.hidden_states(pixels, -1), last, atol=1e-6)
+        assert torch.allclose(vit.hidden_states(pixels, -2), vit.hidden_states(pixels, 2), atol=1e-6)
+        assert torch.allclose(vit(pixels), last[:, 1:], atol=1e-6)  # select_layer -1, CLS dropped
 
 
 def test_position_embedding_resampling():
     model, _ = build_tiny_model(TinySpec())
-    emb = model.vision_model.embeddings
+    emb = model.vision_tower.embeddings
     with torch.no_grad():
         native = emb.resampled_patch_positions(4, 4)
         assert torch.allclose(native, emb.position_embedding[:, 1:], atol=1e-6)  # identity at native grid
@@ -77,22 +85,23 @@ def test_position_embedding_resampling():
         expected = F.interpolate(grid, size=(6, 6), mode='bicubic', align_corners=False)
         expected = expected.flatten(2).transpose(1, 2)
         assert torch.allclose(emb.resampled_patch_positions(6, 6), expected, atol=1e-6)
-        assert model.vision_model(torch.randn(1, 3, 84, 84)).last_hidden_state.shape[1] == 1 + 36
+        assert model.vision_tower(torch.randn(1, 3, 84, 84)).shape[1] == 36  # 6 x 6 patches, CLS dropped
 
 
 @pytest.mark.parametrize('vit', ['300m', '6b'])
 def test_vit_flavour_parameters(vit):
     model, _ = build_tiny_model(TinySpec(vit=vit))
     keys = set(model.state_dict())
-    layer = 'vision_model.encoder.layers.0.'
+    layer = 'vision_tower.encoder.layers.0.'
     if vit == '6b':
         assert {layer + 'attn.q_norm.weight', layer + 'attn.k_norm.weight'} <= keys
         assert layer + 'attn.qkv.bias' not in keys and layer + 'norm1.bias' not in keys
-        assert model.state_dict()[layer + 'attn.q_norm.weight'].shape == (model.config.vision_config.hidden_size,)
+        assert model.state_dict()[layer + 'attn.q_norm.weight'].shape == (model.vision_tower.width,)
     else:
         assert {layer + 'attn.qkv.bias', layer + 'norm1.bias'} <= keys
         assert layer + 'attn.q_norm.weight' not in keys
-    assert {layer + 'ls1', layer + 'ls2', 'mlp1.0.weight', 'mlp1.0.bias', 'mlp1.1.weight', 'mlp1.3.weight'} <= keys
+    assert {layer + 'ls1', layer + 'ls2', 'connector.0.weight', 'connector.0.bias', 'connector.1.weight',
+            'connector.3.weight'} <= keys
 
 
 def _tiny_batch(model, tokenizer, tiles):
@@ -149,27 +158,29 @@ def test_internlm2_wqkv_split_fuse_round_trip(heads, kv_heads):
     assert torch.equal(fuse_wqkv(q, k, v, heads, kv_heads), wqkv)
 
 
+INTERNLM2 = dict(vocab_size=50, hidden_size=24, intermediate_size=40, num_hidden_layers=2, num_attention_heads=6,
+                 num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=10000.0)
+
+
+def _package_internlm2(config=INTERNLM2, attn='eager'):
+    return LLMS.get('internlm2').build({'config': dict(config, bias=False)}, attn).eval()
+
+
 def test_internlm2_matches_llama_with_split_weights():
     """Our fused-wqkv InternLM2 computes what transformers' Llama computes with q/k/v split out."""
-    cfg = dict(vocab_size=50, hidden_size=24, intermediate_size=40, num_hidden_layers=2, num_attention_heads=6,
-               num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=10000.0)
     torch.manual_seed(0)
-    ours = InternLM2ForCausalLM(InternLM2Config(bias=False, **cfg)).eval()
-    llama_cfg = transformers.LlamaConfig(attention_bias=False, **cfg)
+    ours = _package_internlm2()
+    llama_cfg = transformers.LlamaConfig(attention_bias=False, **INTERNLM2)
     llama_cfg._attn_implementation = 'eager'
     llama = transformers.LlamaForCausalLM(llama_cfg).eval()
-    mapped = {'model.embed_tokens.weight': ours.model.tok_embeddings.weight, 'model.norm.weight': ours.model.norm.weight,
-              'lm_head.weight': ours.output.weight}
-    for i, layer in enumerate(ours.model.layers):
-        q, k, v = split_wqkv(layer.attention.wqkv.weight, 6, 2)
-        prefix = f'model.layers.{i}.'
-        mapped.update({prefix + 'self_attn.q_proj.weight': q, prefix + 'self_attn.k_proj.weight': k,
-                       prefix + 'self_attn.v_proj.weight': v, prefix + 'self_attn.o_proj.weight': layer.attention.wo.weight,
-                       prefix + 'mlp.gate_proj.weight': layer.feed_forward.w1.weight,
-                       prefix + 'mlp.up_proj.weight': layer.feed_forward.w3.weight,
-                       prefix + 'mlp.down_proj.weight': layer.feed_forward.w2.weight,
-                       prefix + 'input_layernorm.weight': layer.attention_norm.weight,
-                       prefix + 'post_attention_layernorm.weight': layer.ffn_norm.weight})
+    mapped = {}
+    for key, value in ours.state_dict().items():
+        if key.endswith('self_attn.wqkv.weight'):
+            stem = key[:-len('wqkv.weight')]
+            for name, part in zip('qkv', split_wqkv(value, 6, 2)):
+                mapped[f'{stem}{name}_proj.weight'] = part
+        else:
+            mapped[key] = value
     llama.load_state_dict(mapped, strict=True)
     ids = torch.randint(0, 50, (2, 9))
     mask = torch.ones_like(ids)
@@ -186,3 +197,20 @@ def test_internlm2_matches_llama_with_split_weights():
         for _ in range(5):
             manual = torch.cat([manual, ours(input_ids=manual).logits[:, -1:].argmax(-1)], dim=1)
     assert torch.equal(greedy, manual)
+
+
+@pytest.mark.parametrize('attn', ['eager', 'sdpa'])
+def test_remote_internlm2_equals_package(attn):
+    """The exported modeling_internlm2.py, given the official weights, computes the package's logits."""
+    torch.manual_seed(1)
+    remote = remote_internlm2.InternLM2ForCausalLM(InternLM2Config(bias=False, **INTERNLM2)).eval()
+    ours = _package_internlm2(attn=attn)
+    ours.load_state_dict(internlm2_keys.from_official(remote.state_dict()), strict=True)
+    assert internlm2_keys.to_official(ours.state_dict()).keys() == remote.state_dict().keys()
+    ids = torch.randint(0, 50, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0
+    with torch.no_grad():
+        a, b = ours(input_ids=ids, attention_mask=mask).logits, remote(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(a[1, 3:], b[1, 3:], atol=1e-5, rtol=0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import package_outputs, probe_inputs, run_probe
-from vlmtune.model.official_load import load_official
+from vlmtune.formats import load
 
 OFFICIAL_PINS = ['transformers==4.37.2', 'tokenizers==0.15.2']
 
@@ -30,7 +30,7 @@ def official_env():
 @pytest.mark.parametrize('llm,vit', [('qwen2', '300m'), ('internlm2', '6b'), ('llama', '6b')])
 def test_folder_loads_and_chats_in_official_env(official_env, tiny_folder, llm, vit, tmp_path):
     folder = tiny_folder(llm, vit)
-    model, tokenizer = load_official(folder)
+    model, tokenizer = load(folder)
     inputs = probe_inputs(tokenizer, model.num_image_token)
     ref_logits, ref_answers = package_outputs(model, tokenizer, inputs)
     probe = run_probe(folder, inputs, tmp_path, pythonpath=official_env)

@@ -7,18 +7,17 @@ import torch
 from safetensors import safe_open
 
 from conftest import FAMILIES, VITS, package_outputs, probe_inputs, run_probe
-from vlmtune.model.official_load import load_official
-from vlmtune.model.official_save import save_official
+from vlmtune.formats import load, save
 from vlmtune.formats.internvl_remote.conversation import get_conv_template
-from vlmtune.model.tiny import TinySpec, build_tiny_model
+from vlmtune.tiny import TinySpec, build_tiny_model
 
 
 @pytest.mark.parametrize('vit', VITS)
 @pytest.mark.parametrize('llm', FAMILIES)
 def test_save_load_round_trip_and_remote_code(llm, vit, tmp_path):
     model, tokenizer = build_tiny_model(TinySpec(llm=llm, vit=vit))
-    folder = save_official(model, tokenizer, tmp_path / 'saved', dtype='fp32')
-    loaded, loaded_tok = load_official(folder)
+    folder = save(model, tokenizer, tmp_path / 'saved', dtype='fp32')
+    loaded, loaded_tok = load(folder)
 
     original, reloaded = model.state_dict(), loaded.state_dict()
     assert original.keys() == reloaded.keys()
@@ -38,7 +37,7 @@ def test_save_load_round_trip_and_remote_code(llm, vit, tmp_path):
     assert probe['answers'] == ref_answers
 
     # The tokenizer's chat_template renders exactly what the template code builds.
-    conv = get_conv_template(model.template)
+    conv = get_conv_template(model.template.name)
     conv.append_message(conv.roles[0], '<image>\nWhat is in the image?')
     conv.append_message(conv.roles[1], 'A cat.')
     conv.append_message(conv.roles[0], 'What color is it?')
@@ -47,8 +46,8 @@ def test_save_load_round_trip_and_remote_code(llm, vit, tmp_path):
 
 
 def test_official_config_fields_and_bf16_default(tiny_folder, tmp_path):
-    model, tokenizer = load_official(tiny_folder('internlm2', '6b'))
-    out = save_official(model, tokenizer, tmp_path / 'bf16')
+    model, tokenizer = load(tiny_folder('internlm2', '6b'))
+    out = save(model, tokenizer, tmp_path / 'bf16')
     cfg = json.loads((out / 'config.json').read_text())
     for key in ('vision_config', 'llm_config', 'downsample_ratio', 'ps_version', 'select_layer', 'template',
                 'force_image_size', 'dynamic_image_size', 'use_thumbnail', 'min_dynamic_patch',
@@ -71,19 +70,19 @@ def test_official_config_fields_and_bf16_default(tiny_folder, tmp_path):
                  'configuration_internvl_chat.py', 'configuration_intern_vit.py', 'modeling_internlm2.py',
                  'tokenization_internlm2.py', 'tokenizer.model'):
         assert (out / name).exists(), name
-    bf16_model, _ = load_official(out)
+    bf16_model, _ = load(out)
     for key, tensor in model.state_dict().items():
         assert torch.equal(bf16_model.state_dict()[key], tensor.to(torch.bfloat16).float()), key
 
 
 def test_sharded_save_loads_identically(tiny_folder, tmp_path):
-    model, tokenizer = load_official(tiny_folder('qwen2', '300m'))
-    out = save_official(model, tokenizer, tmp_path / 'sharded', dtype='fp32', max_shard_size_gb=200e3 / 1024 ** 3)
+    model, tokenizer = load(tiny_folder('qwen2', '300m'))
+    out = save(model, tokenizer, tmp_path / 'sharded', dtype='fp32', max_shard_size_gb=200e3 / 1024 ** 3)
     index = json.loads((out / 'model.safetensors.index.json').read_text())
     shards = sorted(set(index['weight_map'].values()))
     assert len(shards) > 1 and not (out / 'model.safetensors').exists()
     assert shards[0] == f'model-00001-of-{len(shards):05d}.safetensors'
-    reloaded, _ = load_official(out)
+    reloaded, _ = load(out)
     for key, tensor in model.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], tensor), key
 
@@ -100,6 +99,6 @@ def test_base_folder_remote_code_is_kept(tiny_folder, tmp_path):
     marker = '\n# official remote code marker\n'
     with open(base / 'conversation.py', 'a') as handle:
         handle.write(marker)
-    model, tokenizer = load_official(base)
-    out = save_official(model, tokenizer, tmp_path / 'out', base_folder=base)
+    model, tokenizer = load(base)
+    out = save(model, tokenizer, tmp_path / 'out', base_folder=base)
     assert (out / 'conversation.py').read_text().endswith(marker)

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from vlmtune.data.tiling import tile_image
-from vlmtune.model.official_load import CheckpointError
+from vlmtune.formats import CheckpointError
 from vlmtune.formats.internvl_remote.conversation import get_conv_template
-from vlmtune.model.tokenizer_files import load_tokenizer
+from vlmtune.formats.tokenizers import load_tokenizer
 from vlmtune.serve import GenerationConfig, pipeline
 
 GEN = GenerationConfig(max_new_tokens=5)
@@ -37,7 +37,7 @@ def test_two_turns_then_new_image_matches_official_chat(pipe):
     session = pipe.chat(('And this one?', blue), session=session, gen_config=GEN)
     assert [q for q, _ in session.history] == ['<image>\nWhat is it?', 'What colour?', '<image>\nAnd this one?']
     assert len(session.images) == 2 and session.images[0].shape[0] == 3  # 2x1 grid + thumbnail
-    tiles = [tile_image(red, pipe.spec.tiling_for(1)), tile_image(blue, pipe.spec.tiling_for(1))]
+    tiles = [tile_image(red, pipe.image_processor.tiling(1)), tile_image(blue, pipe.image_processor.tiling(1))]
     history, answers = [], []
     for question, pixels in [('<image>\nWhat is it?', tiles[:1]), ('What colour?', tiles[:1]),
                              ('<image>\nAnd this one?', tiles)]:

@@ -12,8 +12,8 @@ import torch
 
 from vlmtune.data.sample_encoding import SampleRejected, encode_conversation
 from vlmtune.data.templates import render_prompt
-from vlmtune.formats.internvl_remote.modeling_internvl_chat import expand_image_tokens
-from vlmtune.model.tiny import TinySpec, build_tiny_model
+from vlmtune.data.image import ImageTokens
+from vlmtune.tiny import TinySpec, build_tiny_model
 
 # ---------------------------------------------------------------- literal contract strings (doc §7)
 
@@ -188,7 +188,7 @@ def test_two_turn_generation_prompt_matches_doc_example_internvl2_5():
     rendered = render_prompt('internvl2_5', TWO_TURN[:3], add_generation_prompt=True)
     # turn 2 re-sends the turn-1 <image>; expansion applies to the whole prompt (one tile, 256 tokens)
     assert rendered.count('<image>') == 1
-    expanded = expand_image_tokens(rendered, [1], 256)
+    expanded = ImageTokens(256).expand(rendered, [1])
     expected = doc_example()
     assert expected.count('<IMG_CONTEXT>') == 256 and '<image>' not in expected
     assert expanded == expected
@@ -198,7 +198,7 @@ def test_two_turn_generation_prompt_matches_doc_example_internvl2_5():
 @pytest.mark.parametrize('template', ['Hermes-2', 'internlm2-chat'])
 def test_two_turn_generation_prompt_internvl2_is_doc_example_without_newlines(template):
     rendered = render_prompt(template, TWO_TURN[:3], add_generation_prompt=True)
-    expanded = expand_image_tokens(rendered, [1], 256)
+    expanded = ImageTokens(256).expand(rendered, [1])
     assert expanded == doc_example(system=M2, newline_after_end=False)
     assert '<|im_end|>\n' not in expanded
 
@@ -208,7 +208,7 @@ def test_expansion_covers_every_image_in_order():
     conversations = [{'from': 'human', 'value': '<image>\n' + Q1}, {'from': 'gpt', 'value': A1},
                      {'from': 'human', 'value': '<image>\n' + Q2}]
     rendered = render_prompt('internvl2_5', conversations, add_generation_prompt=True)
-    expanded = expand_image_tokens(rendered, [1, 2], 4)
+    expanded = ImageTokens(4).expand(rendered, [1, 2])
     assert expanded == (f'<|im_start|>system\n{M25}<|im_end|>\n'
                         f'<|im_start|>user\n{img_block(4)}\nWhat is in the image?<|im_end|>\n'
                         '<|im_start|>assistant\nA cat.<|im_end|>\n'
@@ -339,7 +339,7 @@ def test_two_turn_labels(llm, template):
     model, tok = tiny(llm, template)
     n = model.num_image_token
     assert n == 4
-    enc = encode_conversation(tok, template, TWO_TURN, [2], n)
+    enc = encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens)
     ids, labels = enc.input_ids, enc.labels
     assert len(ids) == len(labels)
     assert enc.warnings == []
@@ -411,7 +411,7 @@ def test_two_turn_labels(llm, template):
 @pytest.mark.parametrize('llm', LLMS)
 def test_internlm2_chat_labels_use_stripped_values(llm):
     model, tok = tiny(llm, 'internlm2-chat')
-    enc = encode_conversation(tok, 'internlm2-chat', PADDED, [1], model.num_image_token)
+    enc = encode_conversation(tok, 'internlm2-chat', PADDED, [1], model.image_tokens)
     text = (f'<|im_start|>system\n{M2}<|im_end|><|im_start|>user\n{img_block(4)}\nWhat is in the image?<|im_end|>'
             '<|im_start|>assistant\nA cat.<|im_end|>')
     assert enc.input_ids == tok_ids(tok, text, expects_bos(llm, 'internlm2-chat'))
@@ -423,7 +423,7 @@ def test_internlm2_chat_labels_use_stripped_values(llm):
 def test_leading_system_message_in_encoding(llm, template):
     model, tok = tiny(llm, template)
     conversations = [{'from': 'system', 'value': SYSTEM_OVERRIDE}] + ONE_TURN
-    enc = encode_conversation(tok, template, conversations, [1], model.num_image_token)
+    enc = encode_conversation(tok, template, conversations, [1], model.image_tokens)
     text = EXPECTED_WITH_SYSTEM[template].replace('<image>', img_block(4))
     assert enc.input_ids == tok_ids(tok, text, expects_bos(llm, template))
     end = END_TOKEN[template]
@@ -438,7 +438,7 @@ def test_leading_system_message_in_encoding(llm, template):
 def test_multi_image_encoding(llm, template):
     model, tok = tiny(llm, template)
     n = model.num_image_token
-    enc = encode_conversation(tok, template, MULTI_IMAGE, [1, 2], n)
+    enc = encode_conversation(tok, template, MULTI_IMAGE, [1, 2], model.image_tokens)
     text = EXPECTED[template]['multi_image'].replace('<image>', img_block(n * 1), 1).replace('<image>', img_block(n * 2), 1)
     assert enc.input_ids == tok_ids(tok, text, expects_bos(llm, template))
     assert enc.image_tokens == n * 3
@@ -461,7 +461,7 @@ def test_multi_image_encoding(llm, template):
 @pytest.mark.parametrize('template', TEMPLATES)
 def test_text_only_encoding(llm, template):
     model, tok = tiny(llm, template)
-    enc = encode_conversation(tok, template, TEXT_ONLY, [], model.num_image_token)
+    enc = encode_conversation(tok, template, TEXT_ONLY, [], model.image_tokens)
     assert enc.input_ids == tok_ids(tok, EXPECTED[template]['text_only'], expects_bos(llm, template))
     assert enc.image_tokens == 0
     for token in ('<IMG_CONTEXT>', '<img>', '</img>'):
@@ -483,7 +483,7 @@ def test_text_only_encoding(llm, template):
 def test_tag_image_count_mismatch_rejected(llm, conversations, tiles):
     model, tok = tiny(llm, 'internvl2_5')
     with pytest.raises(SampleRejected):
-        encode_conversation(tok, 'internvl2_5', conversations, tiles, model.num_image_token)
+        encode_conversation(tok, 'internvl2_5', conversations, tiles, model.image_tokens)
     assert issubclass(SampleRejected, ValueError)
 
 
@@ -495,10 +495,10 @@ def test_single_image_without_tag_gets_prepended(llm, template):
     untagged = [{'from': 'human', 'value': Q1}, {'from': 'gpt', 'value': A1},
                 {'from': 'human', 'value': Q2}, {'from': 'gpt', 'value': A2}]
     original = [dict(m) for m in untagged]
-    enc = encode_conversation(tok, template, untagged, [2], n)
+    enc = encode_conversation(tok, template, untagged, [2], model.image_tokens)
     assert untagged == original  # caller's rows untouched
     bos = expects_bos(llm, template)
-    tagged = encode_conversation(tok, template, TWO_TURN, [2], n)
+    tagged = encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens)
     assert enc.input_ids == tagged.input_ids and enc.labels == tagged.labels
     # the first user turn starts with the image block, then '\n', then the question
     pieces = two_turn_pieces(template, img_block(2 * n))
@@ -523,18 +523,18 @@ def test_single_image_without_tag_gets_prepended(llm, template):
 def test_over_length_rejected_never_truncated(llm, template):
     model, tok = tiny(llm, template)
     n = model.num_image_token
-    full = encode_conversation(tok, template, TWO_TURN, [2], n)
+    full = encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens)
     length = len(full.input_ids)
     limit = length - 1
     with pytest.raises(SampleRejected) as info:
-        encode_conversation(tok, template, TWO_TURN, [2], n, max_length=limit)
+        encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens, max_length=limit)
     message = str(info.value)
     assert str(length) in message and str(limit) in message
     # well below the length (cut would fall inside image tokens) still rejects
     with pytest.raises(SampleRejected):
-        encode_conversation(tok, template, TWO_TURN, [2], n, max_length=10)
+        encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens, max_length=10)
     for ok in (length, length + 1000):
-        enc = encode_conversation(tok, template, TWO_TURN, [2], n, max_length=ok)
+        enc = encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens, max_length=ok)
         assert enc.input_ids == full.input_ids and enc.labels == full.labels
 
 
@@ -572,7 +572,7 @@ def chat_prompt_ids(model, tok, question, history, tiles=2):
 def test_train_serve_agreement(llm, template):
     model, tok = tiny(llm, template)
     n = model.num_image_token
-    train_ids = encode_conversation(tok, template, TWO_TURN, [2], n).input_ids
+    train_ids = encode_conversation(tok, template, TWO_TURN, [2], model.image_tokens).input_ids
     header = ASSISTANT_HEADER[template]
     header_ids = tok(header, add_special_tokens=False).input_ids
     header_ends = [i + len(header_ids) for i in range(len(train_ids))

@@ -1,5 +1,6 @@
 """Every vit x projector x llm trainability combination builds and trains a step; frozen weights
-stay bit-identical, trained ones change; LoRA targets resolve per backbone."""
+stay bit-identical, trained ones change; LoRA targets come from the components; partial:K trains
+blocks K.. only."""
 import itertools
 
 import pytest
@@ -8,8 +9,8 @@ import torch
 from train_data import make_colour_dataset
 from vlmtune.data.collate import pad_collate
 from vlmtune.engine import VLTuneModel, build_train_dataset
-from vlmtune.engine.trainability import MODES
 
+MODES = ('frozen', 'lora', 'full')
 COMBOS = [c for c in itertools.product(MODES, MODES, MODES) if c != ('frozen', 'frozen', 'frozen')]
 
 
@@ -37,7 +38,7 @@ def test_combination_trains_only_configured_parts(setup, vit, projector, llm):
         optimizer.step()
         optimizer.zero_grad()
     after = dict(wrapper.model.named_parameters())
-    for part, mode in (('vision_model', vit), ('mlp1', projector), ('language_model', llm)):
+    for part, mode in zip(('vision_tower', 'connector', 'language_model'), (vit, projector, llm)):
         names = [k for k in before if k.startswith(part + '.')]
         changed = [k for k in names if not torch.equal(before[k], after[k])]
         if mode == 'frozen':
@@ -65,7 +66,8 @@ def test_all_frozen_and_unknown_mode_are_errors(setup):
     ('qwen2', {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
     ('llama', {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
     ('phi3', {'qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'}),
-    ('internlm2', {'wqkv', 'wo', 'w1', 'w2', 'w3'}),
+    # the official InternLM2 targets wqkv, wo, w1, w3, w2 under the package's names
+    ('internlm2', {'wqkv', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
 ])
 def test_lora_targets_per_backbone(tiny_folder, llm, expected, capsys):
     wrapper = VLTuneModel(tiny_folder(llm, '300m'), llm='lora', vit='lora', dtype='fp32')
@@ -73,8 +75,26 @@ def test_lora_targets_per_backbone(tiny_folder, llm, expected, capsys):
                     if 'language_model' in name and '.lora_A.' in name}
     assert lora_modules == expected
     vit_modules = {name.split('.lora_A.')[0].split('layers.0.')[-1] for name, _ in wrapper.named_parameters()
-                   if 'vision_model' in name and 'layers.0.' in name and '.lora_A.' in name}
+                   if 'vision_tower' in name and 'layers.0.' in name and '.lora_A.' in name}
     assert vit_modules == {'attn.qkv', 'attn.proj', 'mlp.fc1', 'mlp.fc2'}
+
+
+@pytest.mark.parametrize('part,attr', [('vit', 'vision_tower'), ('llm', 'language_model')])
+def test_partial_trains_blocks_from_k(setup, part, attr):
+    """partial:1 (TinyLLaVA's partially-tune): block 0 and everything outside the blocks stay frozen."""
+    folder, batch = setup
+    wrapper = VLTuneModel(folder, **{part: 'partial:1'}, projector='frozen', **({'llm': 'frozen'} if part == 'vit'
+                                                                              else {}), dtype='fp32')
+    names = {k for k, p in wrapper.model.named_parameters() if p.requires_grad}
+    assert names and all(k.startswith(attr + '.') and '.layers.1.' in k for k in names)
+    assert any('.layers.1.' in k for k, _ in wrapper.model.named_parameters() if k.startswith(attr + '.'))
+    before = {k: v.detach().clone() for k, v in wrapper.model.named_parameters()}
+    wrapper(batch, mode='loss')['loss'].backward()
+    torch.optim.SGD([p for p in wrapper.parameters() if p.requires_grad], lr=1.0).step()
+    changed = {k for k, v in wrapper.model.named_parameters() if not torch.equal(before[k], v)}
+    assert changed and changed <= names
+    with pytest.raises(ValueError, match='K must be 0..1'):
+        VLTuneModel(folder, **{part: 'partial:2'}, dtype='fp32')
 
 
 def test_trainable_count_is_printed(tiny_folder, capsys):

@@ -17,11 +17,11 @@ def test_plain_xtuner_run_learns_and_saves_only_trainable_weights(plain_run, ws)
     assert (plain_run / 'loss_curve.png').stat().st_size > 1000
     assert list(plain_run.rglob('events.out.tfevents.*'))  # tensorboard scalars
     state = torch.load(plain_run / 'iter_20.pth', map_location='cpu', weights_only=False)['state_dict']
-    assert state and all('.lora_' in k or k.startswith('model.mlp1.') for k in state)
-    assert any('language_model' in k for k in state) and not any('vision_model' in k for k in state)
-    base = load_file(str(ws['folder'] / 'model.safetensors'))
-    for key in ('mlp1.1.weight', 'mlp1.3.weight'):
-        assert not torch.equal(state['model.' + key], base[key])
+    assert state and all('.lora_' in k or k.startswith('model.connector.') for k in state)
+    assert any('language_model' in k for k in state) and not any('vision_tower' in k for k in state)
+    base = load_file(str(ws['folder'] / 'model.safetensors'))  # the internvl layout's names
+    for key in ('1.weight', '3.weight'):
+        assert not torch.equal(state['model.connector.' + key], base['mlp1.' + key])
     assert all(v.abs().sum() > 0 for k, v in state.items() if 'lora_B' in k)
 
 

@@ -10,7 +10,7 @@ What it does
      preprocessing, chat template and packing (InternVLVisionModel.preprocess + to_pytorch) must
      give exactly the token ids of the queries vlmtune's `model.chat()` builds (turn 1, and turn 2
      as sent by the stateless call below).
-  2. vlmtune: `load_official(folder)`, pixel values from `load_and_tile`, two `model.chat()` turns,
+  2. vlmtune: `formats.load(folder)`, pixel values from the model's image processor, two `model.chat()` turns,
      greedy, `max_new_tokens` tokens.
   3. LMDeploy (GPU only): `pipeline(folder, backend_config=TurbomindEngineConfig(...))`
      (PytorchEngineConfig for Phi3, which TurboMind does not serve), then
@@ -91,21 +91,15 @@ def write_default_image(path: Path) -> Path:
     return path
 
 
-def tiling_config(info):
-    from vlmtune.data.tiling import TilingConfig
-    return TilingConfig(image_size=info['image_size'], min_num=info['min_num'], max_num=info['max_num'],
-                        use_thumbnail=info['use_thumbnail'])
-
-
 def run_vlmtune(folder, image_path, info, args, device, dtype_name):
     import torch
-    from vlmtune.data.tiling import load_and_tile
-    from vlmtune.model.official_load import load_official
-    from vlmtune.formats.internvl_remote.modeling_internvl_chat import expand_image_tokens
+    from PIL import Image
+    from vlmtune.formats import load
 
     dtype = getattr(torch, dtype_name)
-    model, tok = load_official(folder, dtype=dtype, device=device)
-    pixel_values = load_and_tile(image_path, tiling_config(info)).to(device=device, dtype=dtype)
+    model, tok = load(folder, dtype=dtype, device=device)
+    with Image.open(image_path) as image:
+        pixel_values = model.spec.build_image_processor().process(image.convert('RGB')).to(device=device, dtype=dtype)
     gen = dict(max_new_tokens=args.max_new_tokens, do_sample=False)
     with torch.no_grad():
         a1, history = model.chat(tok, pixel_values, args.q1, gen, history=None, return_history=True)
@@ -113,8 +107,8 @@ def run_vlmtune(folder, image_path, info, args, device, dtype_name):
         a2, history = model.chat(tok, pixel_values, args.q2, gen, history=history, return_history=True)
     n_tiles = pixel_values.shape[0]
     # the exact queries chat() tokenised for turn 1 and turn 2 (history, image tokens re-sent)
-    query1 = expand_image_tokens(model._prompt('<image>\n' + args.q1, None), [n_tiles], model.num_image_token)
-    query2 = expand_image_tokens(model._prompt(args.q2, turn1_history), [n_tiles], model.num_image_token)
+    query1 = model.image_tokens.expand(model.prompt('<image>\n' + args.q1), [n_tiles])
+    query2 = model.image_tokens.expand(model.prompt(args.q2, turn1_history), [n_tiles])
     out = dict(answers=[a1, a2], n_tiles=n_tiles, turn1_history=turn1_history,
                turn1_ids=tok(query1)['input_ids'], turn2_ids=tok(query2)['input_ids'])
     del model

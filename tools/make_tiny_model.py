@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import sys
 
-from vlmtune.model.tiny import TinySpec, make_tiny_folder
+from vlmtune.tiny import TinySpec, make_tiny_folder
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ import sys
 
 
 def cmd_inspect(args) -> int:
-    from .model.inspect_folder import format_report, inspect_folder
+    from .formats.inspect import format_report, inspect_folder
     info = inspect_folder(args.folder)
     print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_report(info))
     return 0
@@ -13,12 +13,12 @@ def cmd_inspect(args) -> int:
 
 def cmd_resave(args) -> int:
     import torch
-    from .model.official_load import load_official
-    from .model.official_save import save_official
-    model, tokenizer = load_official(args.src, dtype=torch.float32)
-    out = save_official(model, tokenizer, args.out, dtype=args.dtype, base_folder=args.src,
-                        overwrite=args.overwrite, max_shard_size_gb=args.max_shard_gb)
-    print(f'wrote {out}')
+    from .formats import layout_of, load, save
+    model, tokenizer = load(args.src, dtype=torch.float32)
+    layout = args.to or layout_of(args.src)
+    out = save(model, tokenizer, args.out, layout=layout, dtype=args.dtype, base_folder=args.src,
+               overwrite=args.overwrite, max_shard_size_gb=args.max_shard_gb)
+    print(f'wrote {out} ({layout} layout)')
     return 0
 
 
@@ -32,9 +32,10 @@ def cmd_data_check(args) -> int:
     cfg = CheckConfig(max_length=args.max_length)
     token_length_fn = None
     if args.model:
-        from .data.data_spec import token_length_fn_for_model
+        from .formats import data_spec_for_folder
         cfg.max_length = args.max_length or 4096
-        token_length_fn = token_length_fn_for_model(args.model, args.images, args.max_tiles, cfg.max_length)
+        spec = data_spec_for_folder(args.model, args.max_tiles, cfg.max_length)
+        token_length_fn = spec.length_fn(args.images, cfg.max_length)
     report = check_file(args.file, args.images, cfg, token_length_fn=token_length_fn, kept_path=args.kept,
                         rejects_path=args.rejects, progress=not args.quiet)
     print(report.summary())
@@ -49,7 +50,9 @@ def cmd_demo(args) -> int:
 
 def cmd_data_show(args) -> int:
     from .data.show import describe_sample, format_sample
-    info = describe_sample(args.file, args.images, args.model, args.index, args.max_tiles, args.max_length)
+    from .formats import data_spec_for_folder
+    info = describe_sample(args.file, args.images, data_spec_for_folder(args.model, args.max_tiles, args.max_length),
+                           args.index)
     if args.json:
         keys = ('id', 'prompt', 'input_ids', 'labels', 'tile_count', 'token_count', 'images')
         print(json.dumps({k: info[k] for k in keys}, ensure_ascii=False))
@@ -69,14 +72,15 @@ def cmd_convert(args) -> int:
     from .engine.convert import convert
     try:
         result = convert(args.recipe, args.checkpoint, args.out, args.dtype, verify=not args.no_verify,
-                         overwrite=args.overwrite, cfg_options=args.cfg_options or (), device=args.device)
+                         overwrite=args.overwrite, cfg_options=args.cfg_options or (), device=args.device,
+                         layout=args.to)
     except AssertionError as exc:
         print(f'{exc}; no folder written', file=sys.stderr)
         return 1
     if result['max_diff'] is not None:
         print(f"self-check PASS: max |logit diff| {result['max_diff']:.3g} <= {result['tolerance']:.3g} "
               f"(reloaded {args.dtype} folder vs unmerged model)")
-    print(f"wrote {result['out']}")
+    print(f"wrote {result['out']} ({result['layout']} layout)")
     return 0
 
 
@@ -90,10 +94,10 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune and serve InternVL-style models.')
+    parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune, convert and serve vision-language models.')
     sub = parser.add_subparsers(dest='command', required=True)
 
-    p = sub.add_parser('inspect', help='describe an official-format checkpoint folder')
+    p = sub.add_parser('inspect', help='describe a checkpoint folder (layout, family, tiles, parameters, gaps)')
     p.add_argument('folder')
     p.add_argument('--json', action='store_true')
     p.set_defaults(func=cmd_inspect)
@@ -108,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('recipe')
     p.add_argument('--deepspeed', help='zero2 | zero3 | zero3_offload | path.json (CPU-safe variant without GPU)')
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
-    p.add_argument('--checkpoint', help='official folder (sets model.checkpoint and the dataset\'s)')
+    p.add_argument('--checkpoint', help='checkpoint folder (sets model.checkpoint and the dataset\'s)')
     p.add_argument('--data', help='conversation JSONL')
     p.add_argument('--images', help='image root folder')
     p.add_argument('--work-dir')
@@ -118,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, default=None)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser('convert', help='training checkpoint -> official folder (merge LoRA, self-check)')
+    p = sub.add_parser('convert', help='training checkpoint -> checkpoint folder (merge LoRA, self-check)')
     p.add_argument('recipe')
     p.add_argument('checkpoint', help='mmengine .pth or DeepSpeed iter_N.pth/ folder')
     p.add_argument('out')
@@ -126,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-verify', action='store_true')
     p.add_argument('--overwrite', action='store_true')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--to', metavar='LAYOUT', help="layout to write, e.g. internvl_hf (default: the recipe's "
+                                                  "save_layout, else the base folder's)")
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
     p.set_defaults(func=cmd_convert)
 
@@ -143,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-new-tokens', type=int, default=16)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser('resave', help='load an official folder and write it again with the saver')
+    p = sub.add_parser('resave', help='load a checkpoint folder and write it again, in its layout or another')
     p.add_argument('src')
     p.add_argument('out')
+    p.add_argument('--to', metavar='LAYOUT', help="layout to write, e.g. internvl_hf (default: the source's)")
     p.add_argument('--dtype', default='bf16', choices=['bf16', 'fp32'])
     p.add_argument('--max-shard-gb', type=float, default=5.0)
     p.add_argument('--overwrite', action='store_true')
@@ -180,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .model.official_load import CheckpointError
+    from .formats import CheckpointError
     try:
         return args.func(args)
     except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError) as exc:

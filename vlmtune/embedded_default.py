@@ -96,7 +96,7 @@ def _convert(recipe, init, checkpoint, out):
 
 def build_base(work: Path, size: DemoSize, stages: Stages) -> Path:
     from datasets_proc.synthetic import WORDS, write_general
-    from .model.tiny import TinySpec, make_tiny_folder
+    from .tiny import TinySpec, make_tiny_folder
     stages.begin('base: general shape colour/position data -> converter -> data check')
     general = work / 'general'
     shutil.rmtree(general, ignore_errors=True)

@@ -69,12 +69,10 @@ def teacher_forced_scores(model, dataset, limit=None, batch_size=4) -> dict:
 
 
 def answer_token_accuracy(model_path, data_path, image_root=None) -> dict:
-    from .data.data_spec import DataSpec
     from .data.dataset import ConversationDataset
-    from .model.official_load import load_official
-    model, _ = load_official(model_path)
-    spec = DataSpec.from_folder(model_path)
-    dataset = ConversationDataset.from_spec(data_path, image_root, spec, progress=False)
+    from .formats import load
+    model, tokenizer = load(model_path)
+    dataset = ConversationDataset(data_path, image_root, model.spec.data_spec(tokenizer), progress=False)
     return teacher_forced_scores(model, dataset)
 
 

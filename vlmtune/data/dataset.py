@@ -21,9 +21,8 @@ from tqdm import tqdm
 
 from .data_spec import DataSpec, row_image_paths
 from .sample_encoding import SampleRejected
-from .tiling import TilingConfig, blank_image, tile_image
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def index_rows(path: Path) -> List[int]:
@@ -38,14 +37,12 @@ def index_rows(path: Path) -> List[int]:
 
 
 class ConversationDataset(Dataset):
-    def __init__(self, data_path, image_root, tokenizer, template: str, num_image_token: int,
-                 tiling: TilingConfig = None, max_length: int = 4096, system_message: str = None,
-                 cache_dir=None, progress: bool = True, seed: int = 0):
+    def __init__(self, data_path, image_root, spec: DataSpec, cache_dir=None, progress: bool = True, seed: int = 0):
         self.data_path = Path(data_path)
         if not self.data_path.exists():
             raise FileNotFoundError(f'{self.data_path}: dataset file not found')
         self.image_root = Path(image_root) if image_root else self.data_path.parent
-        self.spec = DataSpec(tokenizer, template, num_image_token, tiling or TilingConfig(), max_length, system_message)
+        self.spec = spec
         self.rng = random.Random(seed)
         if self.data_path.suffix == '.json':
             self._rows = json.loads(self.data_path.read_text(encoding='utf-8'))
@@ -56,11 +53,6 @@ class ConversationDataset(Dataset):
         lengths, self.rejects = self._load_or_compute_lengths(progress)
         self.indices = [i for i, n in enumerate(lengths) if n is not None]
         self.lengths = [lengths[i] for i in self.indices]
-
-    @classmethod
-    def from_spec(cls, data_path, image_root, spec: DataSpec, **kwargs) -> 'ConversationDataset':
-        return cls(data_path, image_root, spec.tokenizer, spec.template, spec.num_image_token, spec.tiling,
-                   spec.max_length, spec.system_message, **kwargs)
 
     # --- rows -------------------------------------------------------------------------------
     def num_rows(self) -> int:
@@ -81,8 +73,7 @@ class ConversationDataset(Dataset):
     def _cache_key(self) -> str:
         stat = self.data_path.stat()
         parts = [CACHE_VERSION, str(self.data_path.resolve()), stat.st_size, stat.st_mtime_ns, str(self.image_root),
-                 self.spec.template, self.spec.num_image_token, sorted(self.spec.tiling.__dict__.items()),
-                 self.spec.max_length, self.spec.system_message, type(self.spec.tokenizer).__name__,
+                 self.spec.template, self.spec.image_tokens, self.spec.image_processor, self.spec.max_length, self.spec.system_message, type(self.spec.tokenizer).__name__,
                  len(self.spec.tokenizer), self.spec.tokenizer.name_or_path]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
@@ -123,17 +114,15 @@ class ConversationDataset(Dataset):
         row = self.row(self.indices[index])
         paths = row_image_paths(row)
         if paths:
-            cfg = self.spec.tiling_for(len(paths))
-            rng = self.rng if cfg.jpeg_augment else None
             tiles = []
             for rel in paths:
                 with Image.open(self.image_root / rel) as img:
-                    tiles.append(tile_image(img, cfg, rng))
+                    tiles.append(self.spec.image_processor.process(img, len(paths), self.rng, self.spec.jpeg_augment))
             pixel_values = torch.cat(tiles)
             image_flags = torch.ones(len(pixel_values), dtype=torch.long)
             tiles_per = [t.shape[0] for t in tiles]
         else:  # text-only: a white image whose features are dropped (image_flags 0)
-            pixel_values = tile_image(blank_image(), TilingConfig(**{**self.spec.tiling.__dict__, 'max_num': 1}))
+            pixel_values = self.spec.image_processor.blank()
             image_flags = torch.zeros(len(pixel_values), dtype=torch.long)
             tiles_per = []
         encoded = self.spec.encode(row, tiles_per, self.spec.max_length)

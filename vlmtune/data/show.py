@@ -6,9 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from .data_spec import DataSpec, row_image_paths
-from .sample_encoding import IGNORE_INDEX, IMG_CONTEXT, IMG_END, IMG_START, prepare_conversations
-from .templates import render_prompt
-from .tiling import choose_grid
+from .sample_encoding import IGNORE_INDEX, prepare_conversations
 
 
 def read_row(path, index: int) -> dict:
@@ -27,10 +25,10 @@ def read_row(path, index: int) -> dict:
 
 def prompt_text(spec: DataSpec, row: dict, tile_counts) -> str:
     """The exact text the tokenizer sees, image blocks shown as `<img><IMG_CONTEXT>*N</img>`."""
-    text = render_prompt(spec.template, prepare_conversations(row['conversations'], len(tile_counts)),
-                         spec.system_message)
+    text = spec.template.render(prepare_conversations(row['conversations'], len(tile_counts)), spec.system_message)
+    tokens = spec.image_tokens
     for tiles in tile_counts:
-        text = text.replace('<image>', f'{IMG_START}{IMG_CONTEXT}*{spec.num_image_token * tiles}{IMG_END}', 1)
+        text = text.replace('<image>', f'{tokens.start}{tokens.context}*{tokens.count(tiles)}{tokens.end}', 1)
     return text
 
 
@@ -47,22 +45,20 @@ def trained_spans(tokenizer, ids, labels):
     return spans
 
 
-def describe_sample(data_path, image_root, model_folder, index=0, max_tiles=None, max_length=4096) -> dict:
-    spec = DataSpec.from_folder(model_folder, max_tiles=max_tiles, max_length=max_length)
+def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
     row = read_row(data_path, index)
     counts = spec.tile_counts(row, image_root)
     grids = []
-    cfg = spec.tiling_for(len(counts))
     for rel, count in zip(row_image_paths(row), counts):
         with Image.open(Path(image_root) / rel) as img:
             width, height = img.size
-        cols, rows_ = choose_grid(width, height, cfg.min_num, cfg.max_num, cfg.image_size) if cfg.dynamic else (1, 1)
+        cols, rows_ = spec.image_processor.grid(width, height, len(counts))
         grids.append({'image': rel, 'size': [width, height], 'grid': [cols, rows_], 'tiles': count})
     encoded = spec.encode(row, counts)
     prompt = prompt_text(spec, row, counts)
     if encoded.input_ids[:1] == [spec.tokenizer.bos_token_id]:
         prompt = spec.tokenizer.bos_token + prompt
-    return {'id': row.get('id'), 'template': spec.template, 'images': grids, 'tile_count': sum(counts),
+    return {'id': row.get('id'), 'template': spec.template.name, 'images': grids, 'tile_count': sum(counts),
             'prompt': prompt, 'token_count': len(encoded.input_ids),
             'trained_token_count': sum(label != IGNORE_INDEX for label in encoded.labels),
             'trained_spans': trained_spans(spec.tokenizer, encoded.input_ids, encoded.labels),

@@ -1,9 +1,10 @@
-"""Training checkpoint -> official-format folder, proving itself.
+"""Training checkpoint -> a checkpoint folder in the layout the recipe asks for, proving itself.
 
 Rebuild the model from the recipe, load the trained weights (an mmengine `.pth` or a DeepSpeed
 ZeRO folder `iter_N.pth/`), merge LoRA in fp32, write the folder with the training settings
-(template, tiling limits, image size) in its config, then reload it and compare logits on a fixed
-probe (image + two-turn prompt) with the in-memory unmerged model. The folder is staged under a
+(template, tiling limits, image size) in its config — in `--to LAYOUT`, else the recipe's
+`save_layout`, else the base folder's layout — then reload it and compare logits on a fixed probe
+(image + two-turn prompt) with the in-memory unmerged model. The folder is staged under a
 temporary name and only renamed into place when the check passes.
 """
 import shutil
@@ -13,9 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..model.official_load import CheckpointError, load_official
-from ..model.official_save import prepare_output, save_official
+from ..formats import CheckpointError, load, natural_layout, save
+from ..formats.common import prepare_output
 from .launch import load_recipe
+from .trainability import PARTS
 
 # Max |logit| difference allowed between the reloaded folder and the unmerged model, per saved dtype,
 # relative to the probe's logit scale (max |logit|).
@@ -59,23 +61,22 @@ def load_trained(wrapper, state: dict, checkpoint) -> None:
 def merge_lora(model) -> None:
     """Fold every PEFT-wrapped part back into plain modules (weights stay fp32 here)."""
     from peft import PeftModel
-    for attr in ('vision_model', 'mlp1', 'language_model'):
+    for attr in PARTS.values():
         part = getattr(model, attr)
         if isinstance(part, PeftModel):
             setattr(model, attr, part.merge_and_unload())
 
 
-def probe_inputs(model, tokenizer, spec):
-    """A fixed image + two-turn prompt, rendered by the model's template."""
+def probe_inputs(spec):
+    """A fixed image + two-turn prompt, rendered by the model's template (spec: the model's DataSpec)."""
     from PIL import Image
-    from ..data.sample_encoding import encode_conversation
-    from ..data.tiling import tile_image
-    image = Image.new('RGB', (spec.tiling.image_size * 2, spec.tiling.image_size), (200, 60, 40))
-    image.paste((30, 90, 220), (0, 0, spec.tiling.image_size // 2, spec.tiling.image_size // 2))
-    pixels = tile_image(image, spec.tiling)
+    size = spec.image_processor.image_size
+    image = Image.new('RGB', (size * 2, size), (200, 60, 40))
+    image.paste((30, 90, 220), (0, 0, size // 2, size // 2))
+    pixels = spec.image_processor.process(image)
     conversation = [{'from': 'human', 'value': '<image>\nWhat is in the image?'}, {'from': 'gpt', 'value': 'A cat.'},
                     {'from': 'human', 'value': 'What color is it?'}, {'from': 'gpt', 'value': 'Red.'}]
-    encoded = encode_conversation(tokenizer, spec.template, conversation, [pixels.shape[0]], model.num_image_token)
+    encoded = spec.encode({'conversations': conversation}, [pixels.shape[0]])
     return dict(pixel_values=pixels, input_ids=torch.tensor([encoded.input_ids]),
                 image_flags=torch.ones(pixels.shape[0], dtype=torch.long))
 
@@ -88,26 +89,23 @@ def probe_logits(model, inputs):
 
 
 def training_settings(cfg) -> dict:
-    """Config fields that must travel from training to serving (users.md #2)."""
+    """Spec settings that must travel from training to serving (users.md #2): the tiling limit."""
     dataset = cfg.train_dataloader.dataset
-    settings = {}
-    if dataset.get('max_tiles'):
-        settings['max_dynamic_patch'] = int(dataset['max_tiles'])
-    return settings
+    return {'image_processor': {'max_tiles': int(dataset['max_tiles'])}} if dataset.get('max_tiles') else {}
 
 
-def convert(recipe, checkpoint, out, dtype='bf16', verify=True, overwrite=False, cfg_options=(), device='cpu'):
-    """-> dict(out, max_diff, tolerance, passed). Raises CheckpointError / FileExistsError on bad input."""
+def convert(recipe, checkpoint, out, dtype='bf16', verify=True, overwrite=False, cfg_options=(), device='cpu',
+            layout=None):
+    """-> dict(out, layout, max_diff, tolerance, passed). Raises CheckpointError / FileExistsError on bad input."""
     out, checkpoint = Path(out), Path(checkpoint)
     if out.resolve() == checkpoint.resolve() or checkpoint.resolve() in out.resolve().parents:
         raise FileExistsError(f'{out}: OUT must not be the checkpoint or inside it')
     prepare_output(out, overwrite)
     with tqdm(total=5, desc='convert', unit='step') as steps:  # closed on errors too: clean one-line messages
-        return _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device)
+        return _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device, layout)
 
 
-def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device):
-    from ..data.data_spec import DataSpec
+def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device, layout):
     from mmengine.registry import MODELS
     cfg = load_recipe(recipe, cfg_options)
     model_cfg = dict(cfg.model, dtype='fp32', quantization=None, gradient_checkpointing=False)
@@ -117,24 +115,23 @@ def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device)
     steps.set_postfix_str('load trained weights')
     load_trained(wrapper, read_trained_weights(checkpoint), checkpoint)
     model, tokenizer = wrapper.model, wrapper.tokenizer
-    for key, value in training_settings(cfg).items():
-        setattr(model.config, key, value)
-    spec = DataSpec.from_folder(wrapper.checkpoint, max_tiles=getattr(model.config, 'max_dynamic_patch', None))
-    inputs = probe_inputs(model, tokenizer, spec)
+    model.spec = model.spec.override(training_settings(cfg))
+    layout = layout or cfg.get('save_layout') or natural_layout(model.spec, wrapper.checkpoint)
+    inputs = probe_inputs(model.spec.data_spec(tokenizer))
     reference = probe_logits(model, inputs) if verify else None
     steps.update()
     steps.set_postfix_str('merge LoRA (fp32)')
     merge_lora(model)
     steps.update()
     staging = out.parent / f'.{out.name}.convert-{uuid.uuid4().hex[:8]}'
-    result = {'out': str(out), 'max_diff': None, 'tolerance': None, 'passed': True}
+    result = {'out': str(out), 'layout': layout, 'max_diff': None, 'tolerance': None, 'passed': True}
     try:
-        steps.set_postfix_str(f'save {dtype}')
-        save_official(model, tokenizer, staging, dtype=dtype, base_folder=wrapper.checkpoint)
+        steps.set_postfix_str(f'save {layout} {dtype}')
+        save(model, tokenizer, staging, layout=layout, dtype=dtype, base_folder=wrapper.checkpoint)
         steps.update()
         if verify:
             steps.set_postfix_str('self-check')
-            reloaded, _ = load_official(staging, dtype=torch.float32)
+            reloaded, _ = load(staging, dtype=torch.float32)
             diff = float((probe_logits(reloaded, inputs) - reference).abs().max())
             scale = float(reference.abs().max())
             tolerance = TOLERANCE[dtype] * max(1.0, scale) if dtype != 'fp32' else TOLERANCE['fp32']

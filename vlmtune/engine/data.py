@@ -1,13 +1,12 @@
 """Dataset and collate builders referenced by recipes."""
 import random
-from dataclasses import replace
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
 from ..data.collate import greedy_pack, pack_collate, pad_collate
-from ..data.data_spec import DataSpec
 from ..data.dataset import ConversationDataset
+from ..formats.parts import resolve_spec
 
 
 class PackedDataset(Dataset):
@@ -28,13 +27,17 @@ class PackedDataset(Dataset):
         return [self.dataset[i] for i in self.packs[index]]
 
 
-def build_train_dataset(checkpoint, data_path, image_root=None, max_length=4096, max_tiles=None,
-                        packing=False, jpeg_augment=False, seed=0, cache_dir=None):
-    if not Path(data_path).exists():
+def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_length=4096, max_tiles=None,
+                        packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None):
+    """checkpoint / spec: the model, as the recipe's `model` names it (the data path asks its spec for the
+    template, image processor and image tokens; no weights are read)."""
+    if not data_path or not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
-    spec = DataSpec.from_folder(checkpoint, max_tiles=max_tiles, max_length=max_length)
-    spec = replace(spec, tiling=replace(spec.tiling, jpeg_augment=jpeg_augment))
-    dataset = ConversationDataset.from_spec(data_path, image_root, spec, cache_dir=cache_dir, seed=seed)
+    model_spec, tokenizer = resolve_spec(checkpoint, spec)
+    if max_tiles:
+        model_spec = model_spec.override({'image_processor': {'max_tiles': max_tiles}})
+    dataset = ConversationDataset(data_path, image_root, model_spec.data_spec(tokenizer, max_length, jpeg_augment),
+                                  cache_dir=cache_dir, seed=seed)
     if dataset.rejects:
         print(f'{data_path}: {len(dataset.rejects)} row(s) cannot be trained and are skipped, e.g. '
               f'row {dataset.rejects[0]["row"]}: {dataset.rejects[0]["reason"]} (run `vlmtune data check`)')

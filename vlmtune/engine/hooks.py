@@ -7,9 +7,9 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from ..data.data_spec import DataSpec
+from PIL import Image
+
 from ..data.dataset import ConversationDataset
-from ..data.tiling import load_and_tile
 
 
 def unwrap(model):
@@ -37,12 +37,14 @@ class ChatProbeHook(Hook):
     def _run(self, runner, tag):
         wrapper = unwrap(runner.model)
         model, tokenizer = wrapper.model, wrapper.tokenizer
-        spec = DataSpec.from_folder(wrapper.checkpoint)
+        processor = model.spec.build_image_processor()
         was_training = model.training
         model.eval()
         for probe in self.probes:
-            pixels = load_and_tile(probe['image'], spec.tiling).to(model.device, model.dtype) \
-                if probe.get('image') else None
+            pixels = None
+            if probe.get('image'):
+                with Image.open(probe['image']) as image:
+                    pixels = processor.process(image.convert('RGB')).to(model.device, model.dtype)
             answer = model.chat(tokenizer, pixels, probe['question'],
                                 dict(max_new_tokens=self.max_new_tokens, do_sample=False))
             self.answers.append({'iter': runner.iter, 'question': probe['question'], 'answer': answer})
@@ -69,8 +71,7 @@ class ValidationHook(Hook):
 
     def _dataset_for(self, wrapper):
         if self._dataset is None:
-            spec = DataSpec.from_folder(wrapper.checkpoint)
-            self._dataset = ConversationDataset.from_spec(self.data_path, self.image_root, spec, progress=False)
+            self._dataset = ConversationDataset(self.data_path, self.image_root, wrapper.data_spec(), progress=False)
         return self._dataset
 
     def evaluate(self, runner):

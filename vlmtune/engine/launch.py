@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from ..model.official_load import read_config
+from ..formats import read_spec
 from .trainability import validate_modes
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / 'recipes'
@@ -74,13 +74,14 @@ def precheck(cfg: Config) -> None:
     model, dataset = cfg.model, cfg.train_dataloader.dataset
     validate_modes(vit=model.get('vit', 'frozen'), projector=model.get('projector', 'full'),
                    llm=model.get('llm', 'lora'))
-    for where, folder in (('model.checkpoint', model.get('checkpoint')),
-                          ('train_dataloader.dataset.checkpoint', dataset.get('checkpoint'))):
-        if not folder:
-            raise RecipeError(f'{where} is not set; pass --checkpoint DIR')
-        if not Path(folder).is_dir():
-            raise RecipeError(f'{where}: checkpoint folder {folder} not found')
-        read_config(folder)
+    for where, part in (('model', model), ('train_dataloader.dataset', dataset)):
+        folder = part.get('checkpoint')
+        if not folder and not part.get('spec'):
+            raise RecipeError(f'{where}.checkpoint is not set; pass --checkpoint DIR (or give {where}.spec, the parts)')
+        if folder and not Path(folder).is_dir():
+            raise RecipeError(f'{where}.checkpoint: checkpoint folder {folder} not found')
+        if folder:
+            read_spec(folder)
     data_path = dataset.get('data_path')
     if not data_path or not Path(data_path).exists():
         raise RecipeError(f'train_dataloader.dataset.data_path: dataset file {data_path} not found; pass --data FILE')

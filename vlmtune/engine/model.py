@@ -1,5 +1,6 @@
-"""mmengine model wrapper: loads an official folder, applies per-part trainability, computes the
-official loss, stops on a non-finite loss, and checkpoints only what trains."""
+"""mmengine model wrapper: builds the recipe's model (a checkpoint folder of any layout with the
+recipe's spec settings on top, or parts), applies per-part trainability, computes the loss, stops
+on a non-finite loss, and checkpoints only what trains."""
 from collections import OrderedDict
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import torch
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 
-from ..model.official_load import load_official, read_config
+from ..formats import read_spec
+from ..formats.parts import build_model
 from ..model.packed_attention import enable_packed_attention
 from ..model.vlm import default_attn_implementation
 from .trainability import LoraSettings, apply_trainability, validate_modes
@@ -29,17 +31,21 @@ class NonFiniteLossError(RuntimeError):
 
 
 class VLTuneModel(BaseModel):
-    def __init__(self, checkpoint: str, vit: str = 'frozen', projector: str = 'full', llm: str = 'lora',
-                 lora: dict = None, vit_lora: dict = None, quantization: str = None, dtype: str = 'auto',
-                 attn_implementation: str = 'auto', gradient_checkpointing: bool = True, data_preprocessor=None):
+    def __init__(self, checkpoint: str = None, spec: dict = None, vit: str = 'frozen', projector: str = 'full',
+                 llm: str = 'lora', lora: dict = None, vit_lora: dict = None, quantization: str = None,
+                 dtype: str = 'auto', attn_implementation: str = 'auto', gradient_checkpointing: bool = True,
+                 data_preprocessor=None):
+        """checkpoint: a folder of any supported layout; spec: settings on top of its spec, or (without a
+        checkpoint) the parts to build from (see vlmtune/formats/parts.py)."""
         super().__init__(data_preprocessor=data_preprocessor)
         validate_modes(vit=vit, projector=projector, llm=llm)
-        read_config(checkpoint)  # one-line error for a bad folder before any weights load
-        self.checkpoint = str(Path(checkpoint))
-        self.recipe_meta = dict(checkpoint=self.checkpoint, vit=vit, projector=projector, llm=llm, lora=lora,
-                                vit_lora=vit_lora, quantization=quantization)
+        if checkpoint:
+            read_spec(checkpoint)  # one-line error for a bad folder before any weights load
+        self.checkpoint = str(Path(checkpoint)) if checkpoint else None
+        self.recipe_meta = dict(checkpoint=self.checkpoint, spec=spec, vit=vit, projector=projector, llm=llm,
+                                lora=lora, vit_lora=vit_lora, quantization=quantization)
         attn = default_attn_implementation() if attn_implementation == 'auto' else attn_implementation
-        self.model, self.tokenizer = load_official(checkpoint, dtype=resolve_dtype(dtype), attn_implementation=attn)
+        self.model, self.tokenizer = build_model(checkpoint, spec, dtype=resolve_dtype(dtype), attn_implementation=attn)
         # Packed rows: attention per sample instead of over the dense block mask (same numbers, less work).
         enable_packed_attention(self.model.language_model)
         if quantization:
@@ -56,7 +62,13 @@ class VLTuneModel(BaseModel):
 
     def enable_gradient_checkpointing(self):
         self.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
-        self.model.vision_model.encoder.gradient_checkpointing = True
+        tower = self.model.vision_tower
+        if hasattr(tower, 'set_gradient_checkpointing'):
+            tower.set_gradient_checkpointing(True)
+
+    def data_spec(self, max_length: int = 4096):
+        """What the data path needs, from the model's own spec and tokenizer."""
+        return self.model.spec.data_spec(self.tokenizer, max_length)
 
     def trainable_keys(self):
         return {name for name, p in self.named_parameters() if p.requires_grad}

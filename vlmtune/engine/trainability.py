@@ -1,16 +1,19 @@
-"""Per-part trainability: `vit`, `projector` and `llm` each `frozen | lora | full`.
+"""Per-part trainability: `vit`, `projector` and `llm` each `frozen | lora | full | partial:K`.
 
-LoRA targets are resolved per backbone (the LLM registry entry names them; the ViT and projector
-targets are fixed), what matched is printed, and a target list that matches nothing is an error.
+The components say what can train: each declares its LoRA targets and its blocks (the vision
+tower's / LLM's layers). `partial:K` trains blocks K.. fully and freezes the rest, TinyLLaVA
+Factory's "partially tune" (e.g. the last ViT layers). LoRA targets that match nothing are an
+error, and what matched is printed.
 """
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List
 
 from torch import nn
 
-MODES = ('frozen', 'lora', 'full')
-VIT_LORA_TARGETS = ['attn.qkv', 'attn.proj', 'mlp.fc1', 'mlp.fc2']
-PROJECTOR_LORA_TARGETS = ['1', '3']  # mlp1.1 and mlp1.3, the two Linear layers
+MODES = ('frozen', 'lora', 'full', 'partial:K')
+PARTS = {'vit': 'vision_tower', 'projector': 'connector', 'llm': 'language_model'}
+_PARTIAL = re.compile(r'^partial:(\d+)$')
 
 
 @dataclass
@@ -39,9 +42,27 @@ class TrainabilityReport:
 
 def validate_modes(**modes) -> Dict[str, str]:
     for part, mode in modes.items():
-        if mode not in MODES:
-            raise ValueError(f'{part}={mode!r} is not a trainability mode; choose one of {list(MODES)}')
+        if mode not in MODES[:3] and not _PARTIAL.match(str(mode)):
+            raise ValueError(f'{part}={mode!r} is not a trainability mode; choose one of {list(MODES)} '
+                             f'(partial:K trains blocks K.. of the part)')
     return modes
+
+
+def lora_targets(model, part: str) -> List[str]:
+    """The LoRA targets the component in `part` declares."""
+    if part == 'llm':
+        return model.spec.component('llm').lora_targets
+    return getattr(getattr(model, PARTS[part]), 'lora_targets', [])
+
+
+def blocks(model, part: str) -> List[nn.Module]:
+    """The blocks (layers) `partial:K` counts, as the component declares them."""
+    module = getattr(model, PARTS[part])
+    if part == 'llm':
+        return model.spec.component('llm').blocks(module)
+    if not hasattr(module, 'blocks'):
+        raise ValueError(f'{part}=partial:K: the {PARTS[part]} {type(module).__name__} declares no blocks')
+    return module.blocks()
 
 
 def _wrap_lora(module: nn.Module, targets: List[str], settings: LoraSettings, part: str):
@@ -62,17 +83,22 @@ def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: 
     lora = lora or LoraSettings()
     report = TrainabilityReport(modes=modes)
     model.requires_grad_(False)
-    parts = {'vit': ('vision_model', VIT_LORA_TARGETS, vit_lora or lora),
-             'projector': ('mlp1', PROJECTOR_LORA_TARGETS, lora),
-             'llm': ('language_model', model.llm_entry.lora_targets, lora)}
-    for part, (attr, targets, settings) in parts.items():
-        mode = modes[part]
+    for part, mode in modes.items():
+        attr = PARTS[part]
         if mode == 'full':
             getattr(model, attr).requires_grad_(True)
         elif mode == 'lora':
-            wrapped, names = _wrap_lora(getattr(model, attr), targets, settings, part)
+            settings = vit_lora or lora if part == 'vit' else lora
+            wrapped, names = _wrap_lora(getattr(model, attr), lora_targets(model, part), settings, part)
             setattr(model, attr, wrapped)
             report.lora_matches[part] = names
+        elif mode != 'frozen':
+            first = int(_PARTIAL.match(mode).group(1))
+            layers = blocks(model, part)
+            if not 0 <= first < len(layers):
+                raise ValueError(f'{part}={mode}: the part has {len(layers)} blocks; K must be 0..{len(layers) - 1}')
+            for layer in layers[first:]:
+                layer.requires_grad_(True)
     report.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     report.total = sum(p.numel() for p in model.parameters())
     return report

@@ -1,0 +1,134 @@
+"""Checkpoint layouts. One adapter module per on-disk layout, each with `detect(folder)`,
+`read_spec(folder)`, `read_state(folder)` (layout key names), `to_layout` / `from_layout` key maps,
+`unsupported(spec)`, `write(staging, spec, state, tokenizer, ...)` and `load_tokenizer(folder)`.
+`load`, `save` and `read_spec` here are the entry points the rest of the package uses; the model
+itself never sees a layout's key names.
+"""
+import json
+from pathlib import Path
+
+import torch
+
+from ..model.spec import ModelSpec
+from ..model.vlm import VisionLanguageModel
+from . import internvl, native
+from .common import CheckpointError, prepare_output, staged_folder, torch_dtype
+
+LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, native)}
+PREFERENCE = ('internvl', 'vlmtune')  # a composition's natural layout: the first that holds it
+
+
+def _adapter(layout: str):
+    if layout not in LAYOUTS:
+        raise CheckpointError(f'unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}')
+    return LAYOUTS[layout]
+
+
+def detect(folder):
+    """The adapter of the layout a folder is in; a one-line error naming what was found otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f'{folder}: not a directory (expected a checkpoint folder)')
+    for adapter in LAYOUTS.values():
+        if adapter.detect(folder):
+            return adapter
+    config = folder / 'config.json'
+    if not config.exists():
+        raise CheckpointError(f'{config}: missing (a checkpoint folder has config.json)')
+    try:
+        arch = (json.loads(config.read_text(encoding='utf-8')).get('architectures') or [None])[0]
+    except (ValueError, AttributeError) as exc:
+        raise CheckpointError(f'{config}: not valid JSON ({exc})') from None
+    known = [a.ARCHITECTURE for a in LAYOUTS.values() if getattr(a, 'ARCHITECTURE', None)]
+    raise CheckpointError(f'{config}: architectures[0] is {arch!r}; supported: {known}')
+
+
+def layout_of(folder) -> str:
+    return detect(folder).NAME
+
+
+def read_spec(folder) -> ModelSpec:
+    """The folder's composition, from its config files only (no weights)."""
+    return detect(folder).read_spec(folder)
+
+
+def load_tokenizer(folder):
+    try:
+        return detect(folder).load_tokenizer(folder)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f'{folder}: cannot load tokenizer ({exc})') from None
+
+
+def load_weights(model: VisionLanguageModel, state: dict, adapter, where) -> None:
+    """Check a layout state dict against the model (names in the layout's terms), then load it."""
+    expected = {k: tuple(v.shape) for k, v in adapter.to_layout(model.state_dict(), model.spec).items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        raise CheckpointError(f'{where}: weights missing {len(missing)} key(s), first: {missing[0]!r}')
+    if unexpected:
+        raise CheckpointError(f'{where}: unexpected weight key(s) {len(unexpected)}, first: {unexpected[0]!r}')
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != expected[key]:
+            raise CheckpointError(f'{where}: shape mismatch for {key!r}: checkpoint {tuple(tensor.shape)} '
+                                  f'vs config {expected[key]}')
+    model.load_state_dict(adapter.from_layout(state, model.spec), strict=True)
+
+
+def load(folder, dtype=torch.float32, device='cpu', attn_implementation=None, with_tokenizer=True,
+         spec_overrides=None):
+    """-> (VisionLanguageModel in eval mode, tokenizer or None), from a folder of any supported layout.
+    `spec_overrides` (recipe settings) apply on top of the folder's spec."""
+    folder = Path(folder)
+    adapter = detect(folder)
+    spec = adapter.read_spec(folder).override(spec_overrides)
+    model = VisionLanguageModel(spec, attn_implementation, init_weights=False)
+    load_weights(model, adapter.read_state(folder), adapter, folder)
+    model.to(device=device, dtype=dtype).eval()
+    tokenizer = load_tokenizer(folder) if with_tokenizer else None
+    if tokenizer is not None:
+        model.set_tokenizer(tokenizer)
+    return model, tokenizer
+
+
+def holds(layout: str, spec: ModelSpec) -> bool:
+    return _adapter(layout).unsupported(spec) is None
+
+
+def natural_layout(spec: ModelSpec, base_folder=None) -> str:
+    """The base folder's layout when it can hold the composition, else the first that can."""
+    if base_folder is not None and Path(base_folder).is_dir():
+        base = layout_of(base_folder)
+        if holds(base, spec):
+            return base
+    return next(name for name in PREFERENCE if holds(name, spec))
+
+
+def save(model: VisionLanguageModel, tokenizer, out, layout=None, dtype='bf16', max_shard_size_gb: float = 5.0,
+         base_folder=None, overwrite=False) -> Path:
+    """Write `model` in `layout` (default: its natural one) at `out`, atomically."""
+    layout = layout or natural_layout(model.spec, base_folder)
+    adapter = _adapter(layout)
+    reason = adapter.unsupported(model.spec)
+    if reason:
+        holding = [name for name in PREFERENCE if holds(name, model.spec)]
+        raise CheckpointError(f'the {layout} layout cannot hold {reason}; layouts that can: {holding}')
+    if base_folder is not None and Path(base_folder).is_dir() and layout_of(base_folder) != layout:
+        base_folder = None  # a base folder's own files belong to its layout
+    prepare_output(Path(out), overwrite)
+    with staged_folder(out, overwrite) as staging:
+        adapter.write(staging, model.spec, model.state_dict(), tokenizer, torch_dtype(dtype),
+                      int(max_shard_size_gb * 1024 ** 3), base_folder)
+    return Path(out)
+
+
+def data_spec_for_folder(folder, max_tiles=None, max_length=4096):
+    """What the data path needs from a checkpoint folder (config and tokenizer only)."""
+    overrides = {'image_processor': {'max_tiles': max_tiles}} if max_tiles else None
+    return read_spec(folder).override(overrides).data_spec(load_tokenizer(folder), max_length)
+
+
+__all__ = ['CheckpointError', 'LAYOUTS', 'data_spec_for_folder', 'detect', 'layout_of', 'load', 'load_tokenizer',
+           'natural_layout', 'read_spec', 'save']

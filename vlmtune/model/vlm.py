@@ -1,19 +1,23 @@
-"""The composed vision-language model: vision tower -> connector -> LLM, each from its registry.
+"""The composed vision-language model: vision tower -> connector -> LLM, built from a ModelSpec.
 
-Parameter names are the official InternVL ones (`vision_model.`, `mlp1.`, `language_model.`), so
-official folders load with no key mapping. Prompt building, image-token splicing, the loss and the
-chat/generate semantics are borrowed from the exported remote code (`remote/modeling_internvl_chat.py`),
-so the package and an exported folder cannot drift apart.
+It owns forward / generate / chat / batch_chat for any composition, with the InternVL family's
+semantics (format doc §5-§7): the connector's output replaces the embeddings of the image context
+tokens in order, tiles with `image_flags == 0` are dropped, the loss is the mean next-token cross
+entropy over labels != -100, and `chat()` builds its prompt from the spec's template and places
+`<image>` blocks as the official `chat()` does. The model never knows which layout its weights came
+from: key names are the layout adapters' business (vlmtune/formats).
 """
-import torch
-from torch import nn
+import inspect
 
-from .connector import REGISTRY as CONNECTORS
-from .llm import REGISTRY as LLMS
-from ..formats.internvl_remote.configuration_internvl_chat import InternVLChatConfig
-from ..formats.internvl_remote.conversation import get_conv_template
-from ..formats.internvl_remote.modeling_internvl_chat import IMG_CONTEXT_TOKEN, InternVLChatModel
-from .vision_tower import REGISTRY as VISION_TOWERS
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_utils import no_init_weights
+
+from .spec import ModelSpec
+
+PARTS = ('vision_tower', 'connector', 'language_model')
 
 
 def default_attn_implementation() -> str:
@@ -28,26 +32,24 @@ def default_attn_implementation() -> str:
 
 
 class VisionLanguageModel(nn.Module):
-    connector_name = 'internvl_mlp1'
-
-    def __init__(self, config: InternVLChatConfig, attn_implementation: str = None):
+    def __init__(self, spec: ModelSpec, attn_implementation: str = None, init_weights: bool = True):
+        """init_weights=False: the weights will be loaded; skip the random init (fast)."""
         super().__init__()
-        self.config = config
-        vcfg, lcfg = config.vision_config, config.llm_config
-        image_size = config.force_image_size or vcfg.image_size
-        self.image_size = image_size
-        self.num_image_token = int((image_size // vcfg.patch_size) ** 2 * config.downsample_ratio ** 2)
-        self.select_layer = config.select_layer
-        self.template = config.template
-        get_conv_template(self.template)  # fail early on an unknown template
-        self.system_message = getattr(config, 'system_message', None) or get_conv_template(self.template).system_message
-        lcfg._attn_implementation = attn_implementation or default_attn_implementation()
-        self.vision_model = VISION_TOWERS.get(vcfg.model_type)(vcfg)
-        self.mlp1 = CONNECTORS.get(self.connector_name)(vcfg.hidden_size, lcfg.hidden_size,
-                                                        config.downsample_ratio, config.ps_version)
-        self.llm_entry = LLMS.get(lcfg.architectures[0])
-        self.language_model = self.llm_entry.build(lcfg)
+        self.spec = spec
+        self.template = spec.build_template()
+        self.image_tokens = spec.image_tokens()
+        self.system_message = spec.system_message or self.template.system_message
         self.img_context_token_id = None
+        # Tower, connector, LLM in that order: a seeded init draws what the official code draws.
+        with no_init_weights(_enable=not init_weights):
+            self.vision_tower = _build(spec.component('vision_tower'), spec.settings('vision_tower'),
+                                       init_weights=init_weights)
+            llm_entry = spec.component('llm')
+            self.connector = _build(spec.component('connector'), spec.settings('connector'),
+                                    vision_width=self.vision_tower.width,
+                                    llm_width=llm_entry.config(spec.settings('llm')).hidden_size)
+            self.language_model = llm_entry.build(spec.settings('llm'),
+                                                  attn_implementation or default_attn_implementation())
 
     @property
     def device(self):
@@ -57,21 +59,118 @@ class VisionLanguageModel(nn.Module):
     def dtype(self):
         return next(self.parameters()).dtype
 
+    @property
+    def num_image_token(self) -> int:
+        return self.image_tokens.per_tile
+
     def set_tokenizer(self, tokenizer):
-        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
-
-    def extract_feature(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """[tiles, 3, S, S] -> [tiles, num_image_token, llm_width]."""
-        return self.mlp1(self.vision_model.patch_features(pixel_values, self.select_layer))
-
-    # Official semantics, shared with the exported folder's code.
-    forward = InternVLChatModel.forward
-    _splice = InternVLChatModel._splice
-    _prompt = InternVLChatModel._prompt
-    chat = InternVLChatModel.chat
-    batch_chat = InternVLChatModel.batch_chat
-    generate = InternVLChatModel.generate
+        self.img_context_token_id = tokenizer.convert_tokens_to_ids(self.image_tokens.context)
 
     def parameter_counts(self) -> dict:
-        return {name: sum(p.numel() for p in getattr(self, name).parameters())
-                for name in ('vision_model', 'mlp1', 'language_model')}
+        return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in PARTS}
+
+    # --- forward ------------------------------------------------------------------------------
+    def extract_feature(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[tiles, 3, S, S] -> [tiles, tokens per tile, llm width]."""
+        return self.connector(self.vision_tower(pixel_values))
+
+    def splice(self, input_ids: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        embeds = self.language_model.get_input_embeddings()(input_ids)
+        batch, length, width = embeds.shape
+        embeds = embeds.reshape(batch * length, width)
+        selected = input_ids.reshape(-1) == self.img_context_token_id
+        image_flat = image_embeds.reshape(-1, width).to(embeds.dtype)
+        if int(selected.sum()) != image_flat.shape[0]:
+            raise ValueError(f'{int(selected.sum())} {self.image_tokens.context} tokens but {image_flat.shape[0]} '
+                             f'image features')
+        embeds = embeds.clone()
+        embeds[selected] = embeds[selected] * 0.0 + image_flat  # keeps the graph through the text rows
+        return embeds.reshape(batch, length, width)
+
+    def forward(self, pixel_values, input_ids=None, attention_mask=None, position_ids=None, image_flags=None,
+                past_key_values=None, labels=None, use_cache=None, output_attentions=None,
+                output_hidden_states=None, return_dict=None):
+        if self.img_context_token_id is None:
+            raise RuntimeError('call set_tokenizer(tokenizer) first (the image context token id is unknown)')
+        flags = torch.ones(len(pixel_values), dtype=torch.long) if image_flags is None else image_flags.squeeze(-1)
+        image_embeds = self.extract_feature(pixel_values)[flags.to(pixel_values.device) == 1]
+        outputs = self.language_model(inputs_embeds=self.splice(input_ids, image_embeds),
+                                      attention_mask=attention_mask, position_ids=position_ids,
+                                      past_key_values=past_key_values, use_cache=use_cache,
+                                      output_hidden_states=output_hidden_states)
+        loss = None
+        if labels is not None:
+            shift_logits = outputs.logits[..., :-1, :].contiguous().float()
+            shift_labels = labels[..., 1:].contiguous().to(shift_logits.device)
+            loss = F.cross_entropy(shift_logits.view(-1, shift_logits.shape[-1]), shift_labels.view(-1),
+                                   ignore_index=-100)
+        return CausalLMOutputWithPast(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values,
+                                      hidden_states=outputs.hidden_states)
+
+    # --- generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, pixel_values=None, input_ids=None, attention_mask=None, visual_features=None,
+                 generation_config=None, output_hidden_states=None, **generate_kwargs):
+        if pixel_values is not None or visual_features is not None:
+            image_embeds = visual_features if visual_features is not None else self.extract_feature(pixel_values)
+            embeds = self.splice(input_ids, image_embeds)
+        else:
+            embeds = self.language_model.get_input_embeddings()(input_ids)
+        return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+                                            generation_config=generation_config,
+                                            output_hidden_states=output_hidden_states, use_cache=True,
+                                            **generate_kwargs)
+
+    def prompt(self, question: str, history=None) -> str:
+        """The text `chat()` sends (before `<image>` expansion)."""
+        return self.template.chat_prompt(history, question, self.system_message)
+
+    def _answer(self, tokenizer, queries, pixel_values, generation_config) -> list:
+        """queries: one prompt (str, as chat() sends it) or a list (batch_chat, left-padded)."""
+        device = self.language_model.get_input_embeddings().weight.device
+        inputs = tokenizer(queries, return_tensors='pt', padding=isinstance(queries, list))
+        end = self.template.end_token
+        config = dict(generation_config, eos_token_id=tokenizer.convert_tokens_to_ids(end))
+        output = self.generate(pixel_values=pixel_values, input_ids=inputs['input_ids'].to(device),
+                               attention_mask=inputs['attention_mask'].to(device), **config)
+        return [text.split(end)[0].strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+
+    def chat(self, tokenizer, pixel_values, question, generation_config, history=None, return_history=False,
+             num_patches_list=None, verbose=False):
+        """Official `chat()` semantics: `<image>\\n` is prepended on the first turn when the question has
+        no tag; every `<image>` in the whole prompt (history included) is expanded in order; the
+        (question as sent, answer) pair is appended to the caller's history list in place."""
+        if history is None and pixel_values is not None and '<image>' not in question:
+            question = '<image>\n' + question
+        if num_patches_list is None:
+            num_patches_list = [pixel_values.shape[0]] if pixel_values is not None else []
+        if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
+            raise ValueError(f'{len(pixel_values)} tiles but num_patches_list sums to {sum(num_patches_list)}')
+        self.set_tokenizer(tokenizer)
+        query = self.image_tokens.expand(self.prompt(question, history), num_patches_list)
+        if verbose and pixel_values is not None:
+            print(f'dynamic ViT batch size: {pixel_values.shape[0]}')
+        response = self._answer(tokenizer, query, pixel_values, generation_config)[0]
+        history = [] if history is None else history
+        history.append((question, response))
+        return (response, history) if return_history else response
+
+    def batch_chat(self, tokenizer, pixel_values, questions, generation_config, num_patches_list=None,
+                   history=None, return_history=False, verbose=False):
+        if history is not None or return_history:
+            raise NotImplementedError('batch_chat takes no history')
+        self.set_tokenizer(tokenizer)
+        queries = []
+        for question, tiles in zip(questions, num_patches_list):
+            if pixel_values is not None and '<image>' not in question:
+                question = '<image>\n' + question
+            queries.append(self.image_tokens.expand(self.prompt(question), [tiles]))
+        tokenizer.padding_side = 'left'
+        return self._answer(tokenizer, queries, pixel_values, generation_config)
+
+
+def _build(cls, settings: dict, init_weights: bool = True, **kwargs):
+    """A component from its settings; `init_weights` only for components that take it."""
+    if 'init_weights' in inspect.signature(cls).parameters:
+        kwargs['init_weights'] = init_weights
+    return cls(**kwargs, **settings)

@@ -99,18 +99,17 @@ class TorchPipeline:
     backend = 'torch'
 
     def __init__(self, model_path, device=None, dtype=None, max_tiles=None):
-        from ..data.data_spec import DataSpec
-        from ..model.official_load import load_official
+        from ..formats import load
         device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         dtype = dtype or (torch.bfloat16 if device == 'cuda' else torch.float32)
-        self.model, self.tokenizer = load_official(model_path, dtype=dtype, device=device)
-        self.spec = DataSpec.from_folder(model_path, max_tiles=max_tiles)
+        overrides = {'image_processor': {'max_tiles': max_tiles}} if max_tiles else None
+        # One read of the folder: the model's spec and tokenizer serve the data path too.
+        self.model, self.tokenizer = load(model_path, dtype=dtype, device=device, spec_overrides=overrides)
+        self.image_processor = self.model.spec.build_image_processor()
         self._lock = threading.Lock()
 
     def _pixels(self, images, n_total):
-        from ..data.tiling import tile_image
-        cfg = self.spec.tiling_for(n_total)
-        return [tile_image(img, cfg).to(self.model.device, self.model.dtype) for img in images]
+        return [self.image_processor.process(img, n_total).to(self.model.device, self.model.dtype) for img in images]
 
     def _generate(self, session, text, images, gen_config, streamer=None):
         new = self._pixels(images, max(1, len(images)))
@@ -209,9 +208,8 @@ def resolve_backend(model_path, backend='auto') -> str:
     if backend != 'auto':
         raise ValueError(f'backend {backend!r}: choose auto, turbomind, pytorch or torch')
     if torch.cuda.is_available() and _lmdeploy_available():
-        from ..model.official_load import read_config
-        arch = read_config(model_path)['llm_config']['architectures'][0]
-        return 'pytorch' if arch == 'Phi3ForCausalLM' else 'turbomind'  # TurboMind has no Phi3
+        from ..formats import read_spec
+        return 'pytorch' if read_spec(model_path).family == 'phi3' else 'turbomind'  # TurboMind has no Phi3
     return 'torch'
 
 

@@ -12,7 +12,7 @@ COMMANDS = '/image PATH (attach to the next question), /reset (new session), /ex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument('model', help='official-format InternVL folder')
+    parser.add_argument('model', help='checkpoint folder (any supported layout)')
     parser.add_argument('--image', help='image attached to the first question')
     parser.add_argument('--backend', default='auto', choices=['auto', 'turbomind', 'pytorch', 'torch'],
                         help='auto: LMDeploy when a GPU and lmdeploy are present, else torch')
@@ -27,7 +27,7 @@ def _error(message) -> None:
 
 
 def _load(args):
-    from ..model.official_load import CheckpointError
+    from ..formats import CheckpointError
     from .pipeline import pipeline, resolve_backend
     try:
         backend = resolve_backend(args.model, args.backend)

@@ -1,25 +1,36 @@
-"""LLMs that transformers implements natively (Qwen2, Llama, Phi3)."""
+"""LLMs that transformers implements natively (Qwen2, Llama, Phi3): its own classes, parameter
+names and semantics. settings: {'config': the HF config dict}."""
 import transformers
 
 from . import register
 
-# LoRA targets per backbone, matching the official InternVL finetune scripts' module names.
-LORA_TARGETS = {
-    'Qwen2ForCausalLM': ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
-                         'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'],
-    'Phi3ForCausalLM': ['self_attn.qkv_proj', 'self_attn.o_proj', 'mlp.gate_up_proj', 'mlp.down_proj'],
-}
-LORA_TARGETS['LlamaForCausalLM'] = LORA_TARGETS['Qwen2ForCausalLM']
+ATTENTION_MLP = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
+                 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']
 
 
 class TransformersLM:
-    def __init__(self, architecture: str):
-        self.architecture = architecture
-        self.lora_targets = LORA_TARGETS[architecture]
+    """A family entry: builds the transformers class from the settings' config dict."""
 
-    def build(self, config):
+    def __init__(self, family: str, architecture: str, config_class: str, lora_targets):
+        self.family, self.architecture, self.lora_targets = family, architecture, lora_targets
+        self.config_class = config_class
+
+    def config(self, settings: dict):
+        return getattr(transformers, self.config_class)(**settings['config'])
+
+    def build(self, settings: dict, attn_implementation: str = 'sdpa'):
+        config = self.config(settings)
+        config._attn_implementation = attn_implementation
         return getattr(transformers, self.architecture)(config)
 
+    @staticmethod
+    def blocks(model):
+        return list(model.model.layers)
 
-for _arch in LORA_TARGETS:
-    register(_arch)(TransformersLM(_arch))
+
+for _family, _arch, _config, _targets in [
+        ('qwen2', 'Qwen2ForCausalLM', 'Qwen2Config', ATTENTION_MLP),
+        ('llama', 'LlamaForCausalLM', 'LlamaConfig', ATTENTION_MLP),
+        ('phi3', 'Phi3ForCausalLM', 'Phi3Config', ['self_attn.qkv_proj', 'self_attn.o_proj', 'mlp.gate_up_proj',
+                                                    'mlp.down_proj'])]:
+    register(_family)(TransformersLM(_family, _arch, _config, _targets))

@@ -1,5 +1,5 @@
 """vision tower registry: one file per component, each registering itself here."""
-from ..registry import Registry, import_submodules
+from ...registry import Registry, import_submodules
 
 REGISTRY = Registry('vision tower')
 register = REGISTRY.register

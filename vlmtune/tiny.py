@@ -1,4 +1,5 @@
-"""Tiny random official-format InternVL folders for tests and the embedded default.
+"""Tiny random InternVL models for tests and the embedded default, saved in any layout, or as parts
+(an InternViT folder + a Qwen2 LLM folder) for building from parts.
 
 Tokenizers are trained here on a small built-in corpus (no downloads): a byte-level BPE saved as a
 Qwen2 tokenizer for Qwen2/Llama/Phi3, a SentencePiece model for InternLM2, each with the chat
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import torch
 
-from .official_save import save_official
-from ..formats.internvl_remote.conversation import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
-from ..formats.internvl_remote.configuration_internvl_chat import InternVLChatConfig
-from .tokenizer_files import INTERNVL_TOKENS
-from .vlm import VisionLanguageModel
+from .data.templates.internvl import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
+from .formats import save
+from .formats.parts import save_llm_folder, save_vision_folder
+from .formats.tokenizers import INTERNVL_TOKENS
+from .model.spec import ModelSpec
+from .model.vlm import VisionLanguageModel
 
 LLM_FAMILIES = {'qwen2': 'Qwen2ForCausalLM', 'internlm2': 'InternLM2ForCausalLM',
                 'phi3': 'Phi3ForCausalLM', 'llama': 'LlamaForCausalLM'}
@@ -79,7 +81,7 @@ def train_bpe_tokenizer(specials, vocab_size, workdir: Path, corpus):
 def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path, corpus):
     """SentencePiece BPE with byte fallback -> InternLM2Tokenizer (adds <s>)."""
     import sentencepiece as spm
-    from ..formats.internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
+    from .formats.internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
     model_path = workdir / 'tokenizer.model'
     with open(model_path, 'wb') as handle:
         spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus * 4), model_writer=handle,
@@ -95,7 +97,7 @@ def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path, corpus):
     return tok
 
 
-def build_tokenizer(spec: TinySpec, template: str, workdir: Path):
+def build_tokenizer(spec: TinySpec, template: str, workdir: Path, image_tokens: bool = True):
     specials = PHI3_SPECIALS if template == 'phi3-chat' else CHATML_SPECIALS
     corpus = CORPUS + [t for t in (spec.extra_corpus, spec.system_message) if t] * 8
     if spec.llm == 'internlm2':
@@ -103,7 +105,8 @@ def build_tokenizer(spec: TinySpec, template: str, workdir: Path):
         tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir, corpus)
     else:
         tok = train_bpe_tokenizer(specials, spec.vocab_size, workdir, corpus)
-    tok.add_tokens(INTERNVL_TOKENS, special_tokens=True)
+    if image_tokens:
+        tok.add_tokens(INTERNVL_TOKENS, special_tokens=True)
     return tok
 
 
@@ -137,29 +140,35 @@ def vision_config_dict(spec: TinySpec) -> dict:
                 attention_dropout=0.0, initializer_range=0.02, initializer_factor=0.1)
 
 
-def build_tiny_model(spec: TinySpec):
-    """-> (VisionLanguageModel with random fp32 weights, tokenizer)."""
+def model_spec(spec: TinySpec, tokenizer, template: str) -> ModelSpec:
+    return ModelSpec(
+        vision_tower={'type': 'intern_vit', 'config': vision_config_dict(spec), 'select_layer': spec.select_layer},
+        connector={'type': 'pixel_shuffle_mlp', 'downsample_ratio': 0.5, 'ps_version': spec.ps_version},
+        llm={'type': spec.llm, 'config': llm_config_dict(spec, tokenizer)},
+        image_processor={'type': 'internvl_dynamic', 'image_size': spec.image_size, 'min_tiles': 1,
+                         'max_tiles': spec.max_dynamic_patch, 'use_thumbnail': True, 'dynamic': True},
+        template={'type': template, **({'system_message': spec.system_message} if spec.system_message else {})})
+
+
+def build_tiny_model(spec: TinySpec, image_tokens: bool = True):
+    """-> (VisionLanguageModel with random fp32 weights, tokenizer). image_tokens=False: a tokenizer
+    without the InternVL tokens (an LLM as released, for building from parts)."""
     if spec.llm not in LLM_FAMILIES:
         raise ValueError(f'unknown LLM family {spec.llm!r}; choose from {sorted(LLM_FAMILIES)}')
     if spec.vit not in ('300m', '6b'):
         raise ValueError(f"unknown ViT flavour {spec.vit!r}; choose '300m' or '6b'")
     template = spec.template or DEFAULT_TEMPLATE[spec.llm]
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = build_tokenizer(spec, template, Path(tmp))
+        tokenizer = build_tokenizer(spec, template, Path(tmp), image_tokens)
         # Keep the tokenizer usable after the temp dir goes: reload it from a saved copy in memory.
         tokenizer = _detach_from_dir(tokenizer, Path(tmp))
-    config = InternVLChatConfig(
-        vision_config=vision_config_dict(spec), llm_config=llm_config_dict(spec, tokenizer),
-        template=template, downsample_ratio=0.5, ps_version=spec.ps_version, select_layer=spec.select_layer,
-        force_image_size=spec.image_size, dynamic_image_size=True, use_thumbnail=True, min_dynamic_patch=1,
-        max_dynamic_patch=spec.max_dynamic_patch,
-        **({'system_message': spec.system_message} if spec.system_message else {}))
     torch.manual_seed(spec.seed)
-    model = VisionLanguageModel(config).float().eval()
+    model = VisionLanguageModel(model_spec(spec, tokenizer, template)).float().eval()
     with torch.no_grad():  # the vision stem's class/position embeddings otherwise start as N(0, 1)
-        model.vision_model.embeddings.class_embedding.normal_(0.0, 0.02)
-        model.vision_model.embeddings.position_embedding.normal_(0.0, 0.02)
-    model.set_tokenizer(tokenizer)
+        model.vision_tower.embeddings.class_embedding.normal_(0.0, 0.02)
+        model.vision_tower.embeddings.position_embedding.normal_(0.0, 0.02)
+    if image_tokens:
+        model.set_tokenizer(tokenizer)
     return model, tokenizer
 
 
@@ -170,9 +179,19 @@ def _detach_from_dir(tokenizer, tmp: Path):
     return type(tokenizer).from_pretrained(str(keep))
 
 
-def make_tiny_folder(out_dir, spec: TinySpec = None, dtype='fp32', overwrite=False) -> Path:
+def make_tiny_folder(out_dir, spec: TinySpec = None, dtype='fp32', overwrite=False, layout='internvl') -> Path:
     spec = spec or TinySpec()
     model, tokenizer = build_tiny_model(spec)
-    out = save_official(model, tokenizer, out_dir, dtype=dtype, overwrite=overwrite)
+    out = save(model, tokenizer, out_dir, layout=layout, dtype=dtype, overwrite=overwrite)
     (out / 'tiny_spec.json').write_text(json.dumps(spec.__dict__, indent=2), encoding='utf-8')
     return out
+
+
+def make_tiny_parts(out_dir, spec: TinySpec = None) -> dict:
+    """An InternViT folder and a transformers LLM folder (tokenizer without the image tokens), as a
+    vision tower and an LLM are released on their own. -> {'vision_tower': path, 'llm': path}."""
+    spec = spec or TinySpec()
+    model, tokenizer = build_tiny_model(spec, image_tokens=False)
+    out = Path(out_dir)
+    return {'vision_tower': save_vision_folder(model, out / 'vision_tower'),
+            'llm': save_llm_folder(model, tokenizer, out / 'llm')}

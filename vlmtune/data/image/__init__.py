@@ -1,0 +1,18 @@
+"""Image processor registry: one file per strategy (how an image becomes tiles of pixels), plus
+`ImageTokens`, the one place that says how many LLM tokens those tiles become."""
+from ...registry import Registry, import_submodules
+from .tokens import ImageTokens
+
+REGISTRY = Registry('image processor')
+register = REGISTRY.register
+
+
+def build_image_processor(settings: dict):
+    """settings: {'type': name, **fields} -> processor instance."""
+    fields = dict(settings)
+    return REGISTRY.get(fields.pop('type'))(**fields)
+
+
+import_submodules(__name__, __path__)
+
+__all__ = ['REGISTRY', 'ImageTokens', 'build_image_processor', 'register']

@@ -1,0 +1,108 @@
+"""One definition per conversation template: roles, separators, system message, stop tokens and the
+label-masking rule. The training segments (what is trained, what is masked), the chat prompt and
+the tokenizer's Jinja `chat_template` are all rendered from it, so they cannot drift apart.
+
+Rendering (MPT style, the InternVL family's): `system_prefix + system + sep`, then `role + value +
+sep` per turn (`sep2` after assistant turns when a template has two separators), and the bare
+assistant role for the open turn of a chat prompt. In assistant turns the value and the end-of-turn
+token are trained; the role header and whatever follows the end token in the separator are masked.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    trained: bool = False
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    system_prefix: str              # text before the system message
+    system_message: str             # default system message
+    roles: Tuple[str, str]          # user and assistant turn headers
+    sep: str                        # ends the system block and every turn
+    sep2: Optional[str] = None      # ends assistant turns, for two-separator templates
+    stop_tokens: Tuple[str, ...] = ()   # end generation; the first is the trained end-of-turn token
+    strip_values: bool = False      # label rule: message values are .strip()ped before rendering
+    keep_bos: bool = True           # label rule: a tokenizer that adds BOS gets one (masked) in front
+
+    @property
+    def end_token(self) -> str:
+        return self.stop_tokens[0] if self.stop_tokens else self.assistant_sep.strip()
+
+    @property
+    def assistant_sep(self) -> str:
+        return self.sep2 if self.sep2 is not None else self.sep
+
+    def _system(self, messages: List[dict], system_message: Optional[str]):
+        system = self.system_message if system_message is None else system_message
+        if messages and messages[0]['from'] == 'system':
+            system = messages.pop(0)['value']
+        return Segment(self.system_prefix + system + self.sep)
+
+    def segments(self, conversations: Sequence[dict], system_message: str = None) -> List[Segment]:
+        """conversations: [{'from': 'system'|'human'|'gpt', 'value': str}, ...] (system optional, first)."""
+        messages = list(conversations)
+        segments = [self._system(messages, system_message)]
+        sep = self.assistant_sep
+        after_end = sep[sep.index(self.end_token) + len(self.end_token):] if self.end_token in sep else ''
+        for message in messages:
+            value = message['value'].strip() if self.strip_values else message['value']
+            if message['from'] == 'human':
+                segments.append(Segment(self.roles[0] + value + self.sep))
+            elif message['from'] == 'gpt':
+                segments.append(Segment(self.roles[1]))
+                segments.append(Segment(value + self.end_token, trained=True))
+                if after_end:
+                    segments.append(Segment(after_end))
+            else:
+                raise ValueError(f"unknown role {message['from']!r} (expected human or gpt after an optional system)")
+        return segments
+
+    def render(self, conversations: Sequence[dict], system_message: str = None,
+               add_generation_prompt: bool = False) -> str:
+        text = ''.join(s.text for s in self.segments(conversations, system_message))
+        return text + self.roles[1] if add_generation_prompt else text
+
+    def chat_prompt(self, history, question: str, system_message: str = None) -> str:
+        """The prompt `chat()` sends: history [(question, answer)], the new question, the open
+        assistant turn. Values are not stripped (chat() sends them as given); an empty answer
+        renders as a bare role, as the official prompt builder does."""
+        system = self.system_message if system_message is None else system_message
+        text = self.system_prefix + system + self.sep
+        for old_question, old_answer in history or []:
+            text += self.roles[0] + old_question + self.sep
+            text += self.roles[1] + old_answer + self.assistant_sep if old_answer else self.roles[1]
+        return text + self.roles[0] + question + self.sep + self.roles[1]
+
+    def chat_template(self, system_message: str = None, image_text: str = '<image>\n') -> str:
+        """Jinja for messages [{role, content}] rendering what `render()` gives (string content;
+        list content takes its text parts and `image_text` per image part)."""
+        system = self.system_message if system_message is None else system_message
+        user, assistant, sep, sep2 = (_jinja_literal(x) for x in (*self.roles, self.sep, self.assistant_sep))
+        return (
+            "{%- if messages and messages[0]['role'] == 'system' -%}"
+            "{%- set system_message = messages[0]['content'] -%}{%- set loop_messages = messages[1:] -%}"
+            "{%- else -%}{%- set system_message = " + _jinja_literal(system) + " -%}"
+            "{%- set loop_messages = messages -%}{%- endif -%}"
+            "{{- " + _jinja_literal(self.system_prefix) + " + system_message + " + sep + " -}}"
+            "{%- for message in loop_messages -%}"
+            "{%- if message['content'] is string -%}{%- set content = message['content'] -%}"
+            "{%- else -%}{%- set content = namespace(text='') -%}"
+            "{%- for part in message['content'] -%}"
+            "{%- if part['type'] == 'text' -%}{%- set content.text = content.text + part['text'] -%}"
+            "{%- else -%}{%- set content.text = content.text + " + _jinja_literal(image_text, True) + " -%}{%- endif -%}"
+            "{%- endfor -%}{%- set content = content.text -%}{%- endif -%}"
+            "{%- if message['role'] == 'user' -%}{{- " + user + " + content + " + sep + " -}}"
+            "{%- elif message['role'] == 'assistant' -%}{{- " + assistant + " + content + " + sep2 + " -}}"
+            "{%- endif -%}{%- endfor -%}"
+            "{%- if add_generation_prompt -%}{{- " + assistant + " -}}{%- endif -%}"
+        )
+
+
+def _jinja_literal(text: str, escape_newlines: bool = False) -> str:
+    text = text.replace('\\', '\\\\').replace("'", "\\'")
+    return "'" + (text.replace('\n', '\\n') if escape_newlines else text) + "'"

@@ -1,0 +1,136 @@
+"""What every layout adapter shares: one-line checkpoint errors, safetensors reading and (sharded)
+writing, and staged folder writes (built under a temporary sibling name, renamed into place only
+when complete, so a failure never leaves a half-written folder or loses the previous one)."""
+import json
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
+DTYPE_NAMES = {torch.bfloat16: 'bfloat16', torch.float16: 'float16', torch.float32: 'float32'}
+
+
+class CheckpointError(ValueError):
+    """A problem with a checkpoint folder; the message names the file, key and fix."""
+
+
+def read_json(path: Path, what: str = 'file') -> dict:
+    if not path.exists():
+        raise CheckpointError(f'{path}: missing ({what})')
+    try:
+        return json.loads(path.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f'{path}: not valid JSON ({exc})') from None
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding='utf-8')
+
+
+def torch_dtype(dtype) -> torch.dtype:
+    return DTYPES[dtype] if isinstance(dtype, str) else dtype
+
+
+def weight_files(folder) -> list:
+    folder = Path(folder)
+    index = folder / 'model.safetensors.index.json'
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text(encoding='utf-8'))['weight_map']
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise CheckpointError(f'{index}: unreadable index ({exc})') from None
+        files = sorted(set(weight_map.values()))
+        for name in files:
+            if not (folder / name).exists():
+                raise CheckpointError(f'{folder / name}: shard listed in {index.name} is missing')
+        return [folder / name for name in files]
+    if (folder / 'model.safetensors').exists():
+        return [folder / 'model.safetensors']
+    if list(folder.glob('*.bin')):
+        raise CheckpointError(f'{folder}: only .bin weights found; save as safetensors first')
+    raise CheckpointError(f'{folder}: no model.safetensors or model.safetensors.index.json')
+
+
+def read_state_dict(folder) -> dict:
+    state = {}
+    for path in weight_files(folder):
+        try:
+            with safe_open(str(path), framework='pt') as handle:
+                for key in handle.keys():
+                    state[key] = handle.get_tensor(key)
+        except Exception as exc:  # safetensors raises its own error types for truncated files
+            raise CheckpointError(f'{path}: cannot read safetensors (truncated or corrupt: {exc})') from None
+    return state
+
+
+def weight_shapes(folder) -> dict:
+    """key -> (shape, dtype name) from the safetensors headers, without reading any tensor."""
+    shapes = {}
+    for path in weight_files(folder):
+        with safe_open(str(path), framework='pt') as handle:
+            for key in handle.keys():
+                piece = handle.get_slice(key)
+                shapes[key] = (tuple(piece.get_shape()), piece.get_dtype())
+    return shapes
+
+
+def write_weights(state: dict, out: Path, dtype: torch.dtype, max_shard_bytes: int) -> None:
+    """model.safetensors, or model-0000k-of-0000n.safetensors + index above `max_shard_bytes`."""
+    shards, current, current_bytes = [], {}, 0
+    for key, tensor in state.items():
+        tensor = tensor.detach().to('cpu', dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+        size = tensor.numel() * tensor.element_size()
+        if current and current_bytes + size > max_shard_bytes:
+            shards.append(current)
+            current, current_bytes = {}, 0
+        current[key] = tensor
+        current_bytes += size
+    shards.append(current)
+    if len(shards) == 1:
+        save_file(shards[0], str(out / 'model.safetensors'), metadata={'format': 'pt'})
+        return
+    weight_map, total = {}, 0
+    for i, shard in enumerate(shards, 1):
+        name = f'model-{i:05d}-of-{len(shards):05d}.safetensors'
+        save_file(shard, str(out / name), metadata={'format': 'pt'})
+        for key, tensor in shard.items():
+            weight_map[key] = name
+            total += tensor.numel() * tensor.element_size()
+    index = {'metadata': {'total_size': total}, 'weight_map': weight_map}
+    (out / 'model.safetensors.index.json').write_text(json.dumps(index, indent=2), encoding='utf-8')
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f'{out}: exists and is not a folder')
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f'{out}: folder is not empty; pass overwrite=True (--overwrite) to replace it')
+
+
+@contextmanager
+def staged_folder(out, overwrite: bool = False, tag: str = 'tmp'):
+    """Yields a temporary sibling folder; on success it replaces `out` (the old one is removed only
+    after the rename), on any failure it is deleted and `out` is untouched."""
+    out = Path(out)
+    prepare_output(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f'.{out.name}.{tag}-{uuid.uuid4().hex[:8]}'
+    staging.mkdir()
+    try:
+        yield staging
+        if out.exists():
+            old = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,156 @@
+"""Where a recipe's model comes from: a checkpoint folder of any layout (with the recipe's spec
+settings on top), or parts — a vision-tower folder + an LLM folder + a freshly initialised
+connector (LLaVA's stage 1, InternVL's pretraining):
+
+    spec = dict(vision_tower=dict(type='intern_vit', pretrained='models/InternViT-300M-448px'),
+                connector=dict(type='pixel_shuffle_mlp'),
+                llm=dict(type='qwen2', pretrained='models/Qwen2-0.5B-Instruct'),
+                template=dict(type='internvl2_5'))      # image_processor defaults to the tower's size
+
+From parts, the LLM folder's tokenizer gets the InternVL image tokens (added as special tokens after
+its own, as the official finetune script does); when that grows the vocabulary, the new input and
+output embedding rows start at the mean of the old ones (the official script sets the output rows
+so; transformers' mean resizing samples the input rows around the same mean).
+"""
+from pathlib import Path
+
+import torch
+
+from ..model.llm import family_of
+from ..model.spec import ModelSpec, SpecError
+from ..model.vlm import VisionLanguageModel
+from . import internlm2_keys
+from .common import CheckpointError, read_json, read_state_dict, write_json, write_weights
+from .tokenizers import add_image_tokens, load_tokenizer
+
+DEFAULT_CONNECTOR = {'type': 'pixel_shuffle_mlp', 'downsample_ratio': 0.5, 'ps_version': 'v2'}
+
+
+def _folder(settings: dict, what: str) -> Path:
+    folder = Path(settings['pretrained'])
+    if not (folder / 'config.json').exists():
+        raise CheckpointError(f'{folder / "config.json"}: missing ({what} folder named by pretrained=)')
+    return folder
+
+
+def _tower_settings(settings: dict) -> dict:
+    if 'pretrained' not in settings:
+        return settings
+    config = read_json(_folder(settings, 'vision tower') / 'config.json')
+    return {**settings, 'config': {**config, **settings.get('config', {})}}
+
+
+def _llm_settings(settings: dict) -> dict:
+    if 'pretrained' not in settings:
+        return settings
+    config = read_json(_folder(settings, 'LLM') / 'config.json')
+    family = family_of((config.get('architectures') or [None])[0])
+    if settings.get('type', family) != family:
+        raise SpecError(f'llm type {settings["type"]!r} but {settings["pretrained"]} holds a {family} model')
+    return {**settings, 'type': family, 'config': {**config, **settings.get('config', {})}}
+
+
+def resolve_parts(spec: dict):
+    """A parts spec -> (ModelSpec, tokenizer with the image tokens), from config and tokenizer files."""
+    missing = [name for name in ('vision_tower', 'llm', 'template') if name not in spec]
+    if missing:
+        raise SpecError(f'model spec from parts: missing {missing} (give checkpoint=FOLDER, or every part)')
+    if 'pretrained' not in spec['llm']:
+        raise SpecError('model spec from parts: llm needs pretrained=FOLDER (its tokenizer is the model\'s)')
+    tower, llm = _tower_settings(dict(spec['vision_tower'])), _llm_settings(dict(spec['llm']))
+    tokenizer = load_tokenizer(llm['pretrained'])
+    add_image_tokens(tokenizer)
+    if len(tokenizer) > llm['config'].get('vocab_size', 0):
+        llm['config'] = {**llm['config'], 'vocab_size': len(tokenizer)}
+    image_size = tower['config'].get('image_size', 448)
+    processor = {'type': 'internvl_dynamic', 'image_size': image_size, **spec.get('image_processor', {})}
+    return ModelSpec(vision_tower=tower, connector={**DEFAULT_CONNECTOR, **spec.get('connector', {})}, llm=llm,
+                     image_processor=processor, template=dict(spec['template'])), tokenizer
+
+
+def resolve_spec(checkpoint=None, spec: dict = None):
+    """(ModelSpec, tokenizer) of a recipe's model without loading weights."""
+    from . import load_tokenizer as folder_tokenizer, read_spec
+    if checkpoint:
+        return read_spec(checkpoint).override(spec), folder_tokenizer(checkpoint)
+    if not spec:
+        raise SpecError('no model: set checkpoint=FOLDER, or spec= with the parts')
+    return resolve_parts(spec)
+
+
+def _grow_rows(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    if weight.shape[0] >= rows:
+        return weight
+    mean = weight.float().mean(0, keepdim=True).to(weight.dtype)
+    return torch.cat([weight, mean.expand(rows - weight.shape[0], -1)])
+
+
+def _llm_state(llm: dict, vocab_rows: int) -> dict:
+    state = read_state_dict(llm['pretrained'])
+    if llm['type'] == 'internlm2':
+        state = internlm2_keys.from_official(state)
+    embeddings = ('model.embed_tokens.weight', 'lm_head.weight')
+    return {k: _grow_rows(v, vocab_rows) if k in embeddings else v for k, v in state.items()}
+
+
+def _fresh_init(part: torch.nn.Module) -> None:
+    """A part that starts from scratch: PyTorch's default init, then the component's own if it has one."""
+    for module in part.modules():
+        if hasattr(module, 'reset_parameters'):
+            module.reset_parameters()
+    if hasattr(part, '_init_weights'):
+        part.apply(part._init_weights)
+
+
+def build_model(checkpoint=None, spec: dict = None, dtype=torch.float32, device='cpu', attn_implementation=None):
+    """(VisionLanguageModel, tokenizer) of a recipe: a folder of any layout, or parts."""
+    from . import load
+    if checkpoint:
+        return load(checkpoint, dtype=dtype, device=device, attn_implementation=attn_implementation,
+                    spec_overrides=spec)
+    model_spec, tokenizer = resolve_parts(spec or {})
+    model = VisionLanguageModel(model_spec, attn_implementation, init_weights=False)
+    _fresh_init(model.connector)
+    state = {}
+    if 'pretrained' in model_spec.vision_tower:
+        tower = read_state_dict(model_spec.vision_tower['pretrained'])
+        state.update({'vision_tower.' + k.removeprefix('vision_model.'): v for k, v in tower.items()})
+    else:
+        _fresh_init(model.vision_tower)
+    vocab = model_spec.llm['config']['vocab_size']
+    state.update({'language_model.' + k: v for k, v in _llm_state(model_spec.llm, vocab).items()})
+    result = model.load_state_dict(state, strict=False)
+    expected_missing = {k for k in model.state_dict() if k.startswith('connector.')}
+    if 'pretrained' not in model_spec.vision_tower:
+        expected_missing |= {k for k in model.state_dict() if k.startswith('vision_tower.')}
+    missing = set(result.missing_keys) - expected_missing
+    if missing or result.unexpected_keys:
+        key = sorted(missing or result.unexpected_keys)[0]
+        raise CheckpointError(f'parts do not match their configs ({len(missing)} missing, '
+                              f'{len(result.unexpected_keys)} unexpected weights, e.g. {key!r})')
+    model.to(device=device, dtype=dtype).eval()
+    model.set_tokenizer(tokenizer)
+    return model, tokenizer
+
+
+# --- part folders (the tiny factory writes them; real ones come from their owners) ------------------
+def save_vision_folder(model: VisionLanguageModel, out) -> Path:
+    """An InternViT folder like OpenGVLab's InternViT-*: config.json + unprefixed safetensors."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / 'config.json', {**model.spec.vision_tower['config'], 'architectures': ['InternVisionModel']})
+    write_weights(model.vision_tower.state_dict(), out, torch.float32, 5 * 1024 ** 3)
+    return out
+
+
+def save_llm_folder(model: VisionLanguageModel, tokenizer, out) -> Path:
+    """A plain transformers causal-LM folder (transformers' own save_pretrained) with its tokenizer."""
+    if model.spec.family not in ('qwen2', 'llama', 'phi3'):
+        raise CheckpointError(f'LLM folders are written for transformers families only, not {model.spec.family}')
+    out = Path(out)
+    model.language_model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+__all__ = ['build_model', 'resolve_parts', 'resolve_spec', 'save_llm_folder', 'save_vision_folder']
