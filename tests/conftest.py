@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vlmtune.tiny import TinySpec, make_tiny_folder
+from vlmtune.tiny import TinySpec, make_tiny_folder, make_tiny_parts
 from train_data import assert_equal_trained_tokens, make_colour_dataset
 from vlmtune.engine import build_train_dataset
 from vlmtune.engine.launch import shortcut_options
@@ -30,6 +30,22 @@ def tiny_folder(tmp_path_factory):
             cache[key] = make_tiny_folder(out, TinySpec(llm=llm, vit=vit, **kwargs))
         return cache[key]
     return make
+
+
+@pytest.fixture(scope='session')
+def tiny_parts(tmp_path_factory):
+    """A tiny InternViT folder and a tiny Qwen2 LLM folder (as released, without the image tokens)."""
+    return make_tiny_parts(tmp_path_factory.mktemp('parts'), TinySpec(llm='qwen2', vit='300m'))
+
+
+def parts_spec(parts, **overrides):
+    """A from-parts model spec for `tiny_parts`."""
+    spec = dict(vision_tower=dict(type='intern_vit', pretrained=str(parts['vision_tower'])),
+                connector=dict(type='pixel_shuffle_mlp'), llm=dict(type='qwen2', pretrained=str(parts['llm'])),
+                image_processor=dict(type='internvl_dynamic', image_size=56, max_tiles=2),
+                template=dict(type='internvl2_5'))
+    spec.update(overrides)
+    return spec
 
 
 def probe_inputs(tokenizer, num_image_token, tiles=2, image_size=56, seed=0):

@@ -66,6 +66,27 @@ def _atomic_checkpoint_save():
     runner_module.save_checkpoint = save_checkpoint
 
 
+def _installed_path_by_import():
+    # mmengine finds the files of `from pkg.x import *` in a config through pkg's distribution metadata:
+    # location + name, else the first line of top_level.txt. For an editable install (location is
+    # site-packages, the code is elsewhere) of a project with two top-level packages that names the
+    # wrong folder. Ask the import system first, which knows where the package really is.
+    import importlib.util
+    from mmengine.config import config as config_module
+    original = config_module.get_installed_path
+    if getattr(original, '_vlmtune_patched', False):
+        return
+
+    def get_installed_path(package: str) -> str:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.origin:
+            return os.path.dirname(spec.origin)
+        return original(package)
+
+    get_installed_path._vlmtune_patched = True
+    config_module.get_installed_path = get_installed_path
+
+
 def apply():
     global _APPLIED
     if _APPLIED:
@@ -73,4 +94,5 @@ def apply():
     _cpu_bf16_probe()
     _init_dist_without_cuda()
     _atomic_checkpoint_save()
+    _installed_path_by_import()
     _APPLIED = True

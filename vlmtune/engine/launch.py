@@ -82,6 +82,10 @@ def precheck(cfg: Config) -> None:
             raise RecipeError(f'{where}.checkpoint: checkpoint folder {folder} not found')
         if folder:
             read_spec(folder)
+        for name, settings in (part.get('spec') or {}).items():
+            pretrained = (settings or {}).get('pretrained')
+            if pretrained and not Path(pretrained).is_dir():
+                raise RecipeError(f'{where}.spec.{name}.pretrained: folder {pretrained} not found')
     data_path = dataset.get('data_path')
     if not data_path or not Path(data_path).exists():
         raise RecipeError(f'train_dataloader.dataset.data_path: dataset file {data_path} not found; pass --data FILE')

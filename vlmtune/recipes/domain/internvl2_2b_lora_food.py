@@ -8,7 +8,7 @@ from mmengine.config import read_base
 from vlmtune.engine import ChatProbeHook, ValidationHook
 
 with read_base():
-    from vlmtune.recipes._base_.internvl_finetune import *
+    from .._base_.internvl_finetune import *
 
 checkpoint = 'models/InternVL2-2B'
 data_path = 'data/food_train.jsonl'

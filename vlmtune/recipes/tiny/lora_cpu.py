@@ -4,7 +4,7 @@ from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 
 with read_base():
-    from vlmtune.recipes._base_.internvl_finetune import *
+    from .._base_.internvl_finetune import *
 
 checkpoint = 'work_dirs/tiny/base'
 data_path = 'work_dirs/tiny/train.jsonl'
