@@ -3,7 +3,7 @@
 from mmengine.config import read_base
 
 with read_base():
-    from vlmtune.recipes._base_.internvl_finetune import *
+    from .._base_.internvl_finetune import *
 
 checkpoint = 'models/InternVL2_5-4B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL2_5-4B
 data_path = 'data/train.jsonl'

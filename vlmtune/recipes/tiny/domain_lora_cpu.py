@@ -4,7 +4,7 @@ from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 
 with read_base():
-    from vlmtune.recipes._base_.tiny_cpu import *
+    from .._base_.tiny_cpu import *
 
 checkpoint = 'work_dirs/demo/base'
 data_path = 'work_dirs/demo/domain/train.jsonl'

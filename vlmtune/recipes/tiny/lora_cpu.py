@@ -1,10 +1,10 @@
 # A CPU recipe on a tiny model, for tests and the embedded default. Point it at a folder and data:
-#   vlmtune train recipes/tiny/lora_cpu.py --checkpoint DIR --data FILE --images DIR [--deepspeed zero2]
+#   vlmtune train lora_cpu --checkpoint DIR --data FILE --images DIR [--deepspeed zero2]
 from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 
 with read_base():
-    from vlmtune.recipes._base_.internvl_finetune import *
+    from .._base_.internvl_finetune import *
 
 checkpoint = 'work_dirs/tiny/base'
 data_path = 'work_dirs/tiny/train.jsonl'

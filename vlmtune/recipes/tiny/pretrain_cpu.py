@@ -1,11 +1,11 @@
 # Pretrain the embedded default's tiny base from random weights on the general shape colour/position task:
 # every part trains (it plays the role of the released InternVL checkpoint). CPU, fp32.
-#   vlmtune train recipes/tiny/pretrain_cpu.py --checkpoint INIT_DIR --data general_train.jsonl --images DIR
+#   vlmtune train pretrain_cpu --checkpoint INIT_DIR --data general_train.jsonl --images DIR
 from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 
 with read_base():
-    from vlmtune.recipes._base_.tiny_cpu import *
+    from .._base_.tiny_cpu import *
 
 checkpoint = 'work_dirs/demo/init'
 data_path = 'work_dirs/demo/general/train/data.jsonl'
