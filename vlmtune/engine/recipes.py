@@ -101,7 +101,7 @@ def resolve(recipe) -> Path:
         return path
     stem = path.name[:-3] if path.name.endswith('.py') else path.name
     found = shipped()
-    if stem in found and (len(path.parts) == 1):
+    if stem in found and len(path.parts) == 1:  # a path with folders is never a name
         return found[stem]
     raise _unknown(stem, f'{recipe}: no such recipe file and no shipped recipe named {stem!r}')
 
