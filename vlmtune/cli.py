@@ -68,10 +68,28 @@ def cmd_train(args) -> int:
     return train(args.recipe, args.deepspeed, options, args.work_dir, resume, args.nproc, args.seed)
 
 
+def cmd_list_cfg(args) -> int:
+    from .engine.recipes import format_listing, list_recipes
+    rows = list_recipes(args.pattern)
+    if not rows:
+        print(f'no shipped recipe matches {args.pattern!r}; vlmtune list-cfg without a pattern lists them all', file=sys.stderr)
+        return 1
+    print(format_listing(rows))
+    return 0
+
+
+def cmd_copy_cfg(args) -> int:
+    from .engine.recipes import copy_recipe
+    print(f'wrote {copy_recipe(args.name, args.dest)}')
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .engine.convert import convert
+    from .engine.recipes import resolve
+    recipe = resolve(args.recipe)  # a file or a shipped name; an unknown name fails before any work
     try:
-        result = convert(args.recipe, args.checkpoint, args.out, args.dtype, verify=not args.no_verify,
+        result = convert(recipe, args.checkpoint, args.out, args.dtype, verify=not args.no_verify,
                          overwrite=args.overwrite, cfg_options=args.cfg_options or (), device=args.device,
                          layout=args.to)
     except AssertionError as exc:
@@ -108,8 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--quick', action='store_true', help='shortened run (fewer rows and steps), as in CI')
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser('list-cfg', help='list the shipped recipes (name, one-line description)')
+    p.add_argument('pattern', nargs='?', help='case-insensitive substring or glob of the name (or folder/name)')
+    p.set_defaults(func=cmd_list_cfg)
+
+    p = sub.add_parser('copy-cfg', help='copy a shipped recipe to edit it (never overwrites)')
+    p.add_argument('name', help='recipe name, as vlmtune list-cfg prints it')
+    p.add_argument('dest', help='a folder or a .py path')
+    p.set_defaults(func=cmd_copy_cfg)
+
     p = sub.add_parser('train', help='train a recipe with xtuner (returns the real exit status)')
-    p.add_argument('recipe')
+    p.add_argument('recipe', help='a recipe file, or a shipped recipe name (vlmtune list-cfg)')
     p.add_argument('--deepspeed', help='zero2 | zero3 | zero3_offload | path.json (CPU-safe variant without GPU)')
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
     p.add_argument('--checkpoint', help='checkpoint folder (sets model.checkpoint and the dataset\'s)')
@@ -123,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('convert', help='training checkpoint -> checkpoint folder (merge LoRA, self-check)')
-    p.add_argument('recipe')
+    p.add_argument('recipe', help='a recipe file, or a shipped recipe name')
     p.add_argument('checkpoint', help='mmengine .pth or DeepSpeed iter_N.pth/ folder')
     p.add_argument('out')
     p.add_argument('--dtype', default='bf16', choices=['bf16', 'fp32'])

@@ -6,7 +6,7 @@
    open; a quarter also as two-turn chats) + general replay (a third of the rows) -> data check.
    Multiple choice is answered with the option's text (`--answer-with text`): the tiny model does
    not learn letter pointing in a few CPU minutes. Real recipes keep FoodieQA's letters.
-3. `vlmtune train recipes/tiny/domain_lora_cpu.py --deepspeed zero2` -> convert_to_official with self-check.
+3. `vlmtune train domain_lora_cpu --deepspeed zero2` -> convert_to_official with self-check.
 4. evaluate base vs tuned on held-out dishes (accuracy) and the general task (retention), chat two
    turns about a held-out image, write WORK/report.md + report.png.
 """
@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 BASE_SPEC = dict(llm='qwen2', vit='300m', template='internvl2_5', image_size=56, vit_width=64, vit_layers=4,
                  vit_heads=4, llm_width=128, llm_layers=3, llm_heads=4, llm_kv_heads=2, llm_intermediate=256,
                  vocab_size=600, max_dynamic_patch=1, system_message='You are a helpful vision assistant.')
@@ -78,9 +77,10 @@ def _check(path, image_root, model=None):
 
 def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None):
     from .engine.launch import shortcut_options, train
+    from .engine.recipes import lookup
     options = shortcut_options(checkpoint, data, images) + [f'train_cfg.max_iters={iters}',
                                                              f'default_hooks.checkpoint.interval={iters}']
-    code = train(REPO / 'vlmtune' / 'recipes' / 'tiny' / recipe, deepspeed, options, work_dir)
+    code = train(lookup(recipe), deepspeed, options, work_dir)
     if code != 0:
         raise RuntimeError(f'training {recipe} failed (exit {code}); see {work_dir}')
     return work_dir / f'iter_{iters}.pth'
@@ -88,7 +88,8 @@ def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None):
 
 def _convert(recipe, init, checkpoint, out):
     from .engine.convert import convert
-    result = convert(REPO / 'vlmtune' / 'recipes' / 'tiny' / recipe, checkpoint, out, dtype='fp32', overwrite=True,
+    from .engine.recipes import lookup
+    result = convert(lookup(recipe), checkpoint, out, dtype='fp32', overwrite=True,
                      cfg_options=[f'model.checkpoint={init}', f'train_dataloader.dataset.checkpoint={init}'])
     print(f"self-check {'PASS' if result['passed'] else 'FAIL'}: max |logit diff| {result['max_diff']:.3g}")
     return result
@@ -256,7 +257,7 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
     else:
         build_base(work, size, stages)
     train_data = build_domain(work, size, base, stages)
-    stages.begin('LoRA on the domain: vlmtune train recipes/tiny/domain_lora_cpu.py --deepspeed zero2')
+    stages.begin('LoRA on the domain: vlmtune train domain_lora_cpu --deepspeed zero2')
     shutil.rmtree(work / 'lora', ignore_errors=True)
     ckpt = _train('domain_lora_cpu.py', base, train_data, work, work / 'lora', size.lora_iters, 'zero2')
     stages.end()

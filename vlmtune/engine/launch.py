@@ -1,6 +1,7 @@
-"""`vlmtune train`: check the recipe's inputs up front, resolve DeepSpeed configs (CPU-safe variants
-without a GPU), run xtuner's trainer (torchrun for several processes) and return its real exit
-status (`xtuner train` itself returns 0 after a crash)."""
+"""`vlmtune train`: find the recipe (a file, or a shipped recipe by name), check its inputs up front,
+resolve DeepSpeed configs (CPU-safe variants without a GPU), run xtuner's trainer (torchrun for
+several processes) on a free port and return its real exit status (`xtuner train` itself returns 0
+after a crash)."""
 import os
 import socket
 import subprocess
@@ -8,17 +9,15 @@ import sys
 from pathlib import Path
 
 from mmengine.config import Config
+from mmengine.config.utils import ConfigParsingError
 
 from ..formats import read_spec
+from . import recipes
+from .recipes import RECIPES_DIR, RecipeError
 from .trainability import validate_modes
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / 'recipes'
 DEEPSPEED_DIR = RECIPES_DIR / '_base_' / 'deepspeed'
 DEEPSPEED_NAMES = ('zero2', 'zero3', 'zero3_offload')
-
-
-class RecipeError(ValueError):
-    """A recipe input is wrong; the message names it and the fix."""
 
 
 def resolve_deepspeed(name_or_path: str, has_gpu: bool = None) -> Path:
@@ -56,9 +55,15 @@ def shortcut_options(checkpoint=None, data=None, images=None) -> list:
 
 
 def load_recipe(recipe, cfg_options=()) -> Config:
-    if not Path(recipe).exists():
-        raise RecipeError(f'{recipe}: recipe not found')
-    cfg = Config.fromfile(str(recipe))
+    """A recipe file or a shipped recipe's name -> its config, with the cfg-options merged."""
+    path = recipes.resolve(recipe)
+    try:
+        cfg = Config.fromfile(str(path))
+    except ConfigParsingError as exc:
+        if 'not found' in str(exc) and _has_relative_import(path):
+            raise RecipeError(f'{path}: its relative _base_ import works only inside the package; copy recipes with '
+                              f'`vlmtune copy-cfg NAME DEST` (it writes `from vlmtune.recipes._base_... import *`)') from None
+        raise
     if cfg_options:
         from mmengine.config import DictAction
         parsed = {}
@@ -94,6 +99,10 @@ def precheck(cfg: Config) -> None:
         raise RecipeError(f'train_dataloader.dataset.image_root: folder {image_root} not found; pass --images DIR')
 
 
+def _has_relative_import(path: Path) -> bool:
+    return any(line.lstrip().startswith('from .') for line in path.read_text(encoding='utf-8').splitlines())
+
+
 def find_last_checkpoint(work_dir: Path) -> str:
     marker = work_dir / 'last_checkpoint'
     if not marker.exists():
@@ -107,7 +116,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def single_process_env(environ=None) -> dict:
+    """The child's environment for one process. Without a launcher, DeepSpeed's `init_distributed`
+    finds RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT/LOCAL_RANK incomplete, runs its MPI discovery and
+    sets MASTER_PORT to its default 29500 (then torch's env:// rendezvous binds it): a second run on
+    the same machine dies with EADDRINUSE. Setting all five skips the discovery; MASTER_PORT is a free
+    port unless the user chose one."""
+    env = dict(os.environ if environ is None else environ)
+    if not env.get('MASTER_PORT'):
+        env['MASTER_PORT'] = str(_free_port())
+    for key, value in (('MASTER_ADDR', '127.0.0.1'), ('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1')):
+        env.setdefault(key, value)
+    return env
+
+
 def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, nproc=None, seed=None) -> int:
+    recipe = recipes.resolve(recipe)
     cfg = load_recipe(recipe, cfg_options)
     precheck(cfg)
     work_dir = Path(work_dir or cfg.get('work_dir') or Path('work_dirs') / Path(recipe).stem)
@@ -122,10 +146,12 @@ def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, np
         args += ['--seed', str(seed)]
     nproc = int(nproc or os.environ.get('NPROC_PER_NODE', 1))
     if nproc > 1:
-        cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-               f'--master_port={os.environ.get("PORT", _free_port())}', '-m', 'vlmtune.engine.xtuner_main', *args,
-               '--launcher', 'pytorch']
+        port = os.environ.get('MASTER_PORT') or os.environ.get('PORT') or _free_port()
+        cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', f'--master_port={port}',
+               '-m', 'vlmtune.engine.xtuner_main', *args, '--launcher', 'pytorch']
+        env = None  # torchrun sets the rendezvous variables of each process itself
     else:
         cmd = [sys.executable, '-m', 'vlmtune.engine.xtuner_main', *args]
-    print('running: ' + ' '.join(cmd), flush=True)
-    return subprocess.call(cmd)
+        env = single_process_env()
+    print('running: ' + ' '.join(cmd) + (f' (MASTER_PORT={env["MASTER_PORT"]})' if env else ''), flush=True)
+    return subprocess.call(cmd, env=env)

@@ -1,8 +1,8 @@
-# Domain LoRA: InternVL2-2B on FoodieQA-style dish recognition (the classic
-# internvl_v2_internlm2_2b_lora_finetune_food tutorial). Data:
+# Domain LoRA: InternVL2-2B on FoodieQA-style dish recognition (the classic internvl_v2_internlm2_2b_lora_finetune_food tutorial).
+# Data:
 #   python -m datasets_proc foodieqa FoodieQA/sivqa_tidy.json --form open --image-root FoodieQA -o data/food.jsonl
 #   vlmtune data check data/food.jsonl --images FoodieQA --model models/InternVL2-2B
-# Train:  vlmtune train recipes/domain/internvl2_2b_lora_food.py --deepspeed zero2
+# Train:  vlmtune copy-cfg internvl2_2b_lora_food my_food.py, set the paths, vlmtune train my_food.py --deepspeed zero2
 from mmengine.config import read_base
 
 from vlmtune.engine import ChatProbeHook, ValidationHook

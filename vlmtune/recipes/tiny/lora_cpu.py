@@ -1,5 +1,5 @@
 # A CPU recipe on a tiny model, for tests and the embedded default. Point it at a folder and data:
-#   vlmtune train recipes/tiny/lora_cpu.py --checkpoint DIR --data FILE --images DIR [--deepspeed zero2]
+#   vlmtune train lora_cpu --checkpoint DIR --data FILE --images DIR [--deepspeed zero2]
 from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 

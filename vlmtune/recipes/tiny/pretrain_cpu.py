@@ -1,6 +1,6 @@
 # Pretrain the embedded default's tiny base from random weights on the general shape colour/position task:
 # every part trains (it plays the role of the released InternVL checkpoint). CPU, fp32.
-#   vlmtune train recipes/tiny/pretrain_cpu.py --checkpoint INIT_DIR --data general_train.jsonl --images DIR
+#   vlmtune train pretrain_cpu --checkpoint INIT_DIR --data general_train.jsonl --images DIR
 from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 
