@@ -76,20 +76,40 @@ def package_outputs(model, tokenizer, inputs):
     return logits, [a1, a2]
 
 
-def run_probe(folder, inputs, tmp_path, pythonpath=None):
-    """Load `folder` in a fresh interpreter with vlmtune hidden; returns the probe's outputs."""
-    inputs_path, output_path = tmp_path / 'probe_in.pt', tmp_path / 'probe_out.pt'
-    torch.save(inputs, inputs_path)
+def _probe_subprocess(jobs, tmp_path, pythonpath):
+    args = []
+    for i, (folder, inputs) in enumerate(jobs):
+        suffix = f'_{i}' if len(jobs) > 1 else ''
+        inputs_path, output_path = tmp_path / f'probe_in{suffix}.pt', tmp_path / f'probe_out{suffix}.pt'
+        torch.save(inputs, inputs_path)
+        args += [str(folder), str(inputs_path), str(output_path)]
     env = dict(os.environ)
     env.pop('PYTHONPATH', None)
     if pythonpath:
         env['PYTHONPATH'] = str(pythonpath)
     env['HF_MODULES_CACHE'] = str(tmp_path / 'hf_modules')
-    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'remote_probe.py'), str(folder),
-                             str(inputs_path), str(output_path)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'remote_probe.py'), *args], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=600)
+    return result, [Path(a) for a in args[2::3]]
+
+
+def run_probe(folder, inputs, tmp_path, pythonpath=None):
+    """Load `folder` in a fresh interpreter with vlmtune hidden; returns the probe's outputs."""
+    result, (output_path,) = _probe_subprocess([(folder, inputs)], tmp_path, pythonpath)
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(output_path, weights_only=False)
+
+
+def run_probes(jobs, tmp_path, pythonpath=None):
+    """run_probe for several (folder, inputs) pairs in one interpreter; a folder that failed gives
+    {'error': traceback}. Folders need distinct names: transformers names the remote-code module
+    after the folder's basename."""
+    names = [Path(folder).name for folder, _ in jobs]
+    assert len(set(names)) == len(names), names
+    result, outputs = _probe_subprocess(jobs, tmp_path, pythonpath)
+    missing = [p for p in outputs if not p.exists()]
+    assert not missing, result.stderr[-3000:]
+    return [torch.load(p, weights_only=False) for p in outputs]
 
 
 # --- real tiny training runs, shared by the training and conversion tests -----------------------

@@ -1,30 +1,20 @@
 """Saved folders load and chat under the official InternVL environment's transformers 4.37.2 and
-tokenizers 0.15.2 (installed once with `pip install --target` into a cached folder)."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+tokenizers 0.15.2 (the cached side environment `official-4.37.2`, see side_env.py)."""
 import pytest
 import torch
 
 from conftest import package_outputs, probe_inputs, run_probe
+<<<<<<< HEAD
 from vlmtune.formats import load
-
-OFFICIAL_PINS = ['transformers==4.37.2', 'tokenizers==0.15.2']
+=======
+from side_env import side_env
+from vlmtune.model.official_load import load_official
+>>>>>>> remote-compat
 
 
 @pytest.fixture(scope='session')
 def official_env():
-    root = Path(os.environ.get('VLMTUNE_OFFICIAL_ENV',
-                               Path.home() / '.cache' / 'vlmtune' / 'official-env-4.37.2'))
-    marker = root / '.complete'
-    if not marker.exists():
-        result = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target',
-                                 str(root), *OFFICIAL_PINS], capture_output=True, text=True, timeout=900)
-        assert result.returncode == 0, f'could not install {OFFICIAL_PINS}: {result.stderr[-2000:]}'
-        marker.touch()
-    return root
+    return side_env('official-4.37.2')
 
 
 @pytest.mark.parametrize('llm,vit', [('qwen2', '300m'), ('internlm2', '6b'), ('llama', '6b')])

@@ -27,7 +27,10 @@ class InternLM2Config(PretrainedConfig):
         self.rms_norm_eps = rms_norm_eps
         self.use_cache = use_cache
         self.rope_theta = rope_theta
-        self.rope_scaling = rope_scaling
+        if isinstance(getattr(PretrainedConfig, 'rope_scaling', None), property):
+            self.rope_parameters = rope_scaling  # transformers 5: `rope_scaling` is an alias that warns
+        else:
+            self.rope_scaling = rope_scaling
         self.attn_implementation = attn_implementation or 'eager'
         super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
                          tie_word_embeddings=tie_word_embeddings, **kwargs)

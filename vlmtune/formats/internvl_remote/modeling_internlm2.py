@@ -9,8 +9,9 @@ implementation serves both, so the package and the folder compute the same logit
 `wqkv` rows are grouped per KV head: for KV head h there are g = heads/kv_heads query heads, then
 k_h, then v_h, each head_dim rows. `split_wqkv` / `fuse_wqkv` convert to and from q|k|v.
 
-The cache is the legacy tuple of (key, value) per layer, which both old and new transformers
-`generate()` accept for models that do not declare cache-class support.
+The cache: old `generate()` (4.37-4.48) passes None and gets back the legacy tuple of (key, value)
+per layer; newer ones (4.5x, 5.x) pass a `Cache` object, which is updated in place and returned.
+transformers 5 also renamed the argument and output field `past_key_values` to `cache`.
 Self-contained: copied verbatim into exported InternLM2-based checkpoint folders.
 """
 from typing import Optional
@@ -29,6 +30,24 @@ try:
     from transformers import GenerationMixin
 except ImportError:  # pragma: no cover - very old transformers
     from transformers.generation import GenerationMixin
+try:  # transformers >= 4.36
+    from transformers.cache_utils import Cache
+except ImportError:  # pragma: no cover
+    Cache = None
+
+# The output field (and generate()'s keyword) holding the cache: `cache` from transformers 5.
+CACHE_KEY = 'cache' if 'cache' in getattr(CausalLMOutputWithPast, '__dataclass_fields__', {}) else 'past_key_values'
+
+
+def is_cache(past) -> bool:
+    return Cache is not None and isinstance(past, Cache)
+
+
+def past_length(past) -> int:
+    """Cached positions in a `Cache`, a legacy ((k, v), ...) tuple or None."""
+    if is_cache(past):
+        return past.get_seq_length()
+    return past[0][0].shape[2] if past else 0
 
 
 def split_wqkv(wqkv: torch.Tensor, num_heads: int, num_kv_heads: int):
@@ -116,8 +135,9 @@ class InternLM2MLP(nn.Module):
 
 
 class InternLM2Attention(nn.Module):
-    def __init__(self, config: InternLM2Config):
+    def __init__(self, config: InternLM2Config, layer_idx: int = 0):
         super().__init__()
+        self.layer_idx = layer_idx
         self.num_heads = config.num_attention_heads
         self.num_kv_heads = config.num_key_value_heads
         self.head_dim = config.hidden_size // self.num_heads
@@ -138,7 +158,9 @@ class InternLM2Attention(nn.Module):
         v = qkv[..., -1, :].transpose(1, 2)
         cos, sin = self.rotary_emb(v, position_ids)
         q, k = apply_rotary(q, k, cos, sin)
-        if past_key_value is not None:
+        if is_cache(past_key_value):  # same concatenation, done by the Cache object
+            k, v = past_key_value.update(k, v, self.layer_idx)
+        elif past_key_value is not None:
             k = torch.cat([past_key_value[0], k], dim=2)
             v = torch.cat([past_key_value[1], v], dim=2)
         present = (k, v) if use_cache else None
@@ -150,9 +172,9 @@ class InternLM2Attention(nn.Module):
 
 
 class InternLM2DecoderLayer(nn.Module):
-    def __init__(self, config: InternLM2Config):
+    def __init__(self, config: InternLM2Config, layer_idx: int = 0):
         super().__init__()
-        self.attention = InternLM2Attention(config)
+        self.attention = InternLM2Attention(config, layer_idx)
         self.feed_forward = InternLM2MLP(config)
         self.attention_norm = InternLM2RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.ffn_norm = InternLM2RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
@@ -207,7 +229,7 @@ class InternLM2Model(InternLM2PreTrainedModel):
         super().__init__(config)
         self.padding_idx = config.pad_token_id
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
-        self.layers = nn.ModuleList([InternLM2DecoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.layers = nn.ModuleList([InternLM2DecoderLayer(config, i) for i in range(config.num_hidden_layers)])
         self.norm = InternLM2RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.gradient_checkpointing = False
         self.post_init()
@@ -220,14 +242,15 @@ class InternLM2Model(InternLM2PreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None, **kwargs):
+                return_dict=None, cache=None, **kwargs):
+        past_key_values = cache if cache is not None else past_key_values
         if inputs_embeds is None:
             inputs_embeds = self.tok_embeddings(input_ids)
         batch, q_len, _ = inputs_embeds.shape
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False
-        past_len = past_key_values[0][0].shape[2] if past_key_values else 0
+        past_len = past_length(past_key_values)
         if position_ids is None:
             position_ids = torch.arange(past_len, past_len + q_len, device=inputs_embeds.device)[None]
             position_ids = position_ids.expand(batch, q_len)
@@ -241,7 +264,7 @@ class InternLM2Model(InternLM2PreTrainedModel):
         for i, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_states += (hidden_states,)
-            past = past_key_values[i] if past_key_values else None
+            past = past_key_values if is_cache(past_key_values) else (past_key_values[i] if past_key_values else None)
             if self.gradient_checkpointing and self.training:
                 hidden_states, present = torch.utils.checkpoint.checkpoint(
                     layer, hidden_states, bias, position_ids, None, False, use_reentrant=False)
@@ -252,12 +275,16 @@ class InternLM2Model(InternLM2PreTrainedModel):
         hidden_states = self.norm(hidden_states)
         if output_hidden_states:
             all_states += (hidden_states,)
-        return BaseModelOutputWithPast(last_hidden_state=hidden_states, past_key_values=presents,
-                                       hidden_states=all_states)
+        if is_cache(past_key_values):
+            presents = past_key_values
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, hidden_states=all_states,
+                                       **{CACHE_KEY: presents})
 
 
 class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
-    _tied_weights_keys = []
+    # Used only when tie_word_embeddings is set (never in InternVL folders). A dict serves both readers:
+    # transformers 4 iterates the tied keys, 5 reads {target: source} (a list breaks it there).
+    _tied_weights_keys = {'output.weight': 'model.tok_embeddings.weight'}
 
     def __init__(self, config: InternLM2Config):
         super().__init__(config)
@@ -280,24 +307,27 @@ class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, **kwargs):
+                output_hidden_states=None, return_dict=None, cache=None, **kwargs):
+        past_key_values = cache if cache is not None else past_key_values
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
                              output_hidden_states=output_hidden_states)
         logits = self.output(outputs.last_hidden_state).float()
+        presents = getattr(outputs, CACHE_KEY)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                    ignore_index=-100)
         if return_dict is False:
-            return tuple(v for v in (loss, logits, outputs.past_key_values) if v is not None)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
-                                      hidden_states=outputs.hidden_states)
+            return tuple(v for v in (loss, logits, presents) if v is not None)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                      **{CACHE_KEY: presents})
 
     def prepare_inputs_for_generation(self, input_ids, past_key_values=None, attention_mask=None,
-                                      inputs_embeds=None, **kwargs):
-        if past_key_values:
-            past_len = past_key_values[0][0].shape[2]
+                                      inputs_embeds=None, cache=None, **kwargs):
+        past_key_values = cache if cache is not None else past_key_values
+        past_len = past_length(past_key_values)
+        if past_len:
             # With inputs_embeds the ids hold only generated tokens; feed the ones not yet cached.
             keep = input_ids.shape[1] - past_len if input_ids.shape[1] > past_len else 1
             input_ids = input_ids[:, -keep:]
@@ -306,13 +336,13 @@ class InternLM2ForCausalLM(InternLM2PreTrainedModel, GenerationMixin):
             position_ids = attention_mask.long().cumsum(-1) - 1
             position_ids.masked_fill_(attention_mask == 0, 1)
         if position_ids is not None:
-            position_ids = position_ids[:, -(input_ids.shape[1] if past_key_values or inputs_embeds is None
+            position_ids = position_ids[:, -(input_ids.shape[1] if past_len or inputs_embeds is None
                                              else inputs_embeds.shape[1]):]
-        if inputs_embeds is not None and not past_key_values:
+        if inputs_embeds is not None and not past_len:
             model_inputs = {'inputs_embeds': inputs_embeds}
         else:
             model_inputs = {'input_ids': input_ids}
-        model_inputs.update({'position_ids': position_ids, 'past_key_values': past_key_values,
+        model_inputs.update({'position_ids': position_ids, CACHE_KEY: past_key_values,
                              'use_cache': kwargs.get('use_cache'), 'attention_mask': attention_mask})
         return model_inputs
 

@@ -2,7 +2,8 @@
 `forward` / `chat` / `batch_chat` / `generate` semantics.
 
 Self-contained: copied verbatim into exported checkpoint folders, loaded there with
-`AutoModel.from_pretrained(folder, trust_remote_code=True)` (transformers 4.37 to 4.48).
+`AutoModel.from_pretrained(folder, trust_remote_code=True)` (tested with transformers 4.37.2, 4.48,
+4.57 and 5.24).
 """
 from typing import List
 
@@ -16,7 +17,7 @@ from transformers.modeling_utils import PreTrainedModel
 from .configuration_internvl_chat import InternVLChatConfig
 from .conversation import get_conv_template
 from .modeling_intern_vit import InternVisionModel
-from .modeling_internlm2 import InternLM2ForCausalLM
+from .modeling_internlm2 import CACHE_KEY, InternLM2ForCausalLM
 
 IMG_START_TOKEN, IMG_END_TOKEN, IMG_CONTEXT_TOKEN = '<img>', '</img>', '<IMG_CONTEXT>'
 
@@ -87,6 +88,9 @@ class InternVLChatModel(PreTrainedModel):
         self.img_context_token_id = None
         self.conv_template = get_conv_template(self.template)
         self.system_message = getattr(config, 'system_message', None) or self.conv_template.system_message
+        # transformers 5 collects tied-weight keys and other per-model state here; in 4.x it only marks
+        # modules as initialised (the default `_init_weights` is a no-op there), so weights are unchanged.
+        self.post_init()
 
     def extract_feature(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.select_layer == -1:
@@ -115,13 +119,14 @@ class InternVLChatModel(PreTrainedModel):
 
     def forward(self, pixel_values, input_ids=None, attention_mask=None, position_ids=None, image_flags=None,
                 past_key_values=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
+                output_hidden_states=None, return_dict=None, cache=None):
+        past_key_values = cache if cache is not None else past_key_values  # transformers 5 name
         image_flags = image_flags.squeeze(-1)
         vit_embeds = self.extract_feature(pixel_values)[image_flags == 1]
         input_embeds = self._splice(input_ids, vit_embeds)
         outputs = self.language_model(inputs_embeds=input_embeds, attention_mask=attention_mask,
-                                      position_ids=position_ids, past_key_values=past_key_values,
-                                      use_cache=use_cache, output_hidden_states=output_hidden_states)
+                                      position_ids=position_ids, use_cache=use_cache,
+                                      output_hidden_states=output_hidden_states, **{CACHE_KEY: past_key_values})
         logits = outputs.logits
         loss = None
         if labels is not None:
@@ -129,8 +134,8 @@ class InternVLChatModel(PreTrainedModel):
             shift_labels = labels[..., 1:].contiguous().to(shift_logits.device)
             loss = F.cross_entropy(shift_logits.view(-1, shift_logits.shape[-1]), shift_labels.view(-1),
                                    ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
-                                      hidden_states=outputs.hidden_states)
+        return CausalLMOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                      **{CACHE_KEY: getattr(outputs, CACHE_KEY)})
 
     def _prompt(self, question: str, history) -> str:
         template = get_conv_template(self.template)

@@ -1,0 +1,73 @@
+"""Exported folders' own remote code under newer transformers than the project's 4.48: the last 4.x
+(4.57.6, what vLLM / newer LMDeploy users have) and 5.24.0. Each folder is loaded in a cached side
+environment with vlmtune hidden; its logits, two-turn greedy chat and chat-template prompt must
+equal what the same folder's remote code gives in the main environment (4.48), and its tokenizer
+must split the chat-template prompt into the same ids."""
+import json
+
+import pytest
+import torch
+import transformers
+
+from conftest import probe_inputs, run_probes
+from side_env import ENVS, side_env
+
+SIDE_ENVS = {'tf-4.57': '4.57.6', 'tf-5.24': '5.24.0'}
+CASES = [('qwen2', '300m'), ('internlm2', '6b'), ('llama', '6b'), ('phi3', '300m')]
+
+
+def num_image_token(folder):
+    cfg = json.loads((folder / 'config.json').read_text())
+    size = cfg.get('force_image_size') or cfg['vision_config']['image_size']
+    return int((size // cfg['vision_config']['patch_size']) ** 2 * cfg['downsample_ratio'] ** 2)
+
+
+@pytest.fixture(scope='session')
+def cases(tiny_folder, tmp_path_factory):
+    """(llm, vit) -> (folder, probe inputs). The session's tiny folders are all named `model`, so each
+    is reached through a link with its own name (the remote-code module is named after it)."""
+    root = tmp_path_factory.mktemp('remote-newer')
+    out = {}
+    for llm, vit in CASES:
+        link = root / f'{llm}-{vit}'
+        link.symlink_to(tiny_folder(llm, vit), target_is_directory=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(link, trust_remote_code=True, use_fast=False)
+        out[(llm, vit)] = link, probe_inputs(tokenizer, num_image_token(link))
+    return out
+
+
+@pytest.fixture(scope='session')
+def probed(cases, tmp_path_factory):
+    """env name (None: main env) -> {(llm, vit): probe output}; one interpreter per env for all folders."""
+    results = {}
+
+    def get(env):
+        if env not in results:
+            outputs = run_probes(list(cases.values()), tmp_path_factory.mktemp(f'probe-{env or "main"}'),
+                                 pythonpath=side_env(env) if env else None)
+            results[env] = dict(zip(cases, outputs))
+        return results[env]
+    return get
+
+
+def test_side_envs_pin_the_versions_under_test():
+    for env, version in SIDE_ENVS.items():
+        assert f'transformers=={version}' in ENVS[env]
+
+
+@pytest.mark.parametrize('env', sorted(SIDE_ENVS))
+@pytest.mark.parametrize('llm,vit', CASES)
+def test_folder_matches_main_env(probed, env, llm, vit):
+    ref = probed(None)[(llm, vit)]
+    assert 'error' not in ref, ref.get('error')
+    assert ref['transformers_version'] == transformers.__version__
+    probe = probed(env)[(llm, vit)]
+    assert 'error' not in probe, probe.get('error')
+    assert probe['transformers_version'] == SIDE_ENVS[env]
+    assert not probe['vlmtune_imported'] and not ref['vlmtune_imported']
+    assert probe['logits'].shape == ref['logits'].shape
+    torch.testing.assert_close(probe['logits'].float(), ref['logits'].float(), atol=1e-4, rtol=0)
+    assert probe['answers'] == ref['answers']
+    assert all(isinstance(a, str) and a for a in probe['answers'])
+    assert probe['chat_template_prompt'] == ref['chat_template_prompt']
+    assert probe['chat_template_ids'] == ref['chat_template_ids']  # the tokenizer splits it the same way
