@@ -4,12 +4,8 @@ import pytest
 import torch
 
 from conftest import package_outputs, probe_inputs, run_probe
-<<<<<<< HEAD
-from vlmtune.formats import load
-=======
 from side_env import side_env
-from vlmtune.model.official_load import load_official
->>>>>>> remote-compat
+from vlmtune.formats import load
 
 
 @pytest.fixture(scope='session')
