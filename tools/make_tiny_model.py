@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Build a tiny random official-format InternVL folder (ViT flavour x LLM family x template).
+"""Build a tiny random InternVL model (ViT flavour x LLM family x template) as a checkpoint folder
+in any layout, or as parts (an InternViT folder + an LLM folder, for building from parts).
 
-    python tools/make_tiny_model.py OUT --llm internlm2 --vit 6b --image-size 56
+    python tools/make_tiny_model.py OUT --llm internlm2 --vit 6b --image-size 56 [--layout internvl_hf]
+    python tools/make_tiny_model.py OUT --parts        # OUT/vision_tower + OUT/llm
 """
 import argparse
 import dataclasses
 import sys
 
-from vlmtune.tiny import TinySpec, make_tiny_folder
+from vlmtune.tiny import TinySpec, make_tiny_folder, make_tiny_parts
 
 
 def main(argv=None) -> int:
@@ -18,10 +20,16 @@ def main(argv=None) -> int:
                             is not None else str, default=field.default)
     parser.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'])
     parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--layout', default='internvl', help='internvl (default), internvl_hf or vlmtune')
+    parser.add_argument('--parts', action='store_true', help='write a vision-tower folder and an LLM folder instead')
     args = parser.parse_args(argv)
     spec = TinySpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TinySpec)})
-    out = make_tiny_folder(args.out, spec, dtype=args.dtype, overwrite=args.overwrite)
-    print(f'wrote {out}')
+    if args.parts:
+        for part, folder in make_tiny_parts(args.out, spec).items():
+            print(f'wrote {folder} ({part})')
+        return 0
+    out = make_tiny_folder(args.out, spec, dtype=args.dtype, overwrite=args.overwrite, layout=args.layout)
+    print(f'wrote {out} ({args.layout} layout)')
     return 0
 
 

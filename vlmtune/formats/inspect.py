@@ -23,7 +23,8 @@ def inspect_folder(folder) -> dict:
     folder = Path(folder)
     adapter = detect(folder)
     spec = adapter.read_spec(folder)
-    tower, processor = spec.component('vision_tower'), spec.image_processor
+    tower, built = spec.component('vision_tower'), spec.build_image_processor()
+    processor = built.settings() if hasattr(built, 'settings') else spec.image_processor
     described = adapter.describe(folder, spec)
     return {
         'folder': str(folder),

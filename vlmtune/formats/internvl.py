@@ -221,17 +221,18 @@ def describe(folder, spec: ModelSpec) -> dict:
 def config_dict(spec: ModelSpec, dtype) -> dict:
     """config.json: the spec's fields in the official schema, other fields as they came, every official
     field, `auto_map`, LoRA ranks 0, and never `system_message: null`."""
-    processor, tower = spec.image_processor, spec.vision_tower
+    processor, tower, connector = spec.build_image_processor(), spec.vision_tower, spec.connector
     extras = spec.extras.get(NAME, {'fields': {}, 'order': []})
     fields = extras['fields']
-    force = processor['image_size']
+    force = processor.image_size
     if extras.get('force_image_size_null') and force == tower['config'].get('image_size'):
         force = None  # the folder said "the ViT's size"; keep saying it
     owned = dict(vision_config=tower['config'], llm_config=spec.llm['config'], select_layer=tower.get('select_layer', -1),
-                 downsample_ratio=spec.connector['downsample_ratio'], ps_version=spec.connector['ps_version'],
-                 template=spec.template['type'], force_image_size=force, dynamic_image_size=processor['dynamic'],
-                 use_thumbnail=processor['use_thumbnail'], min_dynamic_patch=processor['min_tiles'],
-                 max_dynamic_patch=processor['max_tiles'])
+                 # PixelShuffleMLP's defaults where the spec leaves them out
+                 downsample_ratio=connector.get('downsample_ratio', 0.5), ps_version=connector.get('ps_version', 'v2'),
+                 template=spec.template['type'], force_image_size=force, dynamic_image_size=processor.dynamic,
+                 use_thumbnail=processor.use_thumbnail, min_dynamic_patch=processor.min_tiles,
+                 max_dynamic_patch=processor.max_tiles)
     if spec.system_message is not None:
         owned['system_message'] = spec.system_message
     values = {**fields, **owned}
@@ -279,6 +280,8 @@ def copy_remote_code(out: Path, llm_architecture: str, base_folder=None) -> None
     for name in names:
         src = source / name if (source / name).exists() else REMOTE_DIR / name
         shutil.copyfile(src, out / name)
+    if source is REMOTE_DIR:  # our remote code: say which transformers versions it was tested with
+        shutil.copyfile(REMOTE_DIR / 'README.md', out / 'README.md')
 
 
 def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_shard_bytes: int, base_folder=None):

@@ -23,7 +23,7 @@ from . import internlm2_keys
 from .common import CheckpointError, read_json, read_state_dict, write_json, write_weights
 from .tokenizers import add_image_tokens, load_tokenizer
 
-DEFAULT_CONNECTOR = {'type': 'pixel_shuffle_mlp', 'downsample_ratio': 0.5, 'ps_version': 'v2'}
+DEFAULT_CONNECTOR = {'type': 'pixel_shuffle_mlp'}  # its own defaults: downsample 0.5, pixel shuffle v2
 
 
 def _folder(settings: dict, what: str) -> Path:
@@ -64,7 +64,7 @@ def resolve_parts(spec: dict):
         llm['config'] = {**llm['config'], 'vocab_size': len(tokenizer)}
     image_size = tower['config'].get('image_size', 448)
     processor = {'type': 'internvl_dynamic', 'image_size': image_size, **spec.get('image_processor', {})}
-    return ModelSpec(vision_tower=tower, connector={**DEFAULT_CONNECTOR, **spec.get('connector', {})}, llm=llm,
+    return ModelSpec(vision_tower=tower, connector=dict(spec.get('connector') or DEFAULT_CONNECTOR), llm=llm,
                      image_processor=processor, template=dict(spec['template'])), tokenizer
 
 

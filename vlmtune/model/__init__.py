@@ -1,1 +1,2 @@
-"""Vision-language model components, the composed model and official-format I/O."""
+"""The composed vision-language model (vlm.py), its spec (spec.py) and one registry per component
+kind (vision_tower/, connector/, llm/). Checkpoint layouts live in vlmtune.formats."""
