@@ -38,12 +38,22 @@ def test_recipe_set_is_complete():
     assert len(domain.read_text().splitlines()) <= 40
 
 
+def parts_options(parts):
+    return [f'{where}.spec.{part}.pretrained={parts[part]}' for where in ('model', 'train_dataloader.dataset')
+            for part in ('vision_tower', 'llm')]
+
+
 @pytest.mark.parametrize('recipe', RECIPES, ids=lambda p: str(p.relative_to(REPO / 'vlmtune' / 'recipes')))
-def test_recipe_builds_from_stand_in(recipe, tiny_folder, tmp_path_factory):
+def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, tmp_path_factory):
     folder = tiny_folder(*stand_in_family(recipe))
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
-    cfg = load_recipe(recipe, shortcut_options(folder, data, images))
-    assert cfg.model.checkpoint == str(folder) == cfg.train_dataloader.dataset.checkpoint
+    from_parts = recipe.stem.startswith('parts_')  # built from a vision-tower folder + an LLM folder
+    options = shortcut_options(None if from_parts else folder, data, images)
+    cfg = load_recipe(recipe, options + (parts_options(tiny_parts) if from_parts else []))
+    if from_parts:
+        assert cfg.model.checkpoint is None and cfg.model.spec.llm.pretrained == str(tiny_parts['llm'])
+    else:
+        assert cfg.model.checkpoint == str(folder) == cfg.train_dataloader.dataset.checkpoint
     model_cfg = dict(cfg.model)
     if recipe.stem.endswith('qlora'):
         assert model_cfg['quantization'] == 'nf4' and model_cfg['llm'] == 'lora'

@@ -1,12 +1,12 @@
 """`vlmtune demo`: the whole journey on a tiny model on a CPU, and proof that it learned.
 
 1. base: generate the general shape colour/position task -> csv converter -> data check -> pretrain a tiny
-   random official folder with `vlmtune train` -> convert (cached in WORK/base; --rebuild-base).
+   random internvl folder with `vlmtune train` -> convert (cached in WORK/base; --rebuild-base).
 2. domain: procedurally drawn dishes as FoodieQA records -> foodieqa converter (multiple choice and
    open; a quarter also as two-turn chats) + general replay (a third of the rows) -> data check.
    Multiple choice is answered with the option's text (`--answer-with text`): the tiny model does
    not learn letter pointing in a few CPU minutes. Real recipes keep FoodieQA's letters.
-3. `vlmtune train domain_lora_cpu --deepspeed zero2` -> convert_to_official with self-check.
+3. `vlmtune train domain_lora_cpu --deepspeed zero2` -> `vlmtune convert` with self-check.
 4. evaluate base vs tuned on held-out dishes (accuracy) and the general task (retention), chat two
    turns about a held-out image, write WORK/report.md + report.png.
 """
@@ -65,8 +65,8 @@ def _convert_rows(kind, source, image_root, out_jsonl, **kwargs):
 
 def _check(path, image_root, model=None):
     from .data.check import CheckConfig, check_file
-    from .data.data_spec import token_length_fn_for_model
-    length_fn = token_length_fn_for_model(model, image_root, max_length=384) if model else None
+    from .formats import data_spec_for_folder
+    length_fn = data_spec_for_folder(model, max_length=384).length_fn(image_root, 384) if model else None
     report = check_file(path, image_root, CheckConfig(max_length=384 if model else None), token_length_fn=length_fn,
                         kept_path=path.with_suffix('.kept.jsonl'), progress=False)
     if report.rejected:
@@ -261,7 +261,7 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
     shutil.rmtree(work / 'lora', ignore_errors=True)
     ckpt = _train('domain_lora_cpu.py', base, train_data, work, work / 'lora', size.lora_iters, 'zero2')
     stages.end()
-    stages.begin('convert_to_official with self-check')
+    stages.begin('vlmtune convert with self-check')
     _convert('domain_lora_cpu.py', base, ckpt, work / 'tuned')
     stages.end()
     results = evaluate_all(work, base, work / 'tuned', stages)

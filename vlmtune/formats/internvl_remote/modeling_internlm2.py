@@ -1,13 +1,11 @@
 """InternLM2 causal language model with the official parameter layout.
 
-Why our own module instead of mapping onto transformers' Llama: exported folders must carry a
-self-contained `modeling_internlm2.py` anyway (transformers has no InternLM2), and keeping the
-official fused `wqkv` layout in the package means LoRA targets (`wqkv`, `wo`, `w1/w2/w3`) and
-adapters match the official ones and no weights are split or fused on every load/save. One
-implementation serves both, so the package and the folder compute the same logits.
+Exported folders must carry a self-contained `modeling_internlm2.py` (transformers has no InternLM2).
+vlmtune computes with its own InternLM2 (on transformers' Llama); tests prove both give the same
+logits on the same weights.
 
 `wqkv` rows are grouped per KV head: for KV head h there are g = heads/kv_heads query heads, then
-k_h, then v_h, each head_dim rows. `split_wqkv` / `fuse_wqkv` convert to and from q|k|v.
+k_h, then v_h, each head_dim rows.
 
 The cache: old `generate()` (4.37-4.48) passes None and gets back the legacy tuple of (key, value)
 per layer; newer ones (4.5x, 5.x) pass a `Cache` object, which is updated in place and returned.
@@ -48,28 +46,6 @@ def past_length(past) -> int:
     if is_cache(past):
         return past.get_seq_length()
     return past[0][0].shape[2] if past else 0
-
-
-def split_wqkv(wqkv: torch.Tensor, num_heads: int, num_kv_heads: int):
-    """Fused per-KV-head `wqkv` rows -> (q, k, v) rows in plain head order."""
-    head_dim = wqkv.shape[0] // (num_heads + 2 * num_kv_heads)
-    groups = num_heads // num_kv_heads
-    w = wqkv.reshape(num_kv_heads, groups + 2, head_dim, *wqkv.shape[1:])
-    q = w[:, :groups].reshape(num_heads * head_dim, *wqkv.shape[1:])
-    k = w[:, groups].reshape(num_kv_heads * head_dim, *wqkv.shape[1:])
-    v = w[:, groups + 1].reshape(num_kv_heads * head_dim, *wqkv.shape[1:])
-    return q, k, v
-
-
-def fuse_wqkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int, num_kv_heads: int):
-    """Inverse of `split_wqkv`."""
-    head_dim = q.shape[0] // num_heads
-    groups = num_heads // num_kv_heads
-    rest = q.shape[1:]
-    q = q.reshape(num_kv_heads, groups, head_dim, *rest)
-    k = k.reshape(num_kv_heads, 1, head_dim, *rest)
-    v = v.reshape(num_kv_heads, 1, head_dim, *rest)
-    return torch.cat([q, k, v], dim=1).reshape(-1, *rest)
 
 
 class InternLM2RMSNorm(nn.Module):
