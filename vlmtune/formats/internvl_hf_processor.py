@@ -202,7 +202,8 @@ def write_processor_files(official_folder, official: dict, out) -> int:
     (out / 'processor_config.json').write_text(json.dumps(
         {'processor_class': 'InternVLProcessor', 'image_seq_length': image_seq_length(official)}, indent=2))
     generation = _read_json(official_folder / 'generation_config.json')
-    generation.pop('transformers_version', None)
+    for key in ('transformers_version', '_from_model_config'):  # ours, not derived from the model config
+        generation.pop(key, None)
     eos = generation.get('eos_token_id', official['llm_config'].get('eos_token_id'))
     eos = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
     stop = get_conv_template(template).sep.strip()
