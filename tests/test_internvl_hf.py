@@ -1,5 +1,6 @@
-"""internvl_hf: official folders -> transformers-native InternVL folders, checked by transformers' own
-classes in side envs (4.57.6 and 5.24.0, one probe subprocess per env, vlmtune hidden there).
+"""internvl_hf: official folders -> (vlmtune.formats.save, layout internvl_hf) -> transformers-native
+InternVL folders, checked by transformers' own classes in side envs (4.57.6 and 5.24.0, one probe
+subprocess per env, vlmtune hidden there), and back.
 
 Measured preprocessing (448 px, images 800x600 ... 1344x1344, max tiles 12 and 6): tile counts and
 grids of every GotOcr2 class equal `tile_image`; pixels of the PIL classes (4.57 slow
@@ -20,15 +21,18 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from conftest import REPO, probe_inputs, run_probe
+from conftest import REPO, package_outputs, probe_inputs, run_probe
 from side_env import side_env
+from vlmtune.data.templates import get_template
 from vlmtune.data.tiling import TilingConfig, choose_grid, tile_image
+from vlmtune.formats import CheckpointError, layout_of, load, save
 from vlmtune.formats import internvl_hf as ivhf
+from vlmtune.formats.common import read_state_dict
 from vlmtune.formats.internvl_hf_processor import preprocessor_config, write_processor_files
 from vlmtune.formats.internvl_remote.conversation import get_conv_template
 from vlmtune.formats.internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
-from vlmtune.model.tiny import CHATML_SPECIALS, CORPUS
-from vlmtune.model.tokenizer_files import INTERNVL_TOKENS
+from vlmtune.formats.tokenizers import INTERNVL_TOKENS
+from vlmtune.tiny import CHATML_SPECIALS, CORPUS
 
 ENVS = ('tf-4.57', 'tf-5.24')
 FAMILIES = {'qwen2': '300m', 'internlm2': '6b', 'llama': '300m', 'phi3': '300m'}
@@ -39,6 +43,12 @@ TEXTS = ['What is in the image? A cat.', '  two  spaces\nand a newline\n', 'å›¾ä
 PIXEL_SIZES = [(800, 600), (300, 1000), (448, 448), (2000, 200), (2000, 1000), (896, 448), (1344, 1344)]
 PIXEL_CASES = [((800, 600), 12), ((2000, 1000), 12), ((1344, 1344), 6), ((300, 1000), 6), ((800, 600), 1)]
 TORCH_RESIZE_BOUND = 0.05  # measured 0.0350 (two uint8 levels / 0.224)
+
+
+def write_hf(folder, out, **kwargs):
+    """An official folder -> the internvl_hf layout, through the package (load, then save)."""
+    model, tokenizer = load(folder)
+    return save(model, tokenizer, out, layout='internvl_hf', dtype='fp32', **kwargs)
 
 
 def official_tokenizer(folder):
@@ -67,7 +77,7 @@ def sharpened_copy(folder, dest):
     """A copy whose ViT attention is peaked: random tiny ViTs attend almost uniformly, so a q/k mix-up
     would hardly move the logits. (Multiplying the fused qkv weight scales q.k by 64.)"""
     shutil.copytree(folder, dest)
-    state = ivhf.load_safetensors(dest)
+    state = read_state_dict(dest)
     state = {k: v * 8 if k.endswith('attn.qkv.weight') else v for k, v in state.items()}
     save_file(state, str(dest / 'model.safetensors'), metadata={'format': 'pt'})
     return dest
@@ -93,7 +103,7 @@ def cases(tiny_folder, tmp_path_factory):
     specs['select_layer'] = dict(llm='qwen2', vit='300m', select_layer=-2, vit_layers=3)
     for name, spec in specs.items():
         folder = sharpened_copy(tiny_folder(**spec), root / f'official-{name}' / 'model')
-        hf = ivhf.write_hf_folder(folder, root / f'hf-{name}')
+        hf = write_hf(folder, root / f'hf-{name}')
         config = json.loads((folder / 'config.json').read_text())
         tokenizer = official_tokenizer(folder)
         inputs = probe_inputs(tokenizer, TOKENS_PER_TILE)
@@ -102,8 +112,10 @@ def cases(tiny_folder, tmp_path_factory):
         tiles = tile_image(Image.open(image), TilingConfig(image_size=56, max_num=config['max_dynamic_patch']))
         prompt = official_prompt(config, [('user', '<image>\n' + QUESTION), ('assistant', None)])
         expanded = prompt.replace('<image>', '<img>' + '<IMG_CONTEXT>' * TOKENS_PER_TILE * len(tiles) + '</img>')
+        package_logits, package_answers = package_outputs(*load(folder), inputs)
         out[name] = dict(folder=folder, hf=hf, config=config, inputs=inputs, tiles=tiles,
                          official=run_probe(folder, inputs, probe_dir), image_prompt=prompt,
+                         package={'logits': package_logits, 'answers': package_answers},
                          image_ids=tokenizer(expanded).input_ids,
                          text_ids={t: tokenizer(t).input_ids for t in TEXTS}, n_tokens=len(tokenizer),
                          chat_prompt=official_prompt(config, [('user', '<image>\nWhat is in the image?'),
@@ -133,7 +145,8 @@ def prefix_tokenizer(tmp_path_factory):
     tokenizer.save_pretrained(str(official))
     config = {'template': 'internlm2-chat', 'vision_config': {'image_size': 448, 'patch_size': 14},
               'dynamic_image_size': True, 'use_thumbnail': True, 'llm_config': {'eos_token_id': 2}}
-    write_processor_files(official, config, hf)
+    template = get_template('internlm2-chat')
+    write_processor_files(official, config, hf, template.processor_chat_template(), template.end_token)
     (hf / 'config.json').write_text(json.dumps({'model_type': 'internvl', 'architectures': [ivhf.HF_ARCH]}))
     texts = TEXTS + [official_prompt(config, [('user', ' What is in the image? '), ('assistant', None)])]
     return hf, {t: tokenizer(t).input_ids for t in texts}
@@ -184,9 +197,10 @@ def test_logits_and_generate_equal_remote_code(cases, hf_results, env, family):
     assert not hf_results[env]['vlmtune_imported']
     assert result['processor_classes'][0] == 'InternVLProcessor'
     diff = (result['logits'] - case['official']['logits']).abs().max().item()
-    print(f'{env} {family}: max |logits - remote code| = {diff:.3g}')
-    assert diff < 1e-4, (env, family, diff)
-    assert result['answers'] == case['official']['answers']
+    package = (result['logits'] - case['package']['logits']).abs().max().item()
+    print(f'{env} {family}: max |logits - remote code| = {diff:.3g}, max |logits - vlmtune| = {package:.3g}')
+    assert diff < 1e-4 and package < 1e-4, (env, family, diff, package)
+    assert result['answers'] == case['official']['answers'] == case['package']['answers']
     assert all(a for a in result['answers'])  # six greedy tokens each: something to compare
 
 
@@ -229,13 +243,13 @@ def test_keys_written_by_transformers_read_back(cases, hf_results):
     """4.57 saves the older key names, 5.24 the ones we write; both invert to the official state,
     and 5.24 loads 4.57's save with the same logits."""
     for family in FAMILIES:
-        official = ivhf.load_safetensors(cases[family]['folder'])
+        official = read_state_dict(cases[family]['folder'])
         for env in ENVS:
             saved = hf_results[env]['root'] / f'saved-{env}-{family}'
             keys = hf_results[env]['by_name'][family]['saved_keys']
             assert any(k.startswith('language_model.model.') for k in keys) == (env == 'tf-4.57'), keys[:3]
             hf = json.loads((saved / 'config.json').read_text())
-            back = ivhf.state_from_hf(ivhf.load_safetensors(saved), hf)
+            back = ivhf.state_from_hf(read_state_dict(saved), hf)
             assert back.keys() == official.keys()
             assert all(torch.equal(back[k], official[k]) for k in official)
             ours = ivhf.official_config(json.loads((cases[family]['hf'] / 'config.json').read_text()))
@@ -287,14 +301,22 @@ def _assert_same_official(back, original):
 
 @pytest.mark.parametrize('family', ['qwen2', 'internlm2', 'llama', 'phi3'])
 def test_roundtrip_is_exact(tiny_folder, tmp_path, family):
+    """internvl -> internvl_hf -> internvl writes the same files, byte for byte, as saving the internvl
+    folder again directly; the package loads the -hf folder with the same weights and logits."""
     folder = tiny_folder(llm=family, vit='6b' if family == 'internlm2' else '300m')
-    hf = ivhf.write_hf_folder(folder, tmp_path / 'hf')
-    config, state = ivhf.read_hf_folder(hf)
-    original = ivhf.load_safetensors(folder)
-    assert state.keys() == original.keys()
-    assert all(state[k].dtype == original[k].dtype and torch.equal(state[k], original[k]) for k in original)
-    _assert_same_official(config, json.loads((folder / 'config.json').read_text()))
-    # bf16 tensors and non-default official settings survive too
+    model, tokenizer = load(folder)
+    direct = save(model, tokenizer, tmp_path / 'direct', dtype='fp32')
+    hf = write_hf(folder, tmp_path / 'hf')
+    assert layout_of(hf) == 'internvl_hf' and not (hf / 'modeling_internvl_chat.py').exists()
+    via_hf, hf_tokenizer = load(hf)
+    assert via_hf.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(via_hf.state_dict()[k], v) for k, v in model.state_dict().items())
+    back = save(via_hf, hf_tokenizer, tmp_path / 'back', layout='internvl', dtype='fp32')
+    files = sorted(p.name for p in direct.iterdir())
+    assert files == sorted(p.name for p in back.iterdir())
+    assert [name for name in files if (direct / name).read_bytes() != (back / name).read_bytes()] == []
+    # bf16 tensors and non-default official settings survive the pure maps too
+    original = read_state_dict(folder)
     official = json.loads((folder / 'config.json').read_text())
     official.update(system_message='Be brief.', min_dynamic_patch=2, max_dynamic_patch=9, dynamic_image_size=False,
                     torch_dtype='bfloat16')
@@ -302,15 +324,15 @@ def test_roundtrip_is_exact(tiny_folder, tmp_path, family):
         official[part] = {**official[part], 'torch_dtype': 'bfloat16'}
     bf16 = {k: v.to(torch.bfloat16) for k, v in original.items()}
     cfg = ivhf.hf_config(official, image_token_id=7)
-    back = ivhf.state_from_hf(ivhf.state_to_hf(bf16, official), cfg)
-    assert all(back[k].dtype == torch.bfloat16 and torch.equal(back[k], bf16[k]) for k in bf16)
+    back_state = ivhf.state_from_hf(ivhf.state_to_hf(bf16, official), cfg)
+    assert all(back_state[k].dtype == torch.bfloat16 and torch.equal(back_state[k], bf16[k]) for k in bf16)
     _assert_same_official(ivhf.official_config(json.loads(json.dumps(cfg))), official)
 
 
 def test_hub_style_folder_without_own_record(tiny_folder, tmp_path):
     """A -hf folder without the "vlmtune" record inverts by convention (template, tiling from files)."""
     folder = tiny_folder(llm='qwen2', vit='300m')
-    hf = ivhf.write_hf_folder(folder, tmp_path / 'hf')
+    hf = write_hf(folder, tmp_path / 'hf')
     cfg = json.loads((hf / 'config.json').read_text())
     cfg.pop(ivhf.OWN_KEY)
     pre = json.loads((hf / 'preprocessor_config.json').read_text())
@@ -352,21 +374,22 @@ def test_what_hf_cannot_hold_is_refused(tiny_folder, tmp_path):
     for name in folder.iterdir():
         (tmp_path / 'v1' / name.name).write_bytes(name.read_bytes())
     (tmp_path / 'v1' / 'config.json').write_text(json.dumps({**official, 'ps_version': 'v1'}))
-    with pytest.raises(ValueError, match='v2 only'):
-        ivhf.write_hf_folder(tmp_path / 'v1', tmp_path / 'out' / 'hf')
+    with pytest.raises(CheckpointError, match='v2 only'):
+        write_hf(tmp_path / 'v1', tmp_path / 'out' / 'hf')
     assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
-    ivhf.write_hf_folder(folder, tmp_path / 'out' / 'hf')
+    write_hf(folder, tmp_path / 'out' / 'hf')
     with pytest.raises(FileExistsError):
-        ivhf.write_hf_folder(folder, tmp_path / 'out' / 'hf')
-    ivhf.write_hf_folder(folder, tmp_path / 'out' / 'hf', overwrite=True)
+        write_hf(folder, tmp_path / 'out' / 'hf')
+    write_hf(folder, tmp_path / 'out' / 'hf', overwrite=True)
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['hf']
 
 
-
-def test_sharded_weights_round_trip(tiny_folder, tmp_path):
-    state = ivhf.load_safetensors(tiny_folder(llm='qwen2', vit='300m'))
-    ivhf.save_safetensors(state, tmp_path, max_shard_bytes=200_000)
-    index = json.loads((tmp_path / 'model.safetensors.index.json').read_text())
-    assert len(set(index['weight_map'].values())) > 1 and set(index['weight_map']) == set(state)
-    back = ivhf.load_safetensors(tmp_path)
-    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+def test_sharded_hf_folder_loads_identically(tiny_folder, tmp_path):
+    folder = tiny_folder(llm='qwen2', vit='300m')
+    model, tokenizer = load(folder)
+    hf = save(model, tokenizer, tmp_path / 'hf', layout='internvl_hf', dtype='fp32', max_shard_size_gb=200e3 / 1024 ** 3)
+    index = json.loads((hf / 'model.safetensors.index.json').read_text())
+    assert len(set(index['weight_map'].values())) > 1
+    assert all(k.startswith(('model.', 'lm_head.')) for k in index['weight_map'])  # -hf names
+    reloaded, _ = load(hf)
+    assert all(torch.equal(reloaded.state_dict()[k], v) for k, v in model.state_dict().items())

@@ -11,11 +11,11 @@ import torch
 
 from ..model.spec import ModelSpec
 from ..model.vlm import VisionLanguageModel
-from . import internvl, native
+from . import internvl, internvl_hf, native
 from .common import CheckpointError, prepare_output, staged_folder, torch_dtype
 
-LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, native)}
-PREFERENCE = ('internvl', 'vlmtune')  # a composition's natural layout: the first that holds it
+LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, internvl_hf, native)}
+PREFERENCE = ('internvl', 'internvl_hf', 'vlmtune')  # a composition's natural layout: the first that holds it
 
 
 def _adapter(layout: str):

@@ -40,15 +40,17 @@ Key map (official -> hf; tables and rules in `internvl_hf_keys`, one table for b
 Processor, tokenizer and preprocessing choices: see `internvl_hf_processor`.
 """
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from safetensors import safe_open
-from safetensors.torch import save_file
+import torch
 
+from ..model.spec import ModelSpec
+from . import internvl
+from .common import CheckpointError, read_json, read_state_dict, write_json, write_weights
 from .internvl_hf_keys import HF_TO_ARCH, LLM_TYPES, OWN_KEY, _arch, state_from_hf, state_to_hf
+from .tokenizers import load_tokenizer as official_tokenizer
+from .tokenizers import save_tokenizer
 
 HF_ARCH = 'InternVLForConditionalGeneration'
 DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'llama': 'internvl2_5', 'phi3': 'phi3-chat'}
@@ -275,82 +277,112 @@ def official_config(hf: dict, preprocessor: dict = None) -> dict:
     return out
 
 
-# --- folders --------------------------------------------------------------------------------------
-def load_safetensors(folder) -> dict:
-    folder = Path(folder)
-    index = folder / 'model.safetensors.index.json'
-    files = sorted(set(json.loads(index.read_text())['weight_map'].values())) if index.exists() \
-        else ['model.safetensors']
-    state = {}
-    for name in files:
-        with safe_open(str(folder / name), framework='pt') as handle:
-            for key in handle.keys():
-                state[key] = handle.get_tensor(key)
-    return state
+# --- the layout adapter -------------------------------------------------------------------------
+NAME, ARCHITECTURE = 'internvl_hf', HF_ARCH
+# The official layout's tokenizer and generation files, kept for the exact way back (transformers
+# ignores the folder; the -hf tokenizer beside it is derived from them).
+OFFICIAL_FILES = 'official_tokenizer'
+PARTS = {'model.vision_tower.': 'vision_tower', 'vision_tower.': 'vision_tower',
+         'model.multi_modal_projector.': 'connector', 'multi_modal_projector.': 'connector'}
 
 
-def save_safetensors(state: dict, out: Path, max_shard_bytes: int = 4 << 30) -> None:
-    shards, current, size = [], {}, 0
-    for key in sorted(state):
-        tensor = state[key].detach().contiguous()
-        nbytes = tensor.numel() * tensor.element_size()
-        if current and size + nbytes > max_shard_bytes:
-            shards.append(current)
-            current, size = {}, 0
-        current[key], size = tensor, size + nbytes
-    shards.append(current)
-    if len(shards) == 1:
-        save_file(shards[0], str(out / 'model.safetensors'), metadata={'format': 'pt'})
-        return
-    weight_map = {}
-    for i, shard in enumerate(shards, 1):
-        name = f'model-{i:05d}-of-{len(shards):05d}.safetensors'
-        save_file(shard, str(out / name), metadata={'format': 'pt'})
-        weight_map.update({key: name for key in shard})
-    total = sum(t.numel() * t.element_size() for t in state.values())
-    (out / 'model.safetensors.index.json').write_text(
-        json.dumps({'metadata': {'total_size': total}, 'weight_map': weight_map}, indent=2))
-
-
-def write_hf_folder(official_folder, out, overwrite: bool = False) -> Path:
-    """Convert a saved official folder into an -hf folder (built in a temporary sibling, then renamed)."""
-    from .internvl_hf_processor import write_processor_files
-    official_folder, out = Path(official_folder), Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f'{out} exists (pass overwrite=True to replace it)')
-    official = json.loads((official_folder / 'config.json').read_text(encoding='utf-8'))
-    check_expressible(official)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+def detect(folder) -> bool:
     try:
-        image_token_id = write_processor_files(official_folder, official, tmp)
-        cfg = hf_config(official, image_token_id)
-        (tmp / 'config.json').write_text(json.dumps(cfg, indent=2, ensure_ascii=False), encoding='utf-8')
-        save_safetensors(state_to_hf(load_safetensors(official_folder), official), tmp)
-        umask = os.umask(0)
-        os.umask(umask)  # mkdtemp and safetensors create owner-only entries; use the usual modes
-        os.chmod(tmp, 0o777 & ~umask)
-        for path in tmp.iterdir():
-            os.chmod(path, 0o666 & ~umask)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f'.{out.name}.old.', dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        cfg = json.loads((Path(folder) / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and (cfg.get('architectures') or [None])[0] == HF_ARCH
 
 
-def read_hf_folder(folder):
-    """-> (official config dict, official state dict) of an -hf folder."""
+def _official(folder) -> dict:
     folder = Path(folder)
-    hf = json.loads((folder / 'config.json').read_text(encoding='utf-8'))
-    if hf.get('model_type') != 'internvl':
-        raise ValueError(f"{folder}: model_type {hf.get('model_type')!r} is not 'internvl'")
+    hf = read_json(folder / 'config.json')
     pre_path = folder / 'preprocessor_config.json'
-    pre = json.loads(pre_path.read_text(encoding='utf-8')) if pre_path.exists() else None
-    return official_config(hf, pre), state_from_hf(load_safetensors(folder), hf)
+    try:
+        official = official_config(hf, read_json(pre_path) if pre_path.exists() else None)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f'{folder / "config.json"}: {exc}') from None
+    order = (hf.get(OWN_KEY) or {}).get('key_order', {})  # the official config.json's own key order
+    for part in ('vision_config', 'llm_config'):
+        official[part] = _ordered(official[part], order.get(part, []))
+    return _ordered(official, order.get('config', []))
+
+
+def _ordered(data: dict, order: list) -> dict:
+    return {**{k: data[k] for k in order if k in data}, **data}
+
+
+def read_spec(folder) -> ModelSpec:
+    return internvl.spec_from_config(_official(folder))
+
+
+def read_state(folder) -> dict:
+    return read_state_dict(folder)
+
+
+def unsupported(spec: ModelSpec):
+    reason = internvl.unsupported(spec)
+    if reason:
+        return reason
+    try:
+        check_expressible(internvl.config_dict(spec, torch.float32))
+    except ValueError as exc:
+        return str(exc).replace('internvl_hf: ', '')
+    return None
+
+
+def to_layout(state: dict, spec: ModelSpec) -> dict:
+    """Package keys -> -hf keys (through the official names)."""
+    return state_to_hf(internvl.to_layout(state, spec), {'llm_config': spec.llm['config']})
+
+
+def from_layout(state: dict, spec: ModelSpec) -> dict:
+    official = {'llm_config': spec.llm['config']}
+    hf = {'text_config': _llm_to_hf(spec.llm['config'], None)[0], OWN_KEY: {'llm_architecture': _arch(official['llm_config'])}}
+    try:
+        return internvl.from_layout(state_from_hf(state, hf), spec)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def part_of(key: str) -> str:
+    return next((part for prefix, part in PARTS.items() if key.startswith(prefix)), 'language_model')
+
+
+def load_tokenizer(folder):
+    """The official tokenizer when the folder keeps it (ids equal the -hf one's; saving the official
+    layout again then gives the same files), else transformers' own from the folder."""
+    if (Path(folder) / OFFICIAL_FILES).is_dir():
+        return official_tokenizer(Path(folder) / OFFICIAL_FILES)
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def describe(folder, spec: ModelSpec) -> dict:
+    folder = Path(folder)
+    missing = [name for name in ('preprocessor_config.json', 'processor_config.json', 'tokenizer_config.json',
+                                 'generation_config.json') if not (folder / name).exists()]
+    if (folder / 'tokenizer_config.json').exists() and not read_json(folder / 'tokenizer_config.json').get('chat_template'):
+        missing.append('tokenizer chat_template')
+    return {'torch_dtype': _dtype_name(read_json(folder / 'config.json')), 'missing': missing}
+
+
+def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_shard_bytes: int, base_folder=None):
+    """The -hf folder: config.json, weights under the -hf names, and the processor, tokenizer,
+    chat-template and generation files derived from the official ones (see internvl_hf_processor)."""
+    from .internvl_hf_processor import write_processor_files
+    official = internvl.config_dict(spec, dtype)
+    check_expressible(official)
+    template = spec.build_template()
+    kept = staging / OFFICIAL_FILES
+    kept.mkdir()
+    save_tokenizer(tokenizer, kept, template.chat_template(spec.system_message))
+    write_json(kept / 'generation_config.json', internvl.generation_config_dict(spec, tokenizer))
+    image_token_id = write_processor_files(kept, official, staging, template.processor_chat_template(spec.system_message),
+                                           template.end_token)
+    cfg = hf_config(official, image_token_id)
+    cfg[OWN_KEY]['key_order'] = {'config': list(official), 'vision_config': list(official['vision_config']),
+                                  'llm_config': list(official['llm_config'])}
+    write_json(staging / 'config.json', cfg)
+    write_weights(to_layout(state, spec), staging, dtype, max_shard_bytes)
+    shutil.copyfile(Path(__file__).parent / 'internvl_hf_README.md', staging / 'README.md')

@@ -6,6 +6,8 @@ import re
 
 import torch
 
+from .internlm2_keys import fuse_wqkv, split_wqkv
+
 OWN_KEY = 'vlmtune'  # the -hf config.json key that keeps what only the official layout knows
 LLM_TYPES = {'Qwen2ForCausalLM': 'qwen2', 'LlamaForCausalLM': 'llama', 'Phi3ForCausalLM': 'phi3',
              'InternLM2ForCausalLM': 'llama'}
@@ -91,19 +93,13 @@ def _heads(llm: dict):
 def _split(t, how, heads, kv, dim):
     if how == 'rows':  # InternViT: rows q|k|v
         return [part.contiguous() for part in t.chunk(3, dim=0)]
-    groups = heads // kv  # InternLM2: per KV head, `groups` q heads then k then v
-    blocks = t.reshape(kv, groups + 2, dim, *t.shape[1:])
-    return [blocks[:, :groups].reshape(heads * dim, *t.shape[1:]).contiguous(),
-            blocks[:, groups].reshape(kv * dim, *t.shape[1:]).contiguous(),
-            blocks[:, groups + 1].reshape(kv * dim, *t.shape[1:]).contiguous()]
+    return [part.contiguous() for part in split_wqkv(t, heads, kv)]  # InternLM2: grouped per KV head
 
 
 def _fuse(q, k, v, how, heads, kv, dim):
     if how == 'rows':
         return torch.cat([q, k, v])
-    groups, rest = heads // kv, q.shape[1:]
-    return torch.cat([q.reshape(kv, groups, dim, *rest), k.reshape(kv, 1, dim, *rest),
-                      v.reshape(kv, 1, dim, *rest)], dim=1).reshape(-1, *rest).contiguous()
+    return fuse_wqkv(q, k, v, heads, kv).contiguous()
 
 
 def _invert(table: dict) -> dict:

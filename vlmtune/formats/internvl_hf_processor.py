@@ -1,8 +1,8 @@
 """Processor and tokenizer files of an -hf InternVL folder (`AutoProcessor.from_pretrained` ->
 `InternVLProcessor` = GotOcr2 image processor + native tokenizer + chat template).
 
-* Chat template: renders exactly `Conversation.get_prompt()` of the model's official template
-  (system message included unless the conversation starts with one). An image part renders as
+* Chat template: `Template.processor_chat_template` of the model's template, which renders the official
+  prompt (system message included unless the conversation starts with one). An image part renders as
   `<IMG_CONTEXT>\\n` and a literal `<image>` in text as `<IMG_CONTEXT>`: the processor expands each
   `<IMG_CONTEXT>` into `<img>` + `<IMG_CONTEXT>` x (image_seq_length * tiles) + `</img>`, which is the
   official `<image>` expansion. No BOS in the template: the tokenizer adds it where the official one
@@ -33,7 +33,6 @@ import json
 import shutil
 from pathlib import Path
 
-from .internvl_remote.conversation import get_conv_template
 from .internvl_hf import image_seq_length
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -44,40 +43,6 @@ BPE_FILES = ('tokenizer.json', 'vocab.json', 'merges.txt', 'special_tokens_map.j
 # Official tokenizer_config keys that only make sense for the remote-code tokenizer.
 DROP_TOKENIZER_KEYS = ('auto_map', 'chat_template', 'tokenizer_class', 'extra_special_tokens', 'name_or_path',
                        'tokenizer_file', 'vocab_file', 'merges_file')
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace('\\', '\\\\').replace("'", "\\'").replace('\n', '\\n') + "'"
-
-
-def chat_template(template_name: str, system_message: str = None) -> str:
-    """Jinja for InternVLProcessor rendering `get_conv_template(name).get_prompt()`."""
-    conv = get_conv_template(template_name)
-    system = conv.system_message if system_message is None else system_message
-    prefix, suffix = conv.system_template.split('{system_message}')
-    user, assistant, sep = (_literal(x) for x in (*conv.roles, conv.sep))
-    return (
-        "{%- macro render(content) -%}{%- if content is string -%}"
-        "{{- content | replace('<image>', '<IMG_CONTEXT>') -}}"
-        "{%- else -%}{%- for part in content -%}"
-        "{%- if part['type'] == 'text' -%}{{- part['text'] | replace('<image>', '<IMG_CONTEXT>') -}}"
-        "{%- elif part['type'] == 'image' -%}{{- '<IMG_CONTEXT>\\n' -}}"
-        "{%- elif part['type'] == 'video' -%}{{- '<video>\\n' -}}{%- endif -%}"
-        "{%- endfor -%}{%- endif -%}{%- endmacro -%}"
-        "{%- if messages and messages[0]['role'] == 'system' -%}"
-        "{%- set system_message = render(messages[0]['content']) -%}{%- set loop_messages = messages[1:] -%}"
-        "{%- else -%}{%- set system_message = " + _literal(system) + " -%}"
-        "{%- set loop_messages = messages -%}{%- endif -%}"
-        "{{- " + _literal(prefix) + " + system_message + " + _literal(suffix) + " + " + sep + " -}}"
-        "{%- for message in loop_messages -%}{%- set content = render(message['content']) -%}"
-        "{%- if message['role'] == 'user' -%}{%- set role = " + user + " -%}"
-        "{%- elif message['role'] == 'assistant' -%}{%- set role = " + assistant + " -%}"
-        "{%- else -%}{{- raise_exception('only user and assistant turns follow the system message') -}}"
-        "{%- endif -%}"
-        "{%- if content -%}{{- role + content + " + sep + " -}}{%- else -%}{{- role -}}{%- endif -%}"
-        "{%- endfor -%}"
-        "{%- if add_generation_prompt -%}{{- " + assistant + " -}}{%- endif -%}"
-    )
 
 
 def preprocessor_config(official: dict) -> dict:
@@ -190,11 +155,11 @@ def _write_tokenizer(official_folder: Path, out: Path, chat: str) -> dict:
     return added
 
 
-def write_processor_files(official_folder, official: dict, out) -> int:
-    """Tokenizer, chat template, image processor, processor and generation config files; -> image_token_id."""
+def write_processor_files(official_folder, official: dict, out, chat: str, stop: str) -> int:
+    """Tokenizer, chat template, image processor, processor and generation config files from an official
+    folder's tokenizer and generation files; chat: the template's processor chat template, stop: its
+    end-of-turn token. -> image_token_id."""
     official_folder, out = Path(official_folder), Path(out)
-    template = official.get('template')
-    chat = chat_template(template, official.get('system_message'))
     added = _write_tokenizer(official_folder, out, chat)
     (out / 'chat_template.jinja').write_text(chat, encoding='utf-8')
     pre = preprocessor_config(official)
@@ -206,7 +171,6 @@ def write_processor_files(official_folder, official: dict, out) -> int:
         generation.pop(key, None)
     eos = generation.get('eos_token_id', official['llm_config'].get('eos_token_id'))
     eos = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
-    stop = get_conv_template(template).sep.strip()
     if stop in added and added[stop][0] not in eos:
         eos.append(added[stop][0])
     generation['eos_token_id'] = eos

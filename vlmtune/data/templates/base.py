@@ -103,6 +103,36 @@ class Template:
         )
 
 
+    def processor_chat_template(self, system_message: str = None, image_token: str = '<IMG_CONTEXT>') -> str:
+        """Jinja for a transformers processor (the `-hf` layouts): contents may be strings or part
+        lists in every message, a `<image>` tag or an image part becomes `image_token` (which the
+        processor expands), and an empty message renders its bare role, as the prompt builder does."""
+        system = self.system_message if system_message is None else system_message
+        user, assistant, sep, sep2, image = (_jinja_literal(x, True) for x in
+                                             (*self.roles, self.sep, self.assistant_sep, image_token))
+        return (
+            "{%- macro render(content) -%}{%- if content is string -%}"
+            "{{- content | replace('<image>', " + image + ") -}}"
+            "{%- else -%}{%- for part in content -%}"
+            "{%- if part['type'] == 'text' -%}{{- part['text'] | replace('<image>', " + image + ") -}}"
+            "{%- elif part['type'] == 'image' -%}{{- " + image + " + '\\n' -}}{%- endif -%}"
+            "{%- endfor -%}{%- endif -%}{%- endmacro -%}"
+            "{%- if messages and messages[0]['role'] == 'system' -%}"
+            "{%- set system_message = render(messages[0]['content']) -%}{%- set loop_messages = messages[1:] -%}"
+            "{%- else -%}{%- set system_message = " + _jinja_literal(system, True) + " -%}"
+            "{%- set loop_messages = messages -%}{%- endif -%}"
+            "{{- " + _jinja_literal(self.system_prefix, True) + " + system_message + " + sep + " -}}"
+            "{%- for message in loop_messages -%}{%- set content = render(message['content']) -%}"
+            "{%- if message['role'] == 'user' -%}{%- set role, end = " + user + ", " + sep + " -%}"
+            "{%- elif message['role'] == 'assistant' -%}{%- set role, end = " + assistant + ", " + sep2 + " -%}"
+            "{%- else -%}{{- raise_exception('only user and assistant turns follow the system message') -}}"
+            "{%- endif -%}"
+            "{%- if content -%}{{- role + content + end -}}{%- else -%}{{- role -}}{%- endif -%}"
+            "{%- endfor -%}"
+            "{%- if add_generation_prompt -%}{{- " + assistant + " -}}{%- endif -%}"
+        )
+
+
 def _jinja_literal(text: str, escape_newlines: bool = False) -> str:
     text = text.replace('\\', '\\\\').replace("'", "\\'")
     return "'" + (text.replace('\n', '\\n') if escape_newlines else text) + "'"
