@@ -9,20 +9,10 @@ a two-turn greedy chat with the processor's chat template, the template's render
 `image`/`question` (processor ids and pixel values for one image); plus `pixel_folder` and
 `pixel_cases` (each image processor class of this version against reference tiles).
 """
-import importlib.abc
 import json
 import sys
 
-
-class BlockVlmtune(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == 'vlmtune' or name.startswith('vlmtune.'):
-            raise ImportError('vlmtune is hidden in this probe')
-        return None
-
-
-sys.meta_path.insert(0, BlockVlmtune())
-sys.path = [p for p in sys.path if p not in ('', '.')]
+import hide_vlmtune  # noqa: F401  (first: vlmtune cannot be imported from here on)
 
 import torch  # noqa: E402
 import transformers  # noqa: E402

@@ -6,21 +6,11 @@
 Several folders share one interpreter (importing torch + transformers is most of a probe's cost).
 A folder that fails gets {'error': traceback} as its output and the exit status is 1.
 """
-import importlib.abc
 import json
 import sys
 import traceback
 
-
-class BlockVlmtune(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == 'vlmtune' or name.startswith('vlmtune.'):
-            raise ImportError('vlmtune is hidden in this probe')
-        return None
-
-
-sys.meta_path.insert(0, BlockVlmtune())
-sys.path = [p for p in sys.path if p not in ('', '.')]
+import hide_vlmtune  # noqa: F401  (first: vlmtune cannot be imported from here on)
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
