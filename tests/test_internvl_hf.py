@@ -146,7 +146,7 @@ def prefix_tokenizer(tmp_path_factory):
     config = {'template': 'internlm2-chat', 'vision_config': {'image_size': 448, 'patch_size': 14},
               'dynamic_image_size': True, 'use_thumbnail': True, 'llm_config': {'eos_token_id': 2}}
     template = get_template('internlm2-chat')
-    write_processor_files(official, config, hf, template.processor_chat_template(), template.end_token)
+    write_processor_files(official, config, hf, template.processor_chat_template(), template.end_token, 256)
     (hf / 'config.json').write_text(json.dumps({'model_type': 'internvl', 'architectures': [ivhf.HF_ARCH]}))
     texts = TEXTS + [official_prompt(config, [('user', ' What is in the image? '), ('assistant', None)])]
     return hf, {t: tokenizer(t).input_ids for t in texts}
@@ -323,7 +323,7 @@ def test_roundtrip_is_exact(tiny_folder, tmp_path, family):
     for part in ('vision_config', 'llm_config'):
         official[part] = {**official[part], 'torch_dtype': 'bfloat16'}
     bf16 = {k: v.to(torch.bfloat16) for k, v in original.items()}
-    cfg = ivhf.hf_config(official, image_token_id=7)
+    cfg = ivhf.hf_config(official, image_token_id=7, tokens_per_tile=4)
     back_state = ivhf.state_from_hf(ivhf.state_to_hf(bf16, official), cfg)
     assert all(back_state[k].dtype == torch.bfloat16 and torch.equal(back_state[k], bf16[k]) for k in bf16)
     _assert_same_official(ivhf.official_config(json.loads(json.dumps(cfg))), official)
@@ -354,15 +354,15 @@ def test_what_hf_cannot_hold_is_refused(tiny_folder, tmp_path):
     }
     for message, change in bad.items():
         with pytest.raises(ValueError, match=message):
-            ivhf.hf_config({**official, **change}, image_token_id=7)
+            ivhf.hf_config({**official, **change}, image_token_id=7, tokens_per_tile=4)
     with pytest.raises(ValueError, match='Qwen2ForCausalLM'):  # the error names what is supported
-        ivhf.hf_config({**official, 'llm_config': {**official['llm_config'], 'architectures': ['GemmaForCausalLM']}}, 7)
+        ivhf.hf_config({**official, 'llm_config': {**official['llm_config'], 'architectures': ['GemmaForCausalLM']}}, 7, 4)
     with pytest.raises(ValueError, match='eps'):
         ivhf.hf_config({**official, 'vision_config': {**official['vision_config'], 'qk_normalization': True,
-                                                       'layer_norm_eps': 1e-5}}, 7)
+                                                       'layer_norm_eps': 1e-5}}, 7, 4)
     with pytest.raises(ValueError, match='unknown official key'):
         ivhf.state_to_hf({'vision_model.encoder.layers.0.attn.extra': torch.zeros(1)}, official)
-    cfg = ivhf.hf_config(official, 7)
+    cfg = ivhf.hf_config(official, 7, 4)
     with pytest.raises(ValueError, match='final LayerNorm'):
         ivhf.official_config({**cfg, 'vision_config': {**cfg['vision_config'], 'use_mean_pooling': False}})
     with pytest.raises(ValueError, match='default'):

@@ -105,12 +105,6 @@ def _clean(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in GENERIC_KEYS}
 
 
-def image_seq_length(official: dict) -> int:
-    vision = official['vision_config']
-    size = official.get('force_image_size') or vision['image_size']
-    return int((size // vision['patch_size']) ** 2 * official.get('downsample_ratio', 0.5) ** 2)
-
-
 def check_expressible(official: dict) -> None:
     """Raise ValueError for what the -hf layout cannot hold."""
     vision = official['vision_config']
@@ -173,8 +167,9 @@ def _llm_to_hf(llm: dict, dtype):
     return out, extra
 
 
-def hf_config(official: dict, image_token_id: int) -> dict:
-    """config.json of the -hf folder for an official InternVLChatConfig dict."""
+def hf_config(official: dict, image_token_id: int, tokens_per_tile: int) -> dict:
+    """config.json of the -hf folder for an official InternVLChatConfig dict (tokens_per_tile: what the
+    model spec says one tile becomes, `ModelSpec.image_tokens().per_tile`)."""
     check_expressible(official)
     dtype = _dtype_name(official)
     text, extra = _llm_to_hf(official['llm_config'], dtype)
@@ -190,7 +185,8 @@ def hf_config(official: dict, image_token_id: int) -> dict:
     if 'system_message' in official:
         own['system_message'] = official['system_message']
     cfg = dict(architectures=[HF_ARCH], model_type='internvl',
-               vision_config=_vision_to_hf(official['vision_config'], dtype), text_config=text, image_token_id=int(image_token_id), image_seq_length=image_seq_length(official),
+               vision_config=_vision_to_hf(official['vision_config'], dtype), text_config=text,
+               image_token_id=int(image_token_id), image_seq_length=int(tokens_per_tile),
                downsample_ratio=official.get('downsample_ratio', 0.5), projector_hidden_act='gelu',
                vision_feature_layer=official.get('select_layer', -1), vision_feature_select_strategy='default',
                tie_word_embeddings=False, **{OWN_KEY: own})
@@ -378,9 +374,10 @@ def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_sha
     kept.mkdir()
     save_tokenizer(tokenizer, kept, template.chat_template(spec.system_message))
     write_json(kept / 'generation_config.json', internvl.generation_config_dict(spec, tokenizer))
+    tokens_per_tile = spec.image_tokens().per_tile
     image_token_id = write_processor_files(kept, official, staging, template.processor_chat_template(spec.system_message),
-                                           template.end_token)
-    cfg = hf_config(official, image_token_id)
+                                           template.end_token, tokens_per_tile)
+    cfg = hf_config(official, image_token_id, tokens_per_tile)
     cfg[OWN_KEY]['key_order'] = {'config': list(official), 'vision_config': list(official['vision_config']),
                                   'llm_config': list(official['llm_config'])}
     write_json(staging / 'config.json', cfg)

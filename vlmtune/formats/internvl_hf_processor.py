@@ -33,7 +33,6 @@ import json
 import shutil
 from pathlib import Path
 
-from .internvl_hf import image_seq_length
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -155,17 +154,17 @@ def _write_tokenizer(official_folder: Path, out: Path, chat: str) -> dict:
     return added
 
 
-def write_processor_files(official_folder, official: dict, out, chat: str, stop: str) -> int:
+def write_processor_files(official_folder, official: dict, out, chat: str, stop: str, tokens_per_tile: int) -> int:
     """Tokenizer, chat template, image processor, processor and generation config files from an official
     folder's tokenizer and generation files; chat: the template's processor chat template, stop: its
-    end-of-turn token. -> image_token_id."""
+    end-of-turn token, tokens_per_tile: the spec's image tokens per tile. -> image_token_id."""
     official_folder, out = Path(official_folder), Path(out)
     added = _write_tokenizer(official_folder, out, chat)
     (out / 'chat_template.jinja').write_text(chat, encoding='utf-8')
     pre = preprocessor_config(official)
     (out / 'preprocessor_config.json').write_text(json.dumps(pre, indent=2), encoding='utf-8')
     (out / 'processor_config.json').write_text(json.dumps(
-        {'processor_class': 'InternVLProcessor', 'image_seq_length': image_seq_length(official)}, indent=2))
+        {'processor_class': 'InternVLProcessor', 'image_seq_length': tokens_per_tile}, indent=2))
     generation = _read_json(official_folder / 'generation_config.json')
     for key in ('transformers_version', '_from_model_config'):  # ours, not derived from the model config
         generation.pop(key, None)
