@@ -61,7 +61,7 @@ def test_every_consumer_asks_the_spec_for_image_tokens(tiny_folder, tmp_path, mo
     monkeypatch.setattr(PixelShuffleMLP, 'tokens_out', classmethod(lambda cls, settings, grid: 7))
     spec = data_spec_for_folder(folder)
     context = spec.tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>')
-    encoded = spec.encode(ROW, spec.tile_counts(ROW, tmp_path))
+    encoded = spec.encode(ROW, spec.image_layouts(ROW, tmp_path))
     assert encoded.input_ids.count(context) == 21 == encoded.image_tokens
     dataset = ConversationDataset(tmp_path / 'data.jsonl', tmp_path, spec, cache_dir=tmp_path / 'cache',
                                   progress=False)

@@ -20,9 +20,15 @@ def pad_collate(samples: List[dict], pad_token_id: int) -> dict:
     for i, sample in enumerate(samples):
         n = len(sample['input_ids'])
         input_ids[i, :n], labels[i, :n], attention_mask[i, :n] = sample['input_ids'], sample['labels'], 1
-    return {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask,
-            'pixel_values': torch.cat([s['pixel_values'] for s in samples]),
-            'image_flags': torch.cat([s['image_flags'] for s in samples])}
+    return {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask, **_images(samples)}
+
+
+def _images(samples: List[dict]) -> dict:
+    """The samples' tiles, flags and image sizes, concatenated in sample order."""
+    out = {key: torch.cat([s[key] for s in samples]) for key in ('pixel_values', 'image_flags')}
+    if all('image_sizes' in s for s in samples):
+        out['image_sizes'] = torch.cat([s['image_sizes'] for s in samples])
+    return out
 
 
 def block_causal_mask(lengths: List[int], total: int, dtype=torch.float32) -> torch.Tensor:
@@ -54,9 +60,7 @@ def pack_collate(samples: List[dict], pad_token_id: int, pad_to: Optional[int] =
         position_ids[0, start:start + n] = torch.arange(n)
         start += n
     return {'input_ids': input_ids, 'labels': labels, 'position_ids': position_ids,
-            'attention_mask': block_causal_mask(lengths, total), 'sample_lengths': lengths,
-            'pixel_values': torch.cat([s['pixel_values'] for s in samples]),
-            'image_flags': torch.cat([s['image_flags'] for s in samples])}
+            'attention_mask': block_causal_mask(lengths, total), 'sample_lengths': lengths, **_images(samples)}
 
 
 def greedy_pack(lengths: List[int], max_length: int) -> List[List[int]]:

@@ -6,7 +6,7 @@ from typing import List
 
 from PIL import Image
 
-from .image import ImageTokens
+from .image import ImageLayout, ImageTokens
 from .sample_encoding import encode_conversation
 from .templates import Template
 
@@ -28,21 +28,22 @@ class DataSpec:
     system_message: str = None
     jpeg_augment: bool = False
 
-    def tile_counts(self, row: dict, image_root) -> List[int]:
-        """Tiles per image from the image headers only (no decoding)."""
+    def image_layouts(self, row: dict, image_root) -> List[ImageLayout]:
+        """What each image becomes, from the image headers only (no decoding)."""
         paths = row_image_paths(row)
-        counts = []
+        layouts = []
         for rel in paths:
             with Image.open(Path(image_root) / rel) as img:
-                counts.append(self.image_processor.num_tiles(*img.size, n_images=len(paths)))
-        return counts
+                layouts.append(self.image_processor.layout(*img.size, n_images=len(paths)))
+        return layouts
 
-    def encode(self, row: dict, tile_counts: List[int], max_length: int = None):
-        return encode_conversation(self.tokenizer, self.template, row['conversations'], tile_counts,
+    def encode(self, row: dict, images: list, max_length: int = None):
+        """images: per image an ImageLayout (or a tile count)."""
+        return encode_conversation(self.tokenizer, self.template, row['conversations'], images,
                                    self.image_tokens, max_length, self.system_message)
 
     def token_length(self, row: dict, image_root, max_length: int = None) -> int:
-        return len(self.encode(row, self.tile_counts(row, image_root), max_length))
+        return len(self.encode(row, self.image_layouts(row, image_root), max_length))
 
     def length_fn(self, image_root, max_length: int = None):
         """For `data check --model`: row -> token count; over-long rows raise ValueError with the reason."""

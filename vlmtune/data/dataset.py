@@ -113,18 +113,19 @@ class ConversationDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         row = self.row(self.indices[index])
         paths = row_image_paths(row)
+        processor, tiles, layouts, sizes = self.spec.image_processor, [], [], []
+        for rel in paths:
+            with Image.open(self.image_root / rel) as img:
+                tiles.append(processor.process(img, len(paths), self.rng, self.spec.jpeg_augment))
+                layouts.append(processor.layout(*img.size, n_images=len(paths)))
+                sizes.append(img.size)
         if paths:
-            tiles = []
-            for rel in paths:
-                with Image.open(self.image_root / rel) as img:
-                    tiles.append(self.spec.image_processor.process(img, len(paths), self.rng, self.spec.jpeg_augment))
             pixel_values = torch.cat(tiles)
             image_flags = torch.ones(len(pixel_values), dtype=torch.long)
-            tiles_per = [t.shape[0] for t in tiles]
         else:  # text-only: a white image whose features are dropped (image_flags 0)
-            pixel_values = self.spec.image_processor.blank()
+            pixel_values = processor.blank()
             image_flags = torch.zeros(len(pixel_values), dtype=torch.long)
-            tiles_per = []
-        encoded = self.spec.encode(row, tiles_per, self.spec.max_length)
+        encoded = self.spec.encode(row, layouts, self.spec.max_length)
         return {'input_ids': torch.tensor(encoded.input_ids), 'labels': torch.tensor(encoded.labels),
-                'pixel_values': pixel_values, 'image_flags': image_flags}
+                'pixel_values': pixel_values, 'image_flags': image_flags,
+                'image_sizes': torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)}  # (width, height) per image

@@ -6,7 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from .data_spec import DataSpec, row_image_paths
-from .sample_encoding import IGNORE_INDEX, prepare_conversations
+from .rejects import IGNORE_INDEX
 
 
 def read_row(path, index: int) -> dict:
@@ -23,12 +23,12 @@ def read_row(path, index: int) -> dict:
     return json.loads(lines[index])
 
 
-def prompt_text(spec: DataSpec, row: dict, tile_counts) -> str:
+def prompt_text(spec: DataSpec, row: dict, images) -> str:
     """The exact text the tokenizer sees, image blocks shown as `<img><IMG_CONTEXT>*N</img>`."""
-    text = spec.template.render(prepare_conversations(row['conversations'], len(tile_counts)), spec.system_message)
+    text = spec.template.render(spec.template.prepare(row['conversations'], len(images)), spec.system_message)
     tokens = spec.image_tokens
-    for tiles in tile_counts:
-        text = text.replace('<image>', f'{tokens.start}{tokens.context}*{tokens.count(tiles)}{tokens.end}', 1)
+    for image in images:
+        text = text.replace('<image>', f'{tokens.start}{tokens.context}*{tokens.count(image)}{tokens.end}', 1)
     return text
 
 
@@ -47,18 +47,19 @@ def trained_spans(tokenizer, ids, labels):
 
 def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
     row = read_row(data_path, index)
-    counts = spec.tile_counts(row, image_root)
+    layouts = spec.image_layouts(row, image_root)
     grids = []
-    for rel, count in zip(row_image_paths(row), counts):
+    for rel, layout in zip(row_image_paths(row), layouts):
         with Image.open(Path(image_root) / rel) as img:
             width, height = img.size
-        cols, rows_ = spec.image_processor.grid(width, height, len(counts))
-        grids.append({'image': rel, 'size': [width, height], 'grid': [cols, rows_], 'tiles': count})
-    encoded = spec.encode(row, counts)
-    prompt = prompt_text(spec, row, counts)
+        cols, rows_ = spec.image_processor.grid(width, height, len(layouts))
+        grids.append({'image': rel, 'size': [width, height], 'grid': [cols, rows_], 'tiles': layout.tiles})
+    encoded = spec.encode(row, layouts)
+    prompt = prompt_text(spec, row, layouts)
     if encoded.input_ids[:1] == [spec.tokenizer.bos_token_id]:
         prompt = spec.tokenizer.bos_token + prompt
-    return {'id': row.get('id'), 'template': spec.template.name, 'images': grids, 'tile_count': sum(counts),
+    return {'id': row.get('id'), 'template': spec.template.name, 'images': grids,
+            'tile_count': sum(layout.tiles for layout in layouts),
             'prompt': prompt, 'token_count': len(encoded.input_ids),
             'trained_token_count': sum(label != IGNORE_INDEX for label in encoded.labels),
             'trained_spans': trained_spans(spec.tokenizer, encoded.input_ids, encoded.labels),

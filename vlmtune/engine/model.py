@@ -105,5 +105,5 @@ class VLTuneModel(BaseModel):
 
 
 def _model_inputs(data: dict) -> dict:
-    keys = ('pixel_values', 'input_ids', 'attention_mask', 'position_ids', 'image_flags', 'labels')
+    keys = ('pixel_values', 'input_ids', 'attention_mask', 'position_ids', 'image_flags', 'image_sizes', 'labels')
     return {k: data[k] for k in keys if k in data}

@@ -99,6 +99,8 @@ def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: 
                 raise ValueError(f'{part}={mode}: the part has {len(layers)} blocks; K must be 0..{len(layers) - 1}')
             for layer in layers[first:]:
                 layer.requires_grad_(True)
+    if hasattr(model, 'image_newline') and modes['projector'] != 'frozen':  # trains with the connector
+        model.image_newline.requires_grad_(True)
     report.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     report.total = sum(p.numel() for p in model.parameters())
     return report

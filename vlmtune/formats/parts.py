@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.templates import get_template
 from ..model.llm import family_of
 from ..model.spec import ModelSpec, SpecError
 from ..model.vlm import VisionLanguageModel
@@ -59,7 +60,7 @@ def resolve_parts(spec: dict):
         raise SpecError('model spec from parts: llm needs pretrained=FOLDER (its tokenizer is the model\'s)')
     tower, llm = _tower_settings(dict(spec['vision_tower'])), _llm_settings(dict(spec['llm']))
     tokenizer = load_tokenizer(llm['pretrained'])
-    add_image_tokens(tokenizer)
+    add_image_tokens(tokenizer, get_template(spec['template']['type']).added_tokens)
     if len(tokenizer) > llm['config'].get('vocab_size', 0):
         llm['config'] = {**llm['config'], 'vocab_size': len(tokenizer)}
     image_size = tower['config'].get('image_size', 448)

@@ -64,6 +64,7 @@ def save_tokenizer(tokenizer, out_dir, chat_template: str) -> None:
 
 
 def add_image_tokens(tokenizer, tokens=INTERNVL_TOKENS) -> int:
-    """Add the tokens a model's image blocks need (as special tokens, the official way); -> count added."""
+    """Add the tokens a family's image blocks need (the template's `added_tokens`; as special tokens,
+    the official way); -> count added."""
     missing = [t for t in tokens if t not in tokenizer.get_vocab()]
     return tokenizer.add_tokens(missing, special_tokens=True) if missing else 0

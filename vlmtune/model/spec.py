@@ -101,10 +101,18 @@ class ModelSpec:
         return self.template.get('system_message')
 
     def image_tokens(self) -> ImageTokens:
-        """How many LLM tokens one tile becomes: the tower's patch grid at the processor's tile size,
-        through the connector."""
-        grid = self.component('vision_tower').patch_grid(self.vision_tower, self.build_image_processor().image_size)
-        return ImageTokens(per_tile=self.component('connector').tokens_out(self.connector, grid))
+        """What images become for the LLM: tokens per tile from the tower's patch grid at the processor's
+        tile size (plus a CLS token where the tower keeps it) through the connector; the template's image
+        token strings; the processor's merge (with the connector's token grid per tile)."""
+        tower, connector, processor = self.component('vision_tower'), self.component('connector'), \
+            self.build_image_processor()
+        grid = tower.patch_grid(self.vision_tower, processor.image_size)
+        extra = tower.extra_tokens(self.vision_tower) if hasattr(tower, 'extra_tokens') else 0
+        per_tile = connector.tokens_out(self.connector, grid, **({'extra_tokens': extra} if extra else {}))
+        merge = getattr(processor, 'merge', 'flat')
+        tile_grid = connector.grid_out(self.connector, grid) if merge != 'flat' else None
+        start, context, end = self.build_template().image_tokens
+        return ImageTokens(per_tile=per_tile, start=start, context=context, end=end, merge=merge, tile_grid=tile_grid)
 
     def data_spec(self, tokenizer, max_length: int = 4096, jpeg_augment: bool = False) -> DataSpec:
         return DataSpec(tokenizer, self.build_template(), self.build_image_processor(), self.image_tokens(),

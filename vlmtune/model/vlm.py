@@ -8,6 +8,7 @@ entropy over labels != -100, and `chat()` builds its prompt from the spec's temp
 from: key names are the layout adapters' business (vlmtune/formats).
 """
 import inspect
+import math
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.modeling_utils import no_init_weights
 
+from .image_merge import spatial_unpad
 from .spec import ModelSpec
 
 PARTS = ('vision_tower', 'connector', 'language_model')
@@ -37,6 +39,7 @@ class VisionLanguageModel(nn.Module):
         super().__init__()
         self.spec = spec
         self.template = spec.build_template()
+        self.image_processor = spec.build_image_processor()
         self.image_tokens = spec.image_tokens()
         self.system_message = spec.system_message or self.template.system_message
         self.img_context_token_id = None
@@ -50,6 +53,9 @@ class VisionLanguageModel(nn.Module):
                                     llm_width=llm_entry.config(spec.settings('llm')).hidden_size)
             self.language_model = llm_entry.build(spec.settings('llm'),
                                                   attn_implementation or default_attn_implementation())
+        if self.image_tokens.merge == 'spatial_unpad':  # LLaVA-NeXT's learned row separator, N(0, 1/H)
+            width = llm_entry.config(spec.settings('llm')).hidden_size
+            self.image_newline = nn.Parameter(torch.randn(width) / math.sqrt(width))
 
     @property
     def device(self):
@@ -67,12 +73,28 @@ class VisionLanguageModel(nn.Module):
         self.img_context_token_id = tokenizer.convert_tokens_to_ids(self.image_tokens.context)
 
     def parameter_counts(self) -> dict:
-        return {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in PARTS}
+        counts = {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in PARTS}
+        if hasattr(self, 'image_newline'):  # trains and is counted with the connector
+            counts['connector'] += self.image_newline.numel()
+        return counts
 
     # --- forward ------------------------------------------------------------------------------
     def extract_feature(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[tiles, 3, S, S] -> [tiles, tokens per tile, llm width]."""
         return self.connector(self.vision_tower(pixel_values))
+
+    def image_embeddings(self, pixel_values, image_flags=None, image_sizes=None) -> torch.Tensor:
+        """The images' token embeddings in order, [tokens, llm width]; tiles with flag 0 are dropped;
+        spatial merges need each image's (width, height)."""
+        features = self.extract_feature(pixel_values)
+        if image_flags is not None:
+            features = features[image_flags.reshape(-1).to(features.device) == 1]
+        if self.image_tokens.merge == 'flat':
+            return features.reshape(-1, features.shape[-1])
+        if image_sizes is None:
+            raise ValueError(f'the {self.image_tokens.merge} image merge needs image_sizes (width, height per image)')
+        layouts = [self.image_processor.layout(int(w), int(h)) for w, h in image_sizes.tolist()]
+        return spatial_unpad(features, layouts, self.image_tokens, self.image_newline)
 
     def splice(self, input_ids: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         embeds = self.language_model.get_input_embeddings()(input_ids)
@@ -89,11 +111,10 @@ class VisionLanguageModel(nn.Module):
 
     def forward(self, pixel_values, input_ids=None, attention_mask=None, position_ids=None, image_flags=None,
                 past_key_values=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
+                output_hidden_states=None, return_dict=None, image_sizes=None):
         if self.img_context_token_id is None:
             raise RuntimeError('call set_tokenizer(tokenizer) first (the image context token id is unknown)')
-        flags = torch.ones(len(pixel_values), dtype=torch.long) if image_flags is None else image_flags.squeeze(-1)
-        image_embeds = self.extract_feature(pixel_values)[flags.to(pixel_values.device) == 1]
+        image_embeds = self.image_embeddings(pixel_values, image_flags, image_sizes)
         outputs = self.language_model(inputs_embeds=self.splice(input_ids, image_embeds),
                                       attention_mask=attention_mask, position_ids=position_ids,
                                       past_key_values=past_key_values, use_cache=use_cache,
@@ -110,9 +131,10 @@ class VisionLanguageModel(nn.Module):
     # --- generation ---------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, pixel_values=None, input_ids=None, attention_mask=None, visual_features=None,
-                 generation_config=None, output_hidden_states=None, **generate_kwargs):
+                 generation_config=None, output_hidden_states=None, image_sizes=None, **generate_kwargs):
         if pixel_values is not None or visual_features is not None:
-            image_embeds = visual_features if visual_features is not None else self.extract_feature(pixel_values)
+            image_embeds = visual_features if visual_features is not None else \
+                self.image_embeddings(pixel_values, image_sizes=image_sizes)
             embeds = self.splice(input_ids, image_embeds)
         else:
             embeds = self.language_model.get_input_embeddings()(input_ids)
@@ -125,21 +147,22 @@ class VisionLanguageModel(nn.Module):
         """The text `chat()` sends (before `<image>` expansion)."""
         return self.template.chat_prompt(history, question, self.system_message)
 
-    def _answer(self, tokenizer, queries, pixel_values, generation_config) -> list:
+    def _answer(self, tokenizer, queries, pixel_values, generation_config, image_sizes=None) -> list:
         """queries: one prompt (str, as chat() sends it) or a list (batch_chat, left-padded)."""
         device = self.language_model.get_input_embeddings().weight.device
         inputs = tokenizer(queries, return_tensors='pt', padding=isinstance(queries, list))
         end = self.template.end_token
         config = dict(generation_config, eos_token_id=tokenizer.convert_tokens_to_ids(end))
         output = self.generate(pixel_values=pixel_values, input_ids=inputs['input_ids'].to(device),
-                               attention_mask=inputs['attention_mask'].to(device), **config)
+                               attention_mask=inputs['attention_mask'].to(device), image_sizes=image_sizes, **config)
         return [text.split(end)[0].strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
 
     def chat(self, tokenizer, pixel_values, question, generation_config, history=None, return_history=False,
-             num_patches_list=None, verbose=False):
+             num_patches_list=None, verbose=False, image_sizes=None):
         """Official `chat()` semantics: `<image>\\n` is prepended on the first turn when the question has
         no tag; every `<image>` in the whole prompt (history included) is expanded in order; the
-        (question as sent, answer) pair is appended to the caller's history list in place."""
+        (question as sent, answer) pair is appended to the caller's history list in place.
+        image_sizes: (width, height) per image, for spatial merges (LLaVA-NeXT)."""
         if history is None and pixel_values is not None and '<image>' not in question:
             question = '<image>\n' + question
         if num_patches_list is None:
@@ -147,10 +170,13 @@ class VisionLanguageModel(nn.Module):
         if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
             raise ValueError(f'{len(pixel_values)} tiles but num_patches_list sums to {sum(num_patches_list)}')
         self.set_tokenizer(tokenizer)
-        query = self.image_tokens.expand(self.prompt(question, history), num_patches_list)
+        images = num_patches_list if image_sizes is None else \
+            [self.image_processor.layout(int(w), int(h)) for w, h in torch.as_tensor(image_sizes).tolist()]
+        query = self.image_tokens.expand(self.prompt(question, history), images)
         if verbose and pixel_values is not None:
             print(f'dynamic ViT batch size: {pixel_values.shape[0]}')
-        response = self._answer(tokenizer, query, pixel_values, generation_config)[0]
+        response = self._answer(tokenizer, query, pixel_values, generation_config,
+                                None if image_sizes is None else torch.as_tensor(image_sizes))[0]
         history = [] if history is None else history
         history.append((question, response))
         return (response, history) if return_history else response

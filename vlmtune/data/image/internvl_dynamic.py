@@ -8,6 +8,7 @@ import torch
 
 from ..tiling import TilingConfig, blank_image, choose_grid, count_tiles, tile_image, tiles_per_image
 from . import register
+from .tokens import ImageLayout
 
 
 @register('internvl_dynamic')
@@ -39,6 +40,9 @@ class InternVLDynamic:
         if not cfg.dynamic:
             return 1
         return count_tiles(width, height, cfg.min_num, cfg.max_num, cfg.image_size, cfg.use_thumbnail)
+
+    def layout(self, width: int, height: int, n_images: int = 1) -> ImageLayout:
+        return ImageLayout(tiles=self.num_tiles(width, height, n_images))
 
     def process(self, image, n_images: int = 1, rng=None, jpeg_augment: bool = False) -> torch.Tensor:
         """PIL image -> float32 [tiles, 3, S, S]."""

@@ -8,7 +8,13 @@ assistant role for the open turn of a chat prompt. In assistant turns the value 
 token are trained; the role header and whatever follows the end token in the separator are masked.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
+
+from ..rejects import IGNORE_INDEX, SampleRejected
+
+INTERNVL_IMAGE = ('<img>', '<IMG_CONTEXT>', '</img>')
+INTERNVL_ADDED = ('<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>', '<box>', '</box>')
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,9 @@ class Template:
     stop_tokens: Tuple[str, ...] = ()   # end generation; the first is the trained end-of-turn token
     strip_values: bool = False      # label rule: message values are .strip()ped before rendering
     keep_bos: bool = True           # label rule: a tokenizer that adds BOS gets one (masked) in front
+    open_role: Optional[str] = None  # the open assistant turn's header when it differs from roles[1]
+    image_tokens: Tuple[str, str, str] = INTERNVL_IMAGE   # (start, context, end) an image becomes
+    added_tokens: Tuple[str, ...] = INTERNVL_ADDED         # what the family adds to an LLM's tokenizer
 
     @property
     def end_token(self) -> str:
@@ -62,10 +71,49 @@ class Template:
                 raise ValueError(f"unknown role {message['from']!r} (expected human or gpt after an optional system)")
         return segments
 
+    @property
+    def generation_role(self) -> str:
+        return self.roles[1] if self.open_role is None else self.open_role
+
     def render(self, conversations: Sequence[dict], system_message: str = None,
                add_generation_prompt: bool = False) -> str:
         text = ''.join(s.text for s in self.segments(conversations, system_message))
-        return text + self.roles[1] if add_generation_prompt else text
+        return text + self.generation_role if add_generation_prompt else text
+
+    # --- training encoding: a template may override these two with its family's own rules -----
+    def prepare(self, conversations: Sequence[dict], n_images: int) -> List[dict]:
+        """Copy the messages and place the image tags: a single image without a tag gets `<image>\\n`
+        before the first human turn; tags must then match the images."""
+        messages = [dict(m) for m in conversations]
+        tags = sum(m['value'].count('<image>') for m in messages)
+        if n_images == 1 and tags == 0:
+            first_human = next((m for m in messages if m['from'] == 'human'), None)
+            if first_human is None:
+                raise SampleRejected('no human turn to attach the image to')
+            first_human['value'] = '<image>\n' + first_human['value']
+            tags = 1
+        if tags != n_images:
+            raise SampleRejected(f'{tags} <image> tag(s) but {n_images} image(s); put one <image> per image in the text')
+        return messages
+
+    def tokenize(self, tokenizer, messages: Sequence[dict], system_message: str = None, image: str = '<image>'):
+        """-> (ids, labels, warnings) with each `<image>` as `image` (one placeholder per image): the
+        segments tokenized one by one, trained where the template says; checked against tokenizing the
+        whole prompt at once (on a mismatch the sample is masked, as the official code does)."""
+        ids, labels, texts = [], [], []
+        for segment in self.segments(messages, system_message):
+            text = segment.text.replace('<image>', image)
+            texts.append(text)
+            piece = tokenizer(text, add_special_tokens=False).input_ids
+            ids += piece
+            labels += piece if segment.trained else [IGNORE_INDEX] * len(piece)
+        warnings = []
+        if tokenizer(''.join(texts), add_special_tokens=False).input_ids != ids:
+            labels = [IGNORE_INDEX] * len(ids)
+            warnings.append('segment tokenization differs from whole-prompt tokenization; sample masked')
+        if self.keep_bos and adds_bos(tokenizer):
+            ids, labels = [tokenizer.bos_token_id] + ids, [IGNORE_INDEX] + labels
+        return ids, labels, warnings
 
     def chat_prompt(self, history, question: str, system_message: str = None) -> str:
         """The prompt `chat()` sends: history [(question, answer)], the new question, the open
@@ -76,7 +124,7 @@ class Template:
         for old_question, old_answer in history or []:
             text += self.roles[0] + old_question + self.sep
             text += self.roles[1] + old_answer + self.assistant_sep if old_answer else self.roles[1]
-        return text + self.roles[0] + question + self.sep + self.roles[1]
+        return text + self.roles[0] + question + self.sep + self.generation_role
 
     def chat_template(self, system_message: str = None, image_text: str = '<image>\n') -> str:
         """Jinja for messages [{role, content}] rendering what `render()` gives (string content;
@@ -99,7 +147,7 @@ class Template:
             "{%- if message['role'] == 'user' -%}{{- " + user + " + content + " + sep + " -}}"
             "{%- elif message['role'] == 'assistant' -%}{{- " + assistant + " + content + " + sep2 + " -}}"
             "{%- endif -%}{%- endfor -%}"
-            "{%- if add_generation_prompt -%}{{- " + assistant + " -}}{%- endif -%}"
+            "{%- if add_generation_prompt -%}{{- " + _jinja_literal(self.generation_role) + " -}}{%- endif -%}"
         )
 
 
@@ -129,8 +177,13 @@ class Template:
             "{%- endif -%}"
             "{%- if content -%}{{- role + content + end -}}{%- else -%}{{- role -}}{%- endif -%}"
             "{%- endfor -%}"
-            "{%- if add_generation_prompt -%}{{- " + assistant + " -}}{%- endif -%}"
+            "{%- if add_generation_prompt -%}{{- " + _jinja_literal(self.generation_role, True) + " -}}{%- endif -%}"
         )
+
+
+@lru_cache(maxsize=64)
+def adds_bos(tokenizer) -> bool:
+    return tokenizer.bos_token_id is not None and tokenizer('a').input_ids[:1] == [tokenizer.bos_token_id]
 
 
 def _jinja_literal(text: str, escape_newlines: bool = False) -> str:
