@@ -15,30 +15,13 @@ import torch
 from tqdm import tqdm
 
 from ..formats import CheckpointError, load, natural_layout, save
-from ..formats.common import prepare_output
+from ..formats.common import prepare_output, read_training_checkpoint as read_trained_weights
 from .launch import load_recipe
 from .trainability import PARTS
 
 # Max |logit| difference allowed between the reloaded folder and the unmerged model, per saved dtype,
 # relative to the probe's logit scale (max |logit|).
 TOLERANCE = {'fp32': 1e-4, 'bf16': 5e-2, 'fp16': 1e-2}
-
-
-def read_trained_weights(checkpoint) -> dict:
-    path = Path(checkpoint)
-    if not path.exists():
-        raise CheckpointError(f'{path}: checkpoint not found')
-    if path.is_dir():  # DeepSpeed: save_dir = parent, tag = folder name; fp32 master weights
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-        try:
-            return get_fp32_state_dict_from_zero_checkpoint(str(path.parent), tag=path.name)
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(f'{path}: not a readable DeepSpeed checkpoint ({exc})') from None
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f'{path}: cannot read checkpoint ({exc.__class__.__name__}: {exc})') from None
-    return state.get('state_dict', state)
 
 
 def load_trained(wrapper, state: dict, checkpoint) -> None:

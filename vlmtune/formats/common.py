@@ -134,3 +134,24 @@ def staged_folder(out, overwrite: bool = False, tag: str = 'tmp'):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def read_training_checkpoint(checkpoint) -> dict:
+    """The weights a training run saved: an mmengine `.pth`, a DeepSpeed ZeRO folder `iter_N.pth/`
+    (fp32 master weights), or a work dir (its `last_checkpoint`). Keys as the run named them."""
+    path = Path(checkpoint)
+    if path.is_dir() and (path / 'last_checkpoint').exists():  # a work dir
+        path = Path((path / 'last_checkpoint').read_text().strip())
+    if not path.exists():
+        raise CheckpointError(f'{path}: checkpoint not found')
+    if path.is_dir():  # DeepSpeed: save_dir = parent, tag = folder name
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+        try:
+            return get_fp32_state_dict_from_zero_checkpoint(str(path.parent), tag=path.name)
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+            raise CheckpointError(f'{path}: not a readable DeepSpeed checkpoint ({exc})') from None
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f'{path}: cannot read checkpoint ({exc.__class__.__name__}: {exc})') from None
+    return state.get('state_dict', state)

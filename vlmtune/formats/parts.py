@@ -21,7 +21,7 @@ from ..model.llm import family_of
 from ..model.spec import ModelSpec, SpecError
 from ..model.vlm import VisionLanguageModel
 from . import internlm2_keys
-from .common import CheckpointError, read_json, read_state_dict, write_json, write_weights
+from .common import CheckpointError, read_json, read_state_dict, read_training_checkpoint, write_json, write_weights
 from .tokenizers import add_image_tokens, load_tokenizer
 
 DEFAULT_CONNECTOR = {'type': 'pixel_shuffle_mlp'}  # its own defaults: downsample 0.5, pixel shuffle v2
@@ -34,11 +34,28 @@ def _folder(settings: dict, what: str) -> Path:
     return folder
 
 
+def _tower_class(settings: dict):
+    from ..model.vision_tower import REGISTRY as TOWERS
+    return TOWERS.get(settings['type'])
+
+
+def _tower_config(settings: dict) -> dict:
+    """A vision-tower folder's config. A tower class may say how its releases are laid out
+    (`folder_config` / `folder_state`, e.g. a whole CLIP model that holds the vision part); by default
+    the folder is the tower's own config.json + safetensors."""
+    folder, cls = _folder(settings, 'vision tower'), _tower_class(settings)
+    return cls.folder_config(folder) if hasattr(cls, 'folder_config') else read_json(folder / 'config.json')
+
+
+def _tower_state(settings: dict) -> dict:
+    folder, cls = Path(settings['pretrained']), _tower_class(settings)
+    return cls.folder_state(folder) if hasattr(cls, 'folder_state') else read_state_dict(folder)
+
+
 def _tower_settings(settings: dict) -> dict:
     if 'pretrained' not in settings:
         return settings
-    config = read_json(_folder(settings, 'vision tower') / 'config.json')
-    return {**settings, 'config': {**config, **settings.get('config', {})}}
+    return {**settings, 'config': {**_tower_config(settings), **settings.get('config', {})}}
 
 
 def _llm_settings(settings: dict) -> dict:
@@ -103,6 +120,20 @@ def _fresh_init(part: torch.nn.Module) -> None:
         part.apply(part._init_weights)
 
 
+def _trained_connector(checkpoint) -> dict:
+    """A previous stage's connector (and image_newline), from its work dir or checkpoint: LLaVA's stage 2
+    starts from stage 1's projector (`pretrain_mm_mlp_adapter`)."""
+    if not checkpoint:
+        return {}
+    state = read_training_checkpoint(checkpoint)
+    kept = {k[len('model.'):]: v for k, v in state.items()
+            if k.startswith('model.connector.') or k == 'model.image_newline'}
+    if not kept:
+        raise CheckpointError(f'{checkpoint}: holds no trained connector (model.connector.*); was the connector '
+                              f'trained in that run?')
+    return kept
+
+
 def build_model(checkpoint=None, spec: dict = None, dtype=torch.float32, device='cpu', attn_implementation=None):
     """(VisionLanguageModel, tokenizer) of a recipe: a folder of any layout, or parts."""
     from . import load
@@ -112,16 +143,16 @@ def build_model(checkpoint=None, spec: dict = None, dtype=torch.float32, device=
     model_spec, tokenizer = resolve_parts(spec or {})
     model = VisionLanguageModel(model_spec, attn_implementation, init_weights=False)
     _fresh_init(model.connector)
-    state = {}
+    state = _trained_connector(model_spec.connector.get('pretrained'))
     if 'pretrained' in model_spec.vision_tower:
-        tower = read_state_dict(model_spec.vision_tower['pretrained'])
-        state.update({'vision_tower.' + k.removeprefix('vision_model.'): v for k, v in tower.items()})
+        state.update({'vision_tower.' + k: v for k, v in _tower_state(model_spec.vision_tower).items()})
     else:
         _fresh_init(model.vision_tower)
     vocab = model_spec.llm['config']['vocab_size']
     state.update({'language_model.' + k: v for k, v in _llm_state(model_spec.llm, vocab).items()})
     result = model.load_state_dict(state, strict=False)
-    expected_missing = {k for k in model.state_dict() if k.startswith('connector.')}
+    expected_missing = set() if 'pretrained' in model_spec.connector else \
+        {k for k in model.state_dict() if k.startswith('connector.') or k == 'image_newline'}
     if 'pretrained' not in model_spec.vision_tower:
         expected_missing |= {k for k in model.state_dict() if k.startswith('vision_tower.')}
     missing = set(result.missing_keys) - expected_missing

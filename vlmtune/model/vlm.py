@@ -80,8 +80,12 @@ class VisionLanguageModel(nn.Module):
 
     # --- forward ------------------------------------------------------------------------------
     def extract_feature(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """[tiles, 3, S, S] -> [tiles, tokens per tile, llm width]."""
-        return self.connector(self.vision_tower(pixel_values))
+        """[tiles, 3, S, S] -> [tiles, tokens per tile, llm width]. A tower with nothing to train runs
+        without autograd (LLaVA's frozen CLIP does the same): same values, no activations kept."""
+        trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.vision_tower.parameters())
+        with torch.set_grad_enabled(trains):
+            features = self.vision_tower(pixel_values)
+        return self.connector(features)
 
     def image_embeddings(self, pixel_values, image_flags=None, image_sizes=None) -> torch.Tensor:
         """The images' token embeddings in order, [tokens, llm width]; tiles with flag 0 are dropped;

@@ -46,11 +46,12 @@ class Session:
     session_id: int = field(default_factory=lambda: next(_session_ids))
     history: list = field(default_factory=list)        # [(question as sent, answer)]
     images: list = field(default_factory=list)         # per image: [tiles, 3, S, S]
+    image_sizes: list = field(default_factory=list)    # per image: (width, height)
     response: Response = field(default_factory=Response)
     backend_session: object = None                    # LMDeploy's own session object
 
     def reset(self):
-        self.history, self.images, self.response, self.backend_session = [], [], Response(), None
+        self.history, self.images, self.image_sizes, self.response, self.backend_session = [], [], [], Response(), None
 
 
 def split_prompt(prompt):
@@ -114,16 +115,18 @@ class TorchPipeline:
     def _generate(self, session, text, images, gen_config, streamer=None):
         new = self._pixels(images, max(1, len(images)))
         question = tag_images(text, len(new))
-        all_images = session.images + new
+        all_images, all_sizes = session.images + new, session.image_sizes + [img.size for img in images]
         pixels = torch.cat(all_images) if all_images else None
         gen = gen_config.to_hf()
         if streamer is not None:
             gen['streamer'] = streamer
         history = list(session.history)
+        spatial = self.model.image_tokens.merge != 'flat'  # LLaVA-NeXT merges need each image's size
         with self._lock:
             answer = self.model.chat(self.tokenizer, pixels, question, gen, history=history,
-                                     num_patches_list=[t.shape[0] for t in all_images])
-        session.images = all_images
+                                     num_patches_list=[t.shape[0] for t in all_images],
+                                     image_sizes=all_sizes if spatial and all_sizes else None)
+        session.images, session.image_sizes = all_images, all_sizes
         session.history = history
         session.response = Response(answer, len(self.tokenizer(answer, add_special_tokens=False).input_ids), 'stop')
         return session
