@@ -63,7 +63,8 @@ def cmd_data_show(args) -> int:
 
 def cmd_train(args) -> int:
     from .engine.launch import shortcut_options, train
-    options = shortcut_options(args.checkpoint, args.data, args.images) + list(args.cfg_options or [])
+    options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm) + \
+        list(args.cfg_options or [])
     resume = True if args.resume == 'auto' else args.resume
     return train(args.recipe, args.deepspeed, options, args.work_dir, resume, args.nproc, args.seed)
 
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--deepspeed', help='zero2 | zero3 | zero3_offload | path.json (CPU-safe variant without GPU)')
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
     p.add_argument('--checkpoint', help='checkpoint folder (sets model.checkpoint and the dataset\'s)')
+    p.add_argument('--vision-tower', help='vision-tower folder of a model built from parts (model and dataset spec)')
+    p.add_argument('--llm', help='LLM folder of a model built from parts (model and dataset spec)')
     p.add_argument('--data', help='conversation JSONL')
     p.add_argument('--images', help='image root folder')
     p.add_argument('--work-dir')

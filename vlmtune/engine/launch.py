@@ -42,11 +42,17 @@ def _has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def shortcut_options(checkpoint=None, data=None, images=None) -> list:
-    """--checkpoint/--data/--images -> the cfg-options they stand for."""
+MODEL_SOURCES = ('model', 'train_dataloader.dataset')  # both build the recipe's model (weights / data path)
+
+
+def shortcut_options(checkpoint=None, data=None, images=None, vision_tower=None, llm=None) -> list:
+    """--checkpoint/--data/--images/--vision-tower/--llm -> the cfg-options they stand for."""
     options = []
     if checkpoint:
-        options += [f'model.checkpoint={checkpoint}', f'train_dataloader.dataset.checkpoint={checkpoint}']
+        options += [f'{where}.checkpoint={checkpoint}' for where in MODEL_SOURCES]
+    for part, folder in (('vision_tower', vision_tower), ('llm', llm)):
+        if folder:
+            options += [f'{where}.spec.{part}.pretrained={folder}' for where in MODEL_SOURCES]
     if data:
         options.append(f'train_dataloader.dataset.data_path={data}')
     if images:
@@ -89,8 +95,13 @@ def precheck(cfg: Config) -> None:
             read_spec(folder)
         for name, settings in (part.get('spec') or {}).items():
             pretrained = (settings or {}).get('pretrained')
-            if pretrained and not Path(pretrained).is_dir():
-                raise RecipeError(f'{where}.spec.{name}.pretrained: folder {pretrained} not found')
+            if pretrained and not Path(pretrained).exists():
+                flag = {'vision_tower': ' (--vision-tower DIR)', 'llm': ' (--llm DIR)'}.get(name, '')
+                raise RecipeError(f'{where}.spec.{name}.pretrained: {pretrained} not found{flag}')
+    for key in ('checkpoint', 'spec'):  # the model and the data must describe the same model
+        if model.get(key) != dataset.get(key):
+            raise RecipeError(f'model.{key} and train_dataloader.dataset.{key} differ ({model.get(key)!r} vs '
+                              f'{dataset.get(key)!r}); set both (the --checkpoint/--vision-tower/--llm flags do)')
     data_path = dataset.get('data_path')
     if not data_path or not Path(data_path).exists():
         raise RecipeError(f'train_dataloader.dataset.data_path: dataset file {data_path} not found; pass --data FILE')
