@@ -19,6 +19,7 @@ import torch
 from ..data.templates import get_template
 from ..model.llm import family_of
 from ..model.spec import ModelSpec, SpecError
+from ..model.vision_tower import REGISTRY as VISION_TOWERS
 from ..model.vlm import VisionLanguageModel
 from . import internlm2_keys
 from .common import CheckpointError, read_json, read_state_dict, write_json, write_weights
@@ -38,6 +39,9 @@ def _tower_settings(settings: dict) -> dict:
     if 'pretrained' not in settings:
         return settings
     config = read_json(_folder(settings, 'vision tower') / 'config.json')
+    tower = VISION_TOWERS.get(settings['type']) if 'type' in settings else None
+    if hasattr(tower, 'folder_config'):  # the tower knows its released folders (e.g. CLIPModel's vision_config)
+        config = tower.folder_config(config)
     return {**settings, 'config': {**config, **settings.get('config', {})}}
 
 
@@ -115,7 +119,12 @@ def build_model(checkpoint=None, spec: dict = None, dtype=torch.float32, device=
     state = {}
     if 'pretrained' in model_spec.vision_tower:
         tower = read_state_dict(model_spec.vision_tower['pretrained'])
-        state.update({'vision_tower.' + k.removeprefix('vision_model.'): v for k, v in tower.items()})
+        tower_class = model_spec.component('vision_tower')
+        if hasattr(tower_class, 'folder_state'):  # names as in the folder, minus what it does not build
+            tower = tower_class.folder_state(tower)
+        else:  # InternViT: the tower's names are the folder's without `vision_model.`
+            tower = {k.removeprefix('vision_model.'): v for k, v in tower.items()}
+        state.update({'vision_tower.' + k: v for k, v in tower.items()})
     else:
         _fresh_init(model.vision_tower)
     vocab = model_spec.llm['config']['vocab_size']
