@@ -1,5 +1,6 @@
 """Tiny random InternVL models for tests and the embedded default, saved in any layout, or as parts
-(an InternViT folder + a Qwen2 LLM folder) for building from parts.
+(an InternViT folder + a Qwen2 LLM folder) for building from parts; and LLaVA-style parts (a CLIP
+or SigLIP tower folder + a Vicuna-style Llama folder with a SentencePiece tokenizer).
 
 Tokenizers are trained here on a small built-in corpus (no downloads): a byte-level BPE saved as a
 Qwen2 tokenizer for Qwen2/Llama/Phi3, a SentencePiece model for InternLM2, each with the chat
@@ -7,7 +8,7 @@ template's special tokens and the 9 InternVL tokens (added after the LLM's own s
 """
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -195,3 +196,98 @@ def make_tiny_parts(out_dir, spec: TinySpec = None) -> dict:
     out = Path(out_dir)
     return {'vision_tower': save_vision_folder(model, out / 'vision_tower'),
             'llm': save_llm_folder(model, tokenizer, out / 'llm')}
+
+
+# --- LLaVA parts: CLIP / SigLIP tower folders, a Vicuna-style Llama folder -------------------------
+VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+                 "helpful, detailed, and polite answers to the user's questions.")
+LLAVA_CORPUS = CORPUS + [VICUNA_SYSTEM, 'USER: <image>\nWhat is in the image? ASSISTANT: A cat.</s>',
+                         'USER: What color is it? ASSISTANT: It is red.</s>']
+# Per tower: transformers classes and the released family's shape-free fields.
+TOWERS = {'clip': ('CLIPVisionModel', 'CLIPVisionConfig', 336, dict(hidden_act='quick_gelu', layer_norm_eps=1e-5)),
+          'siglip': ('SiglipVisionModel', 'SiglipVisionConfig', 384,
+                     dict(hidden_act='gelu_pytorch_tanh', layer_norm_eps=1e-6))}
+
+
+@dataclass
+class TinyLlavaSpec:
+    tower: str = 'clip'              # clip | siglip
+    image_size: int = 0              # 0: the released size (CLIP 336, SigLIP 384) so token counts are real
+    patch_size: int = 14
+    vit_width: int = 32
+    vit_layers: int = 3
+    vit_heads: int = 2
+    llm_width: int = 128             # head_dim 32: real engines can serve it
+    llm_layers: int = 2
+    llm_heads: int = 4
+    llm_kv_heads: int = 4            # multi-head attention, as Vicuna-7B
+    llm_intermediate: int = 256
+    vocab_size: int = 600            # SentencePiece pieces (byte fallback takes 256 of them)
+    legacy: bool = False             # LlamaTokenizer's `legacy` flag
+    seed: int = 0
+
+
+def make_tiny_tower_folder(out_dir, spec: TinyLlavaSpec = None) -> Path:
+    """transformers' own save_pretrained of a random CLIPVisionModel / SiglipVisionModel."""
+    import transformers
+    spec = spec or TinyLlavaSpec()
+    if spec.tower not in TOWERS:
+        raise ValueError(f'unknown tower {spec.tower!r}; choose from {sorted(TOWERS)}')
+    model_name, config_name, released_size, fields = TOWERS[spec.tower]
+    config = getattr(transformers, config_name)(
+        hidden_size=spec.vit_width, intermediate_size=spec.vit_width * 4, num_hidden_layers=spec.vit_layers,
+        num_attention_heads=spec.vit_heads, image_size=spec.image_size or released_size,
+        patch_size=spec.patch_size, num_channels=3, **fields)
+    torch.manual_seed(spec.seed)
+    out = Path(out_dir)
+    getattr(transformers, model_name)(config).save_pretrained(str(out), safe_serialization=True)
+    return out
+
+
+def train_llama_tokenizer(vocab_size: int, workdir: Path, corpus, legacy: bool = False):
+    """A Llama-style SentencePiece BPE (<unk> 0, <s> 1, </s> 2, byte fallback, dummy prefix, split
+    digits) as LlamaTokenizerFast; its folder also holds tokenizer.model for LlamaTokenizer."""
+    import sentencepiece as spm
+    from transformers import LlamaTokenizerFast
+    model_path = workdir / 'tokenizer.model'
+    with open(model_path, 'wb') as handle:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus * 4), model_writer=handle,
+                                       vocab_size=vocab_size, model_type='bpe', byte_fallback=True,
+                                       split_digits=True, character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2,
+                                       pad_id=-1, hard_vocab_limit=False, normalization_rule_name='identity',
+                                       add_dummy_prefix=True, remove_extra_whitespaces=False,
+                                       allow_whitespace_only_pieces=True, num_threads=1, minloglevel=2)
+    return LlamaTokenizerFast(vocab_file=str(model_path), from_slow=True, legacy=legacy, add_bos_token=True,
+                              add_eos_token=False, add_prefix_space=True, pad_token=None,
+                              clean_up_tokenization_spaces=False,
+                              model_max_length=4096)
+
+
+def make_tiny_llama_folder(out_dir, spec: TinyLlavaSpec = None) -> Path:
+    """A random LlamaForCausalLM (transformers' save_pretrained) with a Llama SentencePiece tokenizer,
+    shaped like a Vicuna release (pad_token_id 0 in the config, no pad token in the tokenizer)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    spec = spec or TinyLlavaSpec()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = train_llama_tokenizer(spec.vocab_size, Path(tmp), LLAVA_CORPUS, spec.legacy)
+        tokenizer.save_pretrained(str(out))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=spec.llm_width, intermediate_size=spec.llm_intermediate,
+                         num_hidden_layers=spec.llm_layers, num_attention_heads=spec.llm_heads,
+                         num_key_value_heads=spec.llm_kv_heads, max_position_embeddings=4096, rms_norm_eps=1e-5,
+                         rope_theta=10000.0, hidden_act='silu', bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                         tie_word_embeddings=False, initializer_range=0.02)
+    torch.manual_seed(spec.seed)
+    LlamaForCausalLM(config).save_pretrained(str(out), safe_serialization=True)
+    return out
+
+
+def make_tiny_llava_parts(out_dir, tower: str = None, spec: TinyLlavaSpec = None) -> dict:
+    """A tiny CLIP or SigLIP tower folder and a tiny Vicuna-style LLM folder (no <image> token: building
+    from parts adds the template's). -> {'vision_tower': path, 'llm': path}."""
+    spec = spec or TinyLlavaSpec()
+    spec = replace(spec, tower=tower) if tower else spec
+    out = Path(out_dir)
+    return {'vision_tower': make_tiny_tower_folder(out / 'vision_tower', spec),
+            'llm': make_tiny_llama_folder(out / 'llm', spec)}

@@ -19,6 +19,7 @@ import torch
 from ..data.templates import get_template
 from ..model.llm import family_of
 from ..model.spec import ModelSpec, SpecError
+from ..model.vision_tower import REGISTRY as VISION_TOWERS
 from ..model.vlm import VisionLanguageModel
 from . import internlm2_keys
 from .common import CheckpointError, read_json, read_state_dict, read_training_checkpoint, write_json, write_weights
@@ -34,22 +35,17 @@ def _folder(settings: dict, what: str) -> Path:
     return folder
 
 
-def _tower_class(settings: dict):
-    from ..model.vision_tower import REGISTRY as TOWERS
-    return TOWERS.get(settings['type'])
-
-
 def _tower_config(settings: dict) -> dict:
-    """A vision-tower folder's config. A tower class may say how its releases are laid out
-    (`folder_config` / `folder_state`, e.g. a whole CLIP model that holds the vision part); by default
-    the folder is the tower's own config.json + safetensors."""
-    folder, cls = _folder(settings, 'vision tower'), _tower_class(settings)
-    return cls.folder_config(folder) if hasattr(cls, 'folder_config') else read_json(folder / 'config.json')
+    """A vision-tower folder's config.json. A tower class may say how its releases are laid out
+    (`folder_config(config)` / `folder_state(state)`, e.g. a whole CLIP model that holds the vision
+    part); by default the folder is the tower's own config + safetensors."""
+    config, cls = read_json(_folder(settings, 'vision tower') / 'config.json'), VISION_TOWERS.get(settings['type'])
+    return cls.folder_config(config) if hasattr(cls, 'folder_config') else config
 
 
 def _tower_state(settings: dict) -> dict:
-    folder, cls = Path(settings['pretrained']), _tower_class(settings)
-    return cls.folder_state(folder) if hasattr(cls, 'folder_state') else read_state_dict(folder)
+    state, cls = read_state_dict(settings['pretrained']), VISION_TOWERS.get(settings['type'])
+    return cls.folder_state(state) if hasattr(cls, 'folder_state') else state
 
 
 def _tower_settings(settings: dict) -> dict:

@@ -1,0 +1,29 @@
+"""SigLIP ViT (e.g. so400m-patch14-384, LLaVA-NeXT / TinyLLaVA / MoE-LLaVA) as a vision tower, on
+transformers' SiglipVisionModel.
+
+settings: {'config': SiglipVisionConfig fields (or a SiglipModel config.json; parts take its
+vision_config), 'select_layer': -2, 'select_feature': 'patch' | 'drop_first',
+'interpolate_pos_encoding': False}. SigLIP has no CLS token: `patch` keeps every patch (729 at
+384 px, patch 14; llava-hf's 'full'); `drop_first` drops token 0 anyway (728), which is what
+TinyLLaVA's `patch` and llava-hf's 'default' do to SigLIP.
+
+The attention-pooling head is not built (LLaVA-style features never reach it); a folder's
+`vision_model.head.*` weights are skipped.
+"""
+from transformers import SiglipVisionConfig, SiglipVisionModel
+from transformers.models.siglip.modeling_siglip import SiglipPreTrainedModel
+
+from . import register
+from ._transformers_vit import TransformersViT
+
+
+@register('siglip')
+class SigLIPTower(TransformersViT):
+    name = 'SigLIP'
+    model_class, config_class = SiglipVisionModel, SiglipVisionConfig
+    FEATURES = {'patch': 0, 'drop_first': 1}
+    PREFIX_TOKENS = 0
+    CONFIG_OVERRIDES = {'vision_use_head': False}
+    SKIPPED_KEYS = ('vision_model.head.',)
+    layer_args = (None,)  # attention_mask
+    _init_weights = SiglipPreTrainedModel._init_weights  # per module; reads only self.config
