@@ -15,6 +15,10 @@ Decisions worth knowing:
   rescale them first.
 - A single image without an `<image>` tag is kept (the loader prepends one)
   and counted as the warning `image_tag_implicit`.
+- With a model (`token_length_fn`), a row whose labels the template's rule
+  masks entirely (LLaVA's tokenization-mismatch rule) is rejected as
+  `labels_masked`, not kept with a warning: the training dataset drops it too
+  (nothing to train), and the reason names the rule's message.
 """
 from __future__ import annotations
 
@@ -396,6 +400,9 @@ def _check_length(obj: dict, cfg: CheckConfig, token_length_fn: Callable[[dict],
     try:
         length = token_length_fn(obj)
     except ValueError as e:
+        kind = getattr(e, "kind", None)  # the encoder's SampleRejected names its kind
+        if kind:
+            raise RowRejected(kind, str(e)) from None
         raise RowRejected("length_error", f"cannot measure token length: {e}") from None
     if length > cfg.max_length:
         raise RowRejected("too_long", f"row is {length} tokens, over max_length={cfg.max_length}; "
@@ -409,8 +416,10 @@ def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig
     """Check every row of `path`; write kept rows and rejects (with reasons) as JSONL.
 
     `image_root` defaults to the input's folder. `token_length_fn(row) -> int` is
-    only used when `cfg.max_length` is set; a ValueError from it rejects the row,
-    any other exception propagates (it is a caller bug, not a data problem).
+    only used when `cfg.max_length` is set; a ValueError from it rejects the row
+    (as its `kind` when it has one, e.g. `labels_masked` or `too_long` from the
+    encoder, else `length_error`), any other exception propagates (it is a
+    caller bug, not a data problem).
     """
     cfg = cfg or CheckConfig()
     path = Path(path)

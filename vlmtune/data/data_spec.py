@@ -8,7 +8,7 @@ from PIL import Image
 
 from .image import ImageLayout, ImageTokens
 from .sample_encoding import encode_conversation
-from .templates import Template
+from .templates import Template, get_template
 
 
 def row_image_paths(row: dict) -> List[str]:
@@ -28,6 +28,10 @@ class DataSpec:
     system_message: str = None
     jpeg_augment: bool = False
 
+    def __post_init__(self):
+        # Templates that render with the tokenizer's own chat_template keep the tokenizer.
+        self.template = get_template(self.template).bind(self.tokenizer)
+
     def image_layouts(self, row: dict, image_root) -> List[ImageLayout]:
         """What each image becomes, from the image headers only (no decoding)."""
         paths = row_image_paths(row)
@@ -46,5 +50,6 @@ class DataSpec:
         return len(self.encode(row, self.image_layouts(row, image_root), max_length))
 
     def length_fn(self, image_root, max_length: int = None):
-        """For `data check --model`: row -> token count; over-long rows raise ValueError with the reason."""
+        """For `data check --model`: row -> token count; rows that cannot be trained raise SampleRejected
+        (a ValueError) with the reason and its `kind` (too_long, labels_masked, ...)."""
         return lambda row: self.token_length(row, image_root, max_length)

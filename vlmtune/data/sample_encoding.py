@@ -5,11 +5,13 @@
   `ImageTokens` says each image becomes (`<img>` + `<IMG_CONTEXT>` x count + `</img>` for InternVL).
 * Only what the template trains is trained; image tokens are always -100.
 * Over-long samples are rejected with a reason, never truncated (a cut could split image tokens).
+* A sample with nothing left to train is rejected; when the template's rule masked it (a warning),
+  the reject says so (kind `labels_masked`): training on it would only cost compute.
 """
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .rejects import IGNORE_INDEX, SampleRejected
+from .rejects import IGNORE_INDEX, LABELS_MASKED, NO_TRAINED_TOKENS, TOO_LONG, SampleRejected
 from .templates import get_template
 
 __all__ = ['EncodedSample', 'IGNORE_INDEX', 'SampleRejected', 'encode_conversation', 'prepare_conversations']
@@ -55,7 +57,9 @@ def encode_conversation(tokenizer, template, conversations: List[dict], images: 
     n_image = sum(image_tokens.count(image) for image in images)
     if max_length is not None and len(out_ids) > max_length:
         raise SampleRejected(f'{len(out_ids)} tokens ({n_image} of them image tokens) exceed max_length '
-                             f'{max_length}; raise max_length or lower the max tiles')
+                             f'{max_length}; raise max_length or lower the max tiles', TOO_LONG)
     if all(label == IGNORE_INDEX for label in out_labels):
-        raise SampleRejected('no trained tokens (no assistant answer survived)')
+        if warnings:  # the template's own rule masked the sample: say which rule and why
+            raise SampleRejected(f'labels masked by template {template.name}: ' + '; '.join(warnings), LABELS_MASKED)
+        raise SampleRejected('no trained tokens (no assistant answer survived)', NO_TRAINED_TOKENS)
     return EncodedSample(out_ids, out_labels, n_image, warnings)

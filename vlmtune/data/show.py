@@ -56,8 +56,9 @@ def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
         grids.append({'image': rel, 'size': [width, height], 'grid': [cols, rows_], 'tiles': layout.tiles})
     encoded = spec.encode(row, layouts)
     prompt = prompt_text(spec, row, layouts)
-    if encoded.input_ids[:1] == [spec.tokenizer.bos_token_id]:
-        prompt = spec.tokenizer.bos_token + prompt
+    bos = spec.tokenizer.bos_token
+    if encoded.input_ids[:1] == [spec.tokenizer.bos_token_id] and not prompt.startswith(bos):  # the tokenizer's BOS
+        prompt = bos + prompt
     return {'id': row.get('id'), 'template': spec.template.name, 'images': grids,
             'tile_count': sum(layout.tiles for layout in layouts),
             'prompt': prompt, 'token_count': len(encoded.input_ids),

@@ -71,6 +71,7 @@ class VisionLanguageModel(nn.Module):
 
     def set_tokenizer(self, tokenizer):
         self.img_context_token_id = tokenizer.convert_tokens_to_ids(self.image_tokens.context)
+        self.template = self.template.bind(tokenizer)  # hf_chat_template renders with the tokenizer's own
 
     def parameter_counts(self) -> dict:
         counts = {name: sum(p.numel() for p in getattr(self, name).parameters()) for name in PARTS}

@@ -80,6 +80,11 @@ class Template:
         text = ''.join(s.text for s in self.segments(conversations, system_message))
         return text + self.generation_role if add_generation_prompt else text
 
+    def bind(self, tokenizer) -> 'Template':
+        """The template as used with `tokenizer`: itself, except for templates that render with the
+        tokenizer's own chat_template (hf_chat_template), which keep the tokenizer."""
+        return self
+
     # --- training encoding: a template may override these two with its family's own rules -----
     def prepare(self, conversations: Sequence[dict], n_images: int) -> List[dict]:
         """Copy the messages and place the image tags: a single image without a tag gets `<image>\\n`
