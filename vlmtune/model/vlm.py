@@ -155,7 +155,7 @@ class VisionLanguageModel(nn.Module):
     def _answer(self, tokenizer, queries, pixel_values, generation_config, image_sizes=None) -> list:
         """queries: one prompt (str, as chat() sends it) or a list (batch_chat, left-padded)."""
         device = self.language_model.get_input_embeddings().weight.device
-        inputs = tokenizer(queries, return_tensors='pt', padding=isinstance(queries, list))
+        inputs = self.template.chat_inputs(tokenizer, queries)  # as training tokenized the prompt
         end = self.template.end_token
         config = dict(generation_config, eos_token_id=tokenizer.convert_tokens_to_ids(end))
         output = self.generate(pixel_values=pixel_values, input_ids=inputs['input_ids'].to(device),

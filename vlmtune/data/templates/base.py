@@ -80,6 +80,12 @@ class Template:
         text = ''.join(s.text for s in self.segments(conversations, system_message))
         return text + self.generation_role if add_generation_prompt else text
 
+    def chat_inputs(self, tokenizer, queries):
+        """What chat() feeds the model for a prompt (images already expanded) or a list of prompts
+        (left-padded): {'input_ids', 'attention_mask'} tensors. InternVL's chat() tokenizes the whole
+        prompt; a family whose training tokenizes otherwise (LLaVA's per-piece rule) overrides this."""
+        return tokenizer(queries, return_tensors='pt', padding=isinstance(queries, list))
+
     def bind(self, tokenizer) -> 'Template':
         """The template as used with `tokenizer`: itself, except for templates that render with the
         tokenizer's own chat_template (hf_chat_template), which keep the tokenizer."""

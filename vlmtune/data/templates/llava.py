@@ -41,6 +41,16 @@ def tokenize_with_images(tokenizer, text: str, image: str = IMAGE_TAG) -> List[i
     return ids
 
 
+def llava_chat_inputs(tokenizer, queries):
+    """chat() inputs tokenized as LLaVA trains (`tokenize_with_images`), left-padded for a batch."""
+    import torch
+    rows = [tokenize_with_images(tokenizer, q) for q in ([queries] if isinstance(queries, str) else queries)]
+    width, pad = max(len(r) for r in rows), tokenizer.pad_token_id or 0
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return {'input_ids': ids, 'attention_mask': mask}
+
+
 def _token_ids(tokenizer, text: str) -> List[int]:
     # A one-token placeholder by its id: tokenizing it alone can add a prefix piece (non-legacy Llama).
     token_id = tokenizer.convert_tokens_to_ids(text)
@@ -78,6 +88,7 @@ def move_image_tags(conversations: Sequence[dict], n_images: int) -> List[dict]:
 @dataclass(frozen=True)
 class VicunaTemplate(Template):
     """SeparatorStyle.TWO: `system sep role: value sep|sep2 ...`; labels by `preprocess_v1`."""
+    chat_inputs = staticmethod(llava_chat_inputs)  # chat() tokenizes as training does
 
     def prepare(self, conversations: Sequence[dict], n_images: int) -> List[dict]:
         return move_image_tags(conversations, n_images)
@@ -127,6 +138,7 @@ class PlainTemplate(Template):
     """Stage-1 captions: the human turn becomes just `<image>`, text = `<image>` + caption + sep;
     labels mask what tokenizing `<image>` alone gives (BOS and the placeholder): the caption and the
     trailing newline are trained, and there is no end-of-sequence token."""
+    chat_inputs = staticmethod(llava_chat_inputs)  # chat() tokenizes as training does
 
     def prepare(self, conversations: Sequence[dict], n_images: int) -> List[dict]:
         roles = [m['from'] for m in conversations]
