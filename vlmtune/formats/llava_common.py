@@ -23,14 +23,19 @@ Config map (spec <-> config.json):
 Key map (package <-> transformers 4.48 names, prefix renames): vision_tower.* = vision_tower.*,
   connector.0 / connector.2 <-> multi_modal_projector.linear_1 / linear_2, language_model.* =
   language_model.*, image_newline = image_newline. 4.48's names are written (4.48 and TurboMind load
-  them; newer transformers converts them on load); read also accepts transformers >= 4.52's
-  model.vision_tower.*, model.multi_modal_projector.*, model.language_model.*, lm_head.*,
-  model.image_newline. A tied lm_head is left out, as transformers saves it, and restored on read.
+  them; 4.57 / 5.24 load them, and re-save a loaded folder under them); read also accepts transformers
+  >= 4.52's in-memory names model.vision_tower.*, model.multi_modal_projector.*, model.language_model.*,
+  lm_head.*, model.image_newline, and 5.x's tower keys without the `vision_model.` level (what 5.24 saves
+  for a model it built itself: vision_tower.embeddings.*). A tied lm_head is left out, as transformers
+  saves it, and restored on read.
 Refused with a reason: towers other than CLIP/SigLIP, connectors other than mlp2x_gelu, LLMs without
   a transformers class, templates that wrap the image tokens, a processor size other than the tower's,
   llava_hf with anyres, llava_next_hf without anyres + spatial_unpad or with tiles that are not a full
   square patch grid (LlavaNext reshapes each tile's tokens to one: CLIP 'cls_patch', SigLIP
   drop-first); on read: a non-gelu projector, no projector bias, a list of feature layers.
+LMDeploy 0.12.1 (not refused, reported by `describe`): its PyTorch engine builds CLIP towers only, and
+  its llava preprocessor counts a CLS token for 'full' whatever the tower, one image token too many
+  for SigLIP.
 """
 import json
 from pathlib import Path
@@ -70,10 +75,21 @@ NEWER_KEYS = [('model.vision_tower.', 'vision_tower.'), ('model.multi_modal_proj
 PARTS = {'vision_tower.': 'vision_tower', 'multi_modal_projector.': 'connector', 'image_newline': 'connector',
          'language_model.': 'language_model'}
 EMBED, HEAD = 'language_model.model.embed_tokens.weight', 'language_model.lm_head.weight'
+TOWER = 'vision_tower.vision_model.'  # transformers 4.48's CLIPVisionModel / SiglipVisionModel keep this level
 
 
 def _clean(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in BOOKKEEPING}
+
+
+def _legacy(state: dict) -> dict:
+    """transformers >= 4.52 names -> 4.48's; 5.x's CLIP/SigLIP models also lost their `vision_model.` level."""
+    out = {}
+    for key, value in _rename(state, NEWER_KEYS).items():
+        if key.startswith('vision_tower.') and not key.startswith(TOWER):
+            key = TOWER + key[len('vision_tower.'):]
+        out[key] = value
+    return out
 
 
 def _rename(state: dict, table) -> dict:
@@ -82,6 +98,16 @@ def _rename(state: dict, table) -> dict:
         src, dst = next(((s, d) for s, d in table if key.startswith(s)), ('', ''))
         out[dst + key[len(src):]] = value  # unknown keys pass: the loader reports them
     return out
+
+
+def _rope_4x(text: dict) -> dict:
+    """transformers 5.x saves rope_parameters; the LLM configs we build (4.x) read rope_theta / rope_scaling."""
+    params = text.pop('rope_parameters', None) or {}
+    if params:
+        text.setdefault('rope_theta', params.get('rope_theta', 10000.0))
+        if params.get('rope_type', 'default') != 'default':
+            text.setdefault('rope_scaling', {k: v for k, v in params.items() if k != 'rope_theta'})
+    return text
 
 
 def _strategy(tower: dict) -> str:
@@ -133,7 +159,7 @@ class LlavaLayout:
         if cfg.get('projector_hidden_act', 'gelu') != 'gelu' or not cfg.get('multimodal_projector_bias', True):
             raise ValueError(f"projector_hidden_act {cfg.get('projector_hidden_act')!r} / multimodal_projector_bias "
                              f"{cfg.get('multimodal_projector_bias')!r}: mlp2x_gelu is exact GELU with biases")
-        text = _clean(cfg.get('text_config') or {})
+        text = _rope_4x(_clean(cfg.get('text_config') or {}))
         text.setdefault('model_type', 'llama')
         arch = (text.get('architectures') or [None])[0] or MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text['model_type'])
         text['architectures'] = [arch]
@@ -157,7 +183,7 @@ class LlavaLayout:
 
     def read_state(self, folder) -> dict:
         """Weights under 4.48's names (newer transformers' names renamed)."""
-        return _rename(read_state_dict(folder), NEWER_KEYS)
+        return _legacy(read_state_dict(folder))
 
     # --- what the layout holds --------------------------------------------------------------------
     def unsupported(self, spec: ModelSpec) -> Optional[str]:
@@ -200,13 +226,13 @@ class LlavaLayout:
         return out
 
     def from_layout(self, state: dict, spec: ModelSpec) -> dict:
-        state = _rename(state, NEWER_KEYS)
+        state = _legacy(state)
         if spec.llm_config().tie_word_embeddings and HEAD not in state and EMBED in state:
             state[HEAD] = state[EMBED]
         return _rename(state, [(dst, src) for src, dst in KEYS])
 
     def part_of(self, key: str) -> str:
-        key = _rename({key: None}, NEWER_KEYS).popitem()[0]
+        key = _legacy({key: None}).popitem()[0]
         return next((part for prefix, part in PARTS.items() if key.startswith(prefix)), 'other')
 
     def load_tokenizer(self, folder):
@@ -221,6 +247,9 @@ class LlavaLayout:
             missing.append('processor chat template')
         if not (cfg.get('text_config') or {}).get('architectures'):
             missing.append("text_config.architectures (LMDeploy's TurboMind reader needs it)")
+        if spec.vision_tower['type'] != 'clip':
+            missing.append('LMDeploy 0.12.1 support for SigLIP towers (PyTorch engine: CLIP only; its preprocessor '
+                           "counts a CLS token for 'full')")
         if spec.image_processor['type'] == 'pad':
             missing.append("pad-to-square preprocessing in transformers 4.48 (its CLIPImageProcessor crops; newer "
                            "transformers: LlavaImageProcessor)")

@@ -7,4 +7,5 @@ _LAYOUT = LlavaLayout('llava_hf', 'LlavaForConditionalGeneration', 'llava', 'Lla
 NAME, ARCHITECTURE = _LAYOUT.NAME, _LAYOUT.ARCHITECTURE
 detect, read_spec, read_state, unsupported = _LAYOUT.detect, _LAYOUT.read_spec, _LAYOUT.read_state, _LAYOUT.unsupported
 to_layout, from_layout, part_of = _LAYOUT.to_layout, _LAYOUT.from_layout, _LAYOUT.part_of
-load_tokenizer, describe, write, config_dict = _LAYOUT.load_tokenizer, _LAYOUT.describe, _LAYOUT.write, _LAYOUT.config_dict
+load_tokenizer, describe, write = _LAYOUT.load_tokenizer, _LAYOUT.describe, _LAYOUT.write
+config_dict = _LAYOUT.config_dict
