@@ -190,6 +190,8 @@ class LlavaLayout:
         tower = spec.vision_tower
         if tower['type'] not in TOWERS:
             return f"vision_tower {tower['type']!r} (llava-hf runs transformers' CLIP / SigLIP: {list(TOWERS)})"
+        if not isinstance(tower.get('config'), dict):
+            return 'a vision_tower without its config (resolve pretrained= first)'
         feature = tower.get('select_feature', DEFAULT_SELECT_FEATURE)
         if feature not in STRATEGIES[tower['type']]:
             return f"select_feature {feature!r} for {tower['type']} (llava-hf has {list(STRATEGIES[tower['type']])})"
@@ -301,5 +303,5 @@ class LlavaLayout:
         processor = proc.processor_config(self.processor_class, _vision(tower).patch_size, _strategy(tower),
                                           CLS_TOKENS[tower['type']], info['image_token'])
         proc.write_files(staging, spec, tokenizer, info, self.processor_class, processor)
-        (staging / 'README.md').write_text(proc.readme(self.title, self.ARCHITECTURE, spec.image_processor),
+        (staging / 'README.md').write_text(proc.readme(self.title, self.ARCHITECTURE, spec),
                                            encoding='utf-8')

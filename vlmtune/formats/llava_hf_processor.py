@@ -9,9 +9,11 @@
   - `pad` (LLaVA-1.5's expand2square, then `square`) -> the same `CLIPImageProcessor` + `do_pad: true`.
     No image processor of transformers 4.48 pads to a square (`LlavaNextImageProcessor.do_pad` pads the
     tile batch): 4.48 crops the centre square of a non-square image instead of letterboxing it, so its
-    pixels differ from training for every non-square image (square images: equal). Newer transformers
-    (4.57.6 checked) has `LlavaImageProcessor`, which reads `do_pad: true` from this file and pads with
-    int(mean * 255) like training: `LlavaImageProcessor.from_pretrained(folder)`.
+    pixels differ from training for every non-square image (square images: equal; measured in normalised
+    units at 56 px: 640x480 gradient max 2.04 / mean 0.41, 112x56 noise max 3.23 / mean 0.97). Newer
+    transformers (4.57.6 and 5.24.0 checked) has `LlavaImageProcessor`, which reads `do_pad: true` from
+    this file and pads with int(mean * 255) like training (within 1e-5):
+    `LlavaImageProcessor.from_pretrained(folder)`.
   - `anyres` -> `LlavaNextImageProcessor`; our pinpoints are (width, height) as LLaVA declares them,
     transformers' are (height, width): written transposed, so the same canvases are tried in the same
     order (tie-breaks included).
@@ -200,5 +202,11 @@ PAD_NOTE = ("* Training padded images to a square (LLaVA's expand2square, mean-c
             "LlavaImageProcessor.from_pretrained(folder)` (it reads `do_pad: true`).\n")
 
 
-def readme(title: str, arch: str, settings: dict) -> str:
-    return README.format(title=title, arch=arch, notes=PAD_NOTE if settings['type'] == 'pad' else '')
+SIGLIP_NOTE = ("* LMDeploy 0.12.1 does not serve SigLIP llava-hf folders correctly: its PyTorch engine builds CLIP "
+               "towers only,\n  and its preprocessor counts a CLS token for 'full' (one image token too many).\n")
+
+
+def readme(title: str, arch: str, spec) -> str:
+    notes = (PAD_NOTE if spec.image_processor['type'] == 'pad' else '') + \
+        (SIGLIP_NOTE if spec.vision_tower['type'] == 'siglip' else '')
+    return README.format(title=title, arch=arch, notes=notes)
