@@ -46,10 +46,10 @@ def test_missing_vision_field(folder):
 
 
 def test_unknown_architectures(folder):
-    edit_config(folder, lambda cfg: cfg.update(architectures=['LlavaForConditionalGeneration']))
+    edit_config(folder, lambda cfg: cfg.update(architectures=['FuyuForCausalLM']))  # no layout reads it
     with pytest.raises(CheckpointError) as exc:
         load(folder)
-    assert_one_line(exc, 'config.json', 'LlavaForConditionalGeneration', 'InternVLChatModel')
+    assert_one_line(exc, 'config.json', 'FuyuForCausalLM', 'InternVLChatModel', 'LlavaForConditionalGeneration')
 
 
 def test_unknown_llm_architecture(folder):

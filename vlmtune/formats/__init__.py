@@ -11,11 +11,12 @@ import torch
 
 from ..model.spec import ModelSpec
 from ..model.vlm import VisionLanguageModel
-from . import internvl, internvl_hf, native
+from . import internvl, internvl_hf, llava_hf, llava_next_hf, native
 from .common import CheckpointError, prepare_output, staged_folder, torch_dtype
 
-LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, internvl_hf, native)}
-PREFERENCE = ('internvl', 'internvl_hf', 'vlmtune')  # a composition's natural layout: the first that holds it
+LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, internvl_hf, llava_hf, llava_next_hf, native)}
+# A composition's natural layout: the first that holds it.
+PREFERENCE = ('internvl', 'internvl_hf', 'llava_hf', 'llava_next_hf', 'vlmtune')
 
 
 def _adapter(layout: str):
