@@ -17,7 +17,7 @@ from vlmtune.data.templates import get_template
 from vlmtune.formats import CheckpointError, holds, layout_of, llava_hf, llava_next_hf, natural_layout
 from vlmtune.formats.common import read_state_dict
 from vlmtune.formats.llava_common import OWN_KEY
-from vlmtune.formats.llava_hf_processor import CLIP_MEAN
+from vlmtune.data.image.pixels import CLIP_MEAN
 
 
 @pytest.fixture(scope='module')
@@ -60,11 +60,11 @@ def test_read_spec_and_state_in_our_names(hubs, written, name):
     if name == 'flat':
         assert spec.image_processor == {'type': 'square', 'image_size': SIZE}
     elif name == 'siglip':
-        assert spec.image_processor == {'type': 'square', 'image_size': SIZE, 'resize': 'plain',
-                                        'image_mean': [0.5] * 3, 'image_std': [0.5] * 3}
-    else:  # read back in LLaVA's (width, height) order
+        assert spec.image_processor == {'type': 'square', 'image_size': SIZE, 'crop': False,
+                                        'mean': [0.5] * 3, 'std': [0.5] * 3}
+    else:  # (height, width), as transformers and our anyres read them
         assert spec.image_processor == {'type': 'anyres', 'image_size': SIZE, 'merge': 'spatial_unpad',
-                                        'image_grid_pinpoints': [[w, h] for h, w in PINPOINTS_HW]}
+                                        'grid_pinpoints': PINPOINTS_HW}
     assert {k: tuple(v.shape) for k, v in state.items()} == expected_keys(hubs[name])
     if name == 'tiled':  # tied: saved once by transformers, both names for our model
         assert state['language_model.lm_head.weight'] is state['language_model.model.embed_tokens.weight']

@@ -16,7 +16,7 @@ from conftest import REPO
 from side_env import side_env
 from llava_tiny import NAMES, build_hubs, clip_processor, expand2square, image, messages, write_folders
 from vlmtune.formats.common import read_state_dict
-from vlmtune.formats.llava_hf_processor import CLIP_MEAN
+from vlmtune.data.image.pixels import CLIP_MEAN
 
 ENVS = ('tf-4.57', 'tf-5.24')
 

@@ -52,8 +52,8 @@ from .common import DTYPE_NAMES, CheckpointError, read_json, read_state_dict, wr
 from .tokenizers import load_tokenizer as _load_tokenizer
 
 OWN_KEY = 'vlmtune'
-SIGLIP_DROP_FIRST = 'patch_drop_first'  # provisional: the SigLIP setting that drops index 0 like 'default'
-DEFAULT_SELECT_LAYER, DEFAULT_SELECT_FEATURE = -1, 'patch'  # LLaVA's argument defaults (its scripts use -2)
+SIGLIP_DROP_FIRST = 'drop_first'  # the SigLIP setting that drops index 0 like llava-hf's 'default'
+DEFAULT_SELECT_LAYER, DEFAULT_SELECT_FEATURE = -2, 'patch'  # the clip/siglip towers' defaults (LLaVA's scripts)
 TOWERS = {'clip': 'clip_vision_model', 'siglip': 'siglip_vision_model'}
 STRATEGIES = {'clip': {'patch': 'default', 'cls_patch': 'full'},
               'siglip': {'patch': 'full', SIGLIP_DROP_FIRST: 'default'}}

@@ -1,11 +1,10 @@
 """Processor, tokenizer, chat-template and generation files of the llava-hf layouts (`llava_hf`,
 `llava_next_hf`; the config and key maps are in `llava_common`).
 
-* Image processor (`preprocessor_config.json`). Our settings <-> transformers' fields in one table
-  (`SETTINGS`); the names beyond `type` / `image_size` follow the parallel `square` / `pad` / `anyres`
-  processors and change here only.
-  - `square` -> `CLIPImageProcessor`: shortest side + centre crop (`resize` 'shortest_side'), or a plain
-    resize to S x S ('plain', SigLIP style); mean/std as set (CLIP's by default).
+* Image processor (`preprocessor_config.json`), from the built processor's own fields (defaults
+  included; vlmtune/data/image):
+  - `square` -> `CLIPImageProcessor`: shortest side + centre crop (`crop` true), or a plain resize to
+    S x S (`crop` false, SigLIP style); mean/std and resample as set (CLIP's by default).
   - `pad` (LLaVA-1.5's expand2square, then `square`) -> the same `CLIPImageProcessor` + `do_pad: true`.
     No image processor of transformers 4.48 pads to a square (`LlavaNextImageProcessor.do_pad` pads the
     tile batch): 4.48 crops the centre square of a non-square image instead of letterboxing it, so its
@@ -14,9 +13,8 @@
     transformers (4.57.6 and 5.24.0 checked) has `LlavaImageProcessor`, which reads `do_pad: true` from
     this file and pads with int(mean * 255) like training (within 1e-5):
     `LlavaImageProcessor.from_pretrained(folder)`.
-  - `anyres` -> `LlavaNextImageProcessor`; our pinpoints are (width, height) as LLaVA declares them,
-    transformers' are (height, width): written transposed, so the same canvases are tried in the same
-    order (tie-breaks included).
+  - `anyres` -> `LlavaNextImageProcessor`; pinpoints are (height, width) on both sides, in their order
+    (tie-breaks included).
 * Processor (`processor_config.json`): patch_size, vision_feature_select_strategy,
   num_additional_image_tokens (1 for CLIP's CLS, 0 for SigLIP) and the image token; the processor then
   expands each image token to the count the model computes.
@@ -35,24 +33,15 @@ from .tokenizers import save_tokenizer
 IMAGE_TOKEN = '<image>'
 HF_CHAT_TEMPLATE = 'hf_chat_template'   # the template type of bases that carry a Jinja chat_template
 FALLBACK_TEMPLATE = 'plain'             # a base with no chat template at all (LLaVA's stage-1 format)
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-LLAVA16_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]  # (width, height)
-# Our setting name -> (transformers field, default). The one place that names the processors' fields.
-SETTINGS = {'resize': (None, 'shortest_side'), 'image_mean': ('image_mean', CLIP_MEAN),
-            'image_std': ('image_std', CLIP_STD), 'image_grid_pinpoints': ('image_grid_pinpoints', LLAVA16_PINPOINTS),
-            'merge': (None, 'spatial_unpad')}
-RESIZES = ('shortest_side', 'plain')
-PINPOINTS_WIDTH_FIRST = True  # our pinpoint order; transformers' is (height, width)
+# Our image-processor settings come from the processors themselves (vlmtune/data/image): one source.
+RESAMPLE_CODES = {'nearest': 0, 'lanczos': 1, 'bilinear': 2, 'bicubic': 3}  # PIL's codes, as the HF configs store them
 FLAT_TYPES, ANYRES = ('square', 'pad'), 'anyres'
 
 
-def setting(settings: dict, name: str):
-    return settings.get(name, SETTINGS[name][1])
-
-
-def _pinpoints(pairs, flip=PINPOINTS_WIDTH_FIRST):
-    return [[b, a] for a, b in pairs] if flip else [list(p) for p in pairs]
+def built(settings: dict):
+    """The processor our settings describe (its defaults filled in)."""
+    from ..data.image import build_image_processor
+    return build_image_processor(settings)
 
 
 def processor_problem(settings: dict, next_: bool):
@@ -63,27 +52,29 @@ def processor_problem(settings: dict, next_: bool):
     if not next_ and kind not in FLAT_TYPES:
         return f'image_processor {kind!r} (llava_hf holds {list(FLAT_TYPES)}' + \
             ("; use llava_next_hf)" if kind == ANYRES else ')')
-    if next_ and setting(settings, 'merge') != 'spatial_unpad':
-        return f"anyres merge {setting(settings, 'merge')!r} (LlavaNext only does 'spatial_unpad' with image_newline)"
-    if setting(settings, 'resize') not in RESIZES:
-        return f"image_processor resize {setting(settings, 'resize')!r} (CLIPImageProcessor does {list(RESIZES)})"
+    processor = built(settings)
+    if next_ and processor.merge != 'spatial_unpad':
+        return f"anyres merge {processor.merge!r} (LlavaNext only does 'spatial_unpad' with image_newline)"
+    if processor.resample not in RESAMPLE_CODES:
+        return f'image_processor resample {processor.resample!r} (the HF configs store {sorted(RESAMPLE_CODES)})'
     return None
 
 
 def preprocessor_config(settings: dict, processor_class: str) -> dict:
     """preprocessor_config.json for our image-processor settings (see the module docstring)."""
-    size = settings['image_size']
-    crop = setting(settings, 'resize') == 'shortest_side'
+    processor = built(settings)
+    size, crop = processor.image_size, processor.crop
     out = {'image_processor_type': 'LlavaNextImageProcessor' if settings['type'] == ANYRES else 'CLIPImageProcessor',
            'processor_class': processor_class, 'do_resize': True,
-           'size': {'shortest_edge': size} if crop else {'height': size, 'width': size}, 'resample': 3,
-           'do_center_crop': crop, 'crop_size': {'height': size, 'width': size}, 'do_rescale': True,
-           'rescale_factor': 1 / 255, 'do_normalize': True, 'image_mean': list(setting(settings, 'image_mean')),
-           'image_std': list(setting(settings, 'image_std')), 'do_convert_rgb': True}
+           'size': {'shortest_edge': size} if crop else {'height': size, 'width': size},
+           'resample': RESAMPLE_CODES[processor.resample], 'do_center_crop': crop,
+           'crop_size': {'height': size, 'width': size}, 'do_rescale': True, 'rescale_factor': 1 / 255,
+           'do_normalize': True, 'image_mean': list(processor.mean), 'image_std': list(processor.std),
+           'do_convert_rgb': True}
     if settings['type'] == 'pad':
         out['do_pad'] = True  # 4.48's CLIPImageProcessor ignores it; newer LlavaImageProcessor pads
-    if settings['type'] == ANYRES:
-        out.update(do_pad=True, image_grid_pinpoints=_pinpoints(setting(settings, 'image_grid_pinpoints')))
+    if settings['type'] == ANYRES:  # both (height, width), as transformers reads them
+        out.update(do_pad=True, image_grid_pinpoints=[list(p) for p in processor.grid_pinpoints])
     return out
 
 
@@ -99,17 +90,20 @@ def image_processor_settings(pre: dict, next_: bool, vision_image_size: int) -> 
         raise ValueError(f'preprocessor_config.json: {kind or "no image_processor_type"} is not this layout\'s '
                          f'image processor')
     if next_:
-        out = {'type': ANYRES, 'image_size': side or vision_image_size,
-               # transformers' default list has LLaVA-1.6's numbers, read as (height, width)
-               'image_grid_pinpoints': _pinpoints(pre.get('image_grid_pinpoints') or LLAVA16_PINPOINTS),
-               'merge': 'spatial_unpad'}
+        out = {'type': ANYRES, 'image_size': side or vision_image_size, 'merge': 'spatial_unpad'}
+        if pre.get('image_grid_pinpoints'):  # (height, width), as ours; absent: the 1.6 list, both sides' default
+            out['grid_pinpoints'] = [list(p) for p in pre['image_grid_pinpoints']]
     else:
         out = {'type': 'pad' if pre.get('do_pad') else 'square', 'image_size': side or vision_image_size}
         if not (center and 'shortest_edge' in size):
-            out['resize'] = 'plain'
-    for name in ('image_mean', 'image_std'):
-        if name in pre and [round(x, 6) for x in pre[name]] != [round(x, 6) for x in SETTINGS[name][1]]:
-            out[name] = list(pre[name])
+            out['crop'] = False
+    defaults = built({'type': out['type'], 'image_size': out['image_size']})
+    for ours, theirs in (('mean', 'image_mean'), ('std', 'image_std')):
+        if theirs in pre and [round(x, 6) for x in pre[theirs]] != [round(x, 6) for x in getattr(defaults, ours)]:
+            out[ours] = list(pre[theirs])
+    codes = {v: k for k, v in RESAMPLE_CODES.items()}
+    if pre.get('resample', 3) != 3:
+        out['resample'] = codes.get(pre['resample'], 'bicubic')
     return out
 
 
