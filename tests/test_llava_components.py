@@ -193,11 +193,12 @@ def test_composed_clip_vicuna_equals_transformers_llava(parts):
     torch.testing.assert_close(ours.loss, theirs.loss, atol=1e-6, rtol=0)
 
 
-def test_siglip_parts_skip_the_pooling_head_and_count_both_selections(parts):
+def test_siglip_parts_keep_the_pooling_head_and_count_both_selections(parts):
     model, _ = build_model(spec=llava_spec(parts, 'siglip'))
     assert model.image_tokens.per_tile == 729
-    assert not any('.head.' in k for k in model.state_dict())
     released = SiglipVisionModel.from_pretrained(parts['siglip']).eval()
+    heads = {k: v for k, v in model.vision_tower.state_dict().items() if '.head.' in k}
+    assert heads and all(torch.equal(v, released.state_dict()[k]) for k, v in heads.items())  # round-trips whole
     pixel_values = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
         torch.testing.assert_close(model.vision_tower(pixel_values),

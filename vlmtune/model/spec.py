@@ -93,7 +93,7 @@ class ModelSpec:
         return build_image_processor(self.image_processor)
 
     def build_template(self) -> Template:
-        return self.component('template')
+        return self.component('template').configure(self.settings('template'))
 
     @property
     def system_message(self) -> Optional[str]:

@@ -86,6 +86,10 @@ class Template:
         prompt; a family whose training tokenizes otherwise (LLaVA's per-piece rule) overrides this."""
         return tokenizer(queries, return_tensors='pt', padding=isinstance(queries, list))
 
+    def configure(self, settings: dict) -> 'Template':
+        """The template with a spec's settings applied (the system message is the spec's own concern)."""
+        return self
+
     def bind(self, tokenizer) -> 'Template':
         """The template as used with `tokenizer`: itself, except for templates that render with the
         tokenizer's own chat_template (hf_chat_template), which keep the tokenizer."""

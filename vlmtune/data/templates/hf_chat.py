@@ -34,11 +34,16 @@ class HFChatTemplate(Template):
     tokenizer: object = field(default=None, compare=False, repr=False)
     jinja: Optional[str] = None     # the bound tokenizer's chat_template: part of the identity (length caches)
 
+    def configure(self, settings: dict) -> 'HFChatTemplate':
+        """A spec may carry the Jinja (`chat_template`): a llava-hf folder keeps it with its processor."""
+        return replace(self, jinja=settings.get('chat_template') or self.jinja)
+
     def bind(self, tokenizer) -> 'HFChatTemplate':
         jinja = getattr(tokenizer, 'chat_template', None)
-        if not isinstance(jinja, str) or not jinja.strip():
-            raise ValueError(f'template {self.name}: the tokenizer has no chat_template (a string) to render '
-                             'with; set one on the tokenizer or choose a template such as vicuna_v1')
+        jinja = jinja if isinstance(jinja, str) and jinja.strip() else self.jinja
+        if not jinja:
+            raise ValueError(f'template {self.name}: neither the tokenizer nor the spec has a chat_template to '
+                             'render with; set one or choose a template such as vicuna_v1')
         return replace(self, tokenizer=tokenizer, jinja=jinja)
 
     def _tokenizer(self, tokenizer=None):
@@ -60,9 +65,15 @@ class HFChatTemplate(Template):
             chat.insert(0, {'role': 'system', 'content': system_message})
         return chat
 
-    @staticmethod
-    def _apply(tokenizer, chat: List[dict], add_generation_prompt: bool = False) -> str:
-        return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt)
+    def _apply(self, tokenizer, chat: List[dict], add_generation_prompt: bool = False) -> str:
+        """The chat rendered with string contents, or, for templates that read content parts (llava-hf's
+        processors: images first, then text), with each `<image>` tag as an image part."""
+        render = lambda c: tokenizer.apply_chat_template(c, chat_template=self.jinja, tokenize=False,  # noqa: E731
+                                                          add_generation_prompt=add_generation_prompt)
+        text = render(chat)
+        if all(m['content'].replace(IMAGE_TAG, '').strip() in text for m in chat):
+            return text
+        return render([{'role': m['role'], 'content': _parts(m['content'])} for m in chat])
 
     def render(self, conversations: Sequence[dict], system_message: str = None,
                add_generation_prompt: bool = False, tokenizer=None) -> str:
@@ -78,10 +89,10 @@ class HFChatTemplate(Template):
 
     def chat_template(self, system_message: str = None, image_text: str = '<image>\n') -> str:
         """The base's own chat_template, unchanged."""
-        return self._tokenizer().chat_template
+        return self.jinja or self._tokenizer().chat_template
 
     def processor_chat_template(self, system_message: str = None, image_token: str = IMAGE_TAG) -> str:
-        return self._tokenizer().chat_template
+        return self.jinja or self._tokenizer().chat_template
 
     @property
     def end_token(self) -> str:
@@ -147,6 +158,18 @@ class HFChatTemplate(Template):
                     f'sample masked ({self.name} rule)']
             labels[first:last] = ids[first:last]
         return ids, labels, []
+
+
+def _parts(content: str) -> List[dict]:
+    """'<image>\\nWhat is it?' -> [{'type': 'image'}, {'type': 'text', 'text': 'What is it?'}]."""
+    parts, pieces = [], content.split(IMAGE_TAG)
+    for i, piece in enumerate(pieces):
+        if i:
+            parts.append({'type': 'image'})
+        text = piece.lstrip('\n') if i else piece
+        if text:
+            parts.append({'type': 'text', 'text': text})
+    return parts
 
 
 def _common_prefix(a: List[int], b: List[int]) -> int:

@@ -7,8 +7,9 @@ vision_config), 'select_layer': -2, 'select_feature': 'patch' | 'drop_first',
 384 px, patch 14; llava-hf's 'full'); `drop_first` drops token 0 anyway (728), which is what
 TinyLLaVA's `patch` and llava-hf's 'default' do to SigLIP.
 
-The attention-pooling head is not built (LLaVA-style features never reach it); a folder's
-`vision_model.head.*` weights are skipped.
+The attention-pooling head is built when the config asks for it (`vision_use_head`, transformers'
+default), though LLaVA-style features never reach it: a folder's weights then round-trip whole and
+a llava-hf folder written from the tower loads with no missing keys.
 """
 from transformers import SiglipVisionConfig, SiglipVisionModel
 from transformers.models.siglip.modeling_siglip import SiglipPreTrainedModel
@@ -23,7 +24,5 @@ class SigLIPTower(TransformersViT):
     model_class, config_class = SiglipVisionModel, SiglipVisionConfig
     FEATURES = {'patch': 0, 'drop_first': 1}
     PREFIX_TOKENS = 0
-    CONFIG_OVERRIDES = {'vision_use_head': False}
-    SKIPPED_KEYS = ('vision_model.head.',)
     layer_args = (None,)  # attention_mask
     _init_weights = SiglipPreTrainedModel._init_weights  # per module; reads only self.config
