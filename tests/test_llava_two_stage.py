@@ -78,7 +78,7 @@ def test_two_stages_train_convert_and_serve(tmp_path):
     assert all(torch.equal(saved['vision_tower.' + k], v) for k, v in tower.items())
 
     (tmp_path / 'probe.py').write_text(HF_PROBE)
-    env_run = subprocess.run([sys.executable, tmp_path / 'probe.py', out, images / 'val.jsonl_000.png'],
+    env_run = subprocess.run([sys.executable, tmp_path / 'probe.py', out, images / 'val_000.png'],
                              cwd=tmp_path, capture_output=True, text=True, timeout=600,
                              env={**os.environ, 'PYTHONPATH': str(REPO / 'tests'), 'HF_HUB_OFFLINE': '1'})
     assert env_run.returncode == 0, env_run.stderr[-3000:]

@@ -41,7 +41,7 @@ def test_list_cfg_shows_every_shipped_recipe_with_its_first_comment(capsys):
     assert cli_main(['list-cfg']) == 0
     out = capsys.readouterr().out
     listed = re.findall(r'^  (\S+)', out, re.M)
-    assert sorted(listed) == sorted(p.stem for p in SHIPPED) and len(SHIPPED) == 47
+    assert sorted(listed) == sorted(p.stem for p in SHIPPED) and len(SHIPPED) == 59
     assert not {'runtime', 'schedule', 'internvl_finetune', 'tiny_cpu'} & set(listed)  # _base_ is not listed
     for group in ('domain/', 'internvl2/', 'internvl2_5/', 'internvl3/', 'tiny/'):
         assert group in out.splitlines()
@@ -53,7 +53,8 @@ def test_list_cfg_shows_every_shipped_recipe_with_its_first_comment(capsys):
 @pytest.mark.parametrize('pattern, expected', [
     ('INTERNVL3_*_lora', ['internvl3_14b_lora', 'internvl3_1b_lora', 'internvl3_2b_lora', 'internvl3_8b_lora']),
     ('food', ['internvl2_2b_lora_food']),
-    ('tiny', ['domain_lora_cpu', 'lora_cpu', 'parts_pretrain_cpu', 'pretrain_cpu']),  # the folder matches too
+    ('tiny', ['domain_lora_cpu', 'llava_lora_cpu', 'llava_pretrain_cpu', 'lora_cpu', 'parts_pretrain_cpu',
+              'pretrain_cpu']),  # the folder matches too
 ])
 def test_list_cfg_filters(pattern, expected, capsys):
     assert cli_main(['list-cfg', pattern]) == 0

@@ -1,5 +1,6 @@
 """Every recipe under recipes/ parses and builds its model and dataset from a tiny stand-in
-checkpoint of the same LLM family (via cfg-options), so no recipe can rot."""
+checkpoint of the same LLM family, or tiny parts of the same kinds (via cfg-options), so no recipe
+can rot."""
 import re
 from pathlib import Path
 
@@ -8,7 +9,8 @@ from mmengine.registry import MODELS
 
 from conftest import REPO
 from train_data import make_colour_dataset
-from vlmtune.engine.launch import load_recipe, shortcut_options
+from vlmtune.engine.launch import MODEL_SOURCES, load_recipe, shortcut_options
+from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
 
 RECIPES = sorted(p for p in (REPO / 'vlmtune' / 'recipes').rglob('*.py') if '_base_' not in p.parts)
 FAMILY_BY_SIZE = {
@@ -27,6 +29,16 @@ def stand_in_family(recipe: Path):
     return ('internlm2', '300m')  # domain (InternVL2-2B) and tiny recipes
 
 
+LLAVA_SIZES = ('7b', '13b')
+
+
+@pytest.fixture(scope='session')
+def llava_parts(tmp_path_factory):
+    """image size -> tiny CLIP + Llama parts (336: the released recipes' size; 56: the tiny recipes')."""
+    return {size: make_tiny_llava_parts(tmp_path_factory.mktemp(f'llava-{size}'), spec=TinyLlavaSpec(image_size=size))
+            for size in (336, 56)}
+
+
 def test_recipe_set_is_complete():
     names = {p.name for p in RECIPES}
     for family, sizes in FAMILY_BY_SIZE.items():
@@ -34,6 +46,9 @@ def test_recipe_set_is_complete():
             for method in ('full', 'lora', 'qlora'):
                 assert f'{family}_{size}_{method}.py' in names
     assert 'internvl2_2b_lora_food.py' in names
+    for size in LLAVA_SIZES:
+        assert {f'llava15_{size}_{m}.py' for m in ('pretrain', 'finetune', 'lora')} <= names
+        assert {f'llava_next_{size}_{m}.py' for m in ('finetune', 'lora')} <= names
     domain = REPO / 'vlmtune' / 'recipes' / 'domain' / 'internvl2_2b_lora_food.py'
     assert len(domain.read_text().splitlines()) <= 40
 
@@ -44,14 +59,20 @@ def parts_options(parts):
 
 
 @pytest.mark.parametrize('recipe', RECIPES, ids=lambda p: str(p.relative_to(REPO / 'vlmtune' / 'recipes')))
-def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, tmp_path_factory):
+def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_parts, tmp_path_factory):
     folder = tiny_folder(*stand_in_family(recipe))
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
-    from_parts = recipe.stem.startswith('parts_')  # built from a vision-tower folder + an LLM folder
+    spec = load_recipe(recipe).model.get('spec') or {}
+    from_parts = 'pretrained' in spec.get('llm', {})  # built from a vision-tower folder + an LLM folder
+    if from_parts and spec['vision_tower']['type'] == 'clip':  # LLaVA: tiny CLIP + Llama parts of its size
+        parts = llava_parts[spec['image_processor']['image_size']]
+        extra = [f'{where}.spec.connector.pretrained=None' for where in MODEL_SOURCES]  # no stage-1 run here
+    else:
+        parts, extra = tiny_parts, []
     options = shortcut_options(None if from_parts else folder, data, images)
-    cfg = load_recipe(recipe, options + (parts_options(tiny_parts) if from_parts else []))
+    cfg = load_recipe(recipe, options + (parts_options(parts) + extra if from_parts else []))
     if from_parts:
-        assert cfg.model.checkpoint is None and cfg.model.spec.llm.pretrained == str(tiny_parts['llm'])
+        assert cfg.model.checkpoint is None and cfg.model.spec.llm.pretrained == str(parts['llm'])
     else:
         assert cfg.model.checkpoint == str(folder) == cfg.train_dataloader.dataset.checkpoint
     model_cfg = dict(cfg.model)
@@ -65,5 +86,16 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, tmp_path_f
     dataset = dataset_cfg.pop('type')(**dataset_cfg)
     assert len(dataset) == 2
     assert cfg.train_cfg.get('max_epochs') or cfg.train_cfg.get('max_iters')
-    if 'lora' in recipe.stem and 'tiny' not in str(recipe):
+    if 'lora' in recipe.stem and recipe.stem.startswith('internvl'):
         assert model_cfg['lora'] == dict(r=16, alpha=32, dropout=0.05) and cfg.optim_wrapper.optimizer.lr == 4e-5
+    if recipe.parent.name in ('llava', 'llava_next'):  # LLaVA-1.5's hyper-parameters (scripts/v1_5, 8 GPUs)
+        stage = recipe.stem.rsplit('_', 1)[1]
+        lr, batch, trains = {'pretrain': (1e-3, 32, ('frozen', 'full', 'frozen')),
+                             'finetune': (2e-5, 16, ('frozen', 'full', 'full')),
+                             'lora': (2e-4, 16, ('frozen', 'full', 'lora'))}[stage]
+        assert (cfg.optim_wrapper.optimizer.lr, cfg.train_dataloader.batch_size) == (lr, batch)
+        assert (model_cfg['vit'], model_cfg['projector'], model_cfg['llm']) == trains
+        assert cfg.model.spec.template['type'] == ('plain' if stage == 'pretrain' else 'vicuna_v1')
+        if stage == 'lora':
+            assert model_cfg['lora'] == dict(r=128, alpha=256, dropout=0.05)
+            assert cfg.optim_wrapper.paramwise_cfg.custom_keys.connector.lr_mult == 0.1  # projector 2e-5

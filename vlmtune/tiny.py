@@ -201,8 +201,10 @@ def make_tiny_parts(out_dir, spec: TinySpec = None) -> dict:
 # --- LLaVA parts: CLIP / SigLIP tower folders, a Vicuna-style Llama folder -------------------------
 VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives "
                  "helpful, detailed, and polite answers to the user's questions.")
-LLAVA_CORPUS = CORPUS + [VICUNA_SYSTEM, 'USER: <image>\nWhat is in the image? ASSISTANT: A cat.</s>',
-                         'USER: What color is it? ASSISTANT: It is red.</s>']
+# `USER` only right after `</s>`: as in Llama-2's vocabulary, `USER` is one piece and `▁USER` two,
+# which LLaVA's non-legacy round arithmetic (vicuna_v1) relies on.
+LLAVA_CORPUS = CORPUS + [VICUNA_SYSTEM, 'What is in the image? ASSISTANT: A cat.</s>USER: What color is it? '
+                         'ASSISTANT: It is red.</s>USER: why ASSISTANT: because</s>USER: what']
 # Per tower: transformers classes and the released family's shape-free fields.
 TOWERS = {'clip': ('CLIPVisionModel', 'CLIPVisionConfig', 336, dict(hidden_act='quick_gelu', layer_norm_eps=1e-5)),
           'siglip': ('SiglipVisionModel', 'SiglipVisionConfig', 384,

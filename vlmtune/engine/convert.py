@@ -50,18 +50,18 @@ def merge_lora(model) -> None:
             setattr(model, attr, part.merge_and_unload())
 
 
-def probe_inputs(spec):
-    """A fixed image + two-turn prompt, rendered by the model's template (spec: the model's DataSpec)."""
+def probe_inputs(model, tokenizer):
+    """A fixed image + a two-turn chat prompt, as the model's chat() would send it (no label rule)."""
     from PIL import Image
-    size = spec.image_processor.image_size
+    processor = model.image_processor
+    size = processor.image_size
     image = Image.new('RGB', (size * 2, size), (200, 60, 40))
     image.paste((30, 90, 220), (0, 0, size // 2, size // 2))
-    pixels = spec.image_processor.process(image)
-    conversation = [{'from': 'human', 'value': '<image>\nWhat is in the image?'}, {'from': 'gpt', 'value': 'A cat.'},
-                    {'from': 'human', 'value': 'What color is it?'}, {'from': 'gpt', 'value': 'Red.'}]
-    encoded = spec.encode({'conversations': conversation}, [pixels.shape[0]])
-    return dict(pixel_values=pixels, input_ids=torch.tensor([encoded.input_ids]),
-                image_flags=torch.ones(pixels.shape[0], dtype=torch.long))
+    pixels = processor.process(image)
+    prompt = model.prompt('What color is it?', [('<image>\nWhat is in the image?', 'A cat.')])
+    prompt = model.image_tokens.expand(prompt, [processor.layout(*image.size)])
+    return dict(pixel_values=pixels, input_ids=model.template.bind(tokenizer).chat_inputs(tokenizer, prompt)['input_ids'],
+                image_flags=torch.ones(pixels.shape[0], dtype=torch.long), image_sizes=torch.tensor([image.size]))
 
 
 @torch.no_grad()
@@ -100,7 +100,7 @@ def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device,
     model, tokenizer = wrapper.model, wrapper.tokenizer
     model.spec = model.spec.override(training_settings(cfg))
     layout = layout or cfg.get('save_layout') or natural_layout(model.spec, wrapper.checkpoint)
-    inputs = probe_inputs(model.spec.data_spec(tokenizer))
+    inputs = probe_inputs(model, tokenizer)
     reference = probe_logits(model, inputs) if verify else None
     steps.update()
     steps.set_postfix_str('merge LoRA (fp32)')

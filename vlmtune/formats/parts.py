@@ -147,7 +147,7 @@ def build_model(checkpoint=None, spec: dict = None, dtype=torch.float32, device=
     vocab = model_spec.llm['config']['vocab_size']
     state.update({'language_model.' + k: v for k, v in _llm_state(model_spec.llm, vocab).items()})
     result = model.load_state_dict(state, strict=False)
-    expected_missing = set() if 'pretrained' in model_spec.connector else \
+    expected_missing = set() if model_spec.connector.get('pretrained') else \
         {k for k in model.state_dict() if k.startswith('connector.') or k == 'image_newline'}
     if 'pretrained' not in model_spec.vision_tower:
         expected_missing |= {k for k in model.state_dict() if k.startswith('vision_tower.')}
