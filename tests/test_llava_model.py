@@ -80,3 +80,35 @@ def test_vicuna_chat_prompt_is_tokenized_as_training_does(tmp_path):
     chat_ids = model.template.chat_inputs(tokenizer, prompt)['input_ids'][0].tolist()
     assert train_ids[:len(chat_ids)] == chat_ids  # the prompt is the training sequence's prefix
     assert tokenizer.decode(train_ids[len(chat_ids):], skip_special_tokens=True).strip() == 'red'
+
+
+def test_lcs558k_captions_through_datasets_proc_and_plain(tmp_path):
+    """LCS-558K's shape (one human prompt with <image>, the caption as the answer) converts with
+    `datasets_proc llava` and trains only the caption + newline under `plain`."""
+    import json
+    import subprocess
+    import sys
+    from PIL import Image
+    (tmp_path / 'images').mkdir()
+    Image.new('RGB', (80, 60), 'green').save(tmp_path / 'images' / '00001.jpg')
+    records = [{'id': '004539375', 'image': '00001.jpg', 'conversations': [
+        {'from': 'human', 'value': 'Render a clear and concise summary of the photo.\n<image>'},
+        {'from': 'gpt', 'value': 'a green picture of a cat'}]}]
+    (tmp_path / 'blip_laion_cc_sbu_558k.json').write_text(json.dumps(records))
+    result = subprocess.run([sys.executable, '-m', 'datasets_proc', 'llava', str(tmp_path / 'blip_laion_cc_sbu_558k.json'),
+                             '--image-root', str(tmp_path / 'images'), '-o', str(tmp_path / 'captions.jsonl')],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = json.loads((tmp_path / 'captions.jsonl').read_text().splitlines()[0])
+    parts = make_tiny_llava_parts(tmp_path / 'parts', spec=TinyLlavaSpec(image_size=56))
+    model, tokenizer = build_model(spec=dict(
+        vision_tower=dict(type='clip', pretrained=str(parts['vision_tower'])), connector=dict(type='mlp2x_gelu'),
+        llm=dict(type='llama', pretrained=str(parts['llm'])), image_processor=dict(type='square', image_size=56),
+        template=dict(type='plain')))
+    spec = model.spec.data_spec(tokenizer)
+    encoded = spec.encode(row, spec.image_layouts(row, tmp_path / 'images'))
+    trained = [i for i, label in zip(encoded.input_ids, encoded.labels) if label != -100]
+    assert tokenizer.decode(trained).strip() == 'a green picture of a cat'
+    image_id = tokenizer.convert_tokens_to_ids('<image>')
+    assert encoded.input_ids.count(image_id) == 16 == model.num_image_token  # 56 px / 14, CLS dropped
+    assert all(label == -100 for t, label in zip(encoded.input_ids, encoded.labels) if t in (image_id, tokenizer.bos_token_id))

@@ -4,12 +4,13 @@ in any layout, or as parts (an InternViT folder + an LLM folder, for building fr
 
     python tools/make_tiny_model.py OUT --llm internlm2 --vit 6b --image-size 56 [--layout internvl_hf]
     python tools/make_tiny_model.py OUT --parts        # OUT/vision_tower + OUT/llm
+    python tools/make_tiny_model.py OUT --llava clip|siglip [--next]   # a tiny llava-hf / llava-next-hf folder
 """
 import argparse
 import dataclasses
 import sys
 
-from vlmtune.tiny import TinySpec, make_tiny_folder, make_tiny_parts
+from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_folder, make_tiny_llava_folder, make_tiny_parts
 
 
 def main(argv=None) -> int:
@@ -22,7 +23,13 @@ def main(argv=None) -> int:
     parser.add_argument('--overwrite', action='store_true')
     parser.add_argument('--layout', default='internvl', help='internvl (default), internvl_hf or vlmtune')
     parser.add_argument('--parts', action='store_true', help='write a vision-tower folder and an LLM folder instead')
+    parser.add_argument('--llava', choices=['clip', 'siglip'], help='a tiny LLaVA model (CLIP/SigLIP + Llama) instead')
+    parser.add_argument('--next', action='store_true', help='with --llava: LLaVA-NeXT (anyres), llava_next_hf')
     args = parser.parse_args(argv)
+    if args.llava:
+        out = make_tiny_llava_folder(args.out, TinyLlavaSpec(tower=args.llava, image_size=args.image_size), args.next)
+        print(f'wrote {out}')
+        return 0
     spec = TinySpec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TinySpec)})
     if args.parts:
         for part, folder in make_tiny_parts(args.out, spec).items():

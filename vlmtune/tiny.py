@@ -293,3 +293,22 @@ def make_tiny_llava_parts(out_dir, tower: str = None, spec: TinyLlavaSpec = None
     out = Path(out_dir)
     return {'vision_tower': make_tiny_tower_folder(out / 'vision_tower', spec),
             'llm': make_tiny_llama_folder(out / 'llm', spec)}
+
+
+def make_tiny_llava_folder(out_dir, spec: TinyLlavaSpec = None, next_: bool = False, layout: str = None) -> Path:
+    """A whole tiny LLaVA-1.5 (or, next_=True, LLaVA-NeXT: anyres + spatial_unpad) model with random
+    weights, built from tiny parts and saved in its natural layout (llava_hf / llava_next_hf)."""
+    from .formats.parts import build_model
+    spec = spec or TinyLlavaSpec()
+    out = Path(out_dir)
+    parts = make_tiny_llava_parts(out.parent / f'.{out.name}-parts', spec=spec)
+    size = spec.image_size or TOWERS[spec.tower][2]
+    torch.manual_seed(spec.seed)
+    model, tokenizer = build_model(spec=dict(
+        vision_tower=dict(type=spec.tower, pretrained=str(parts['vision_tower'])), connector=dict(type='mlp2x_gelu'),
+        llm=dict(type='llama', pretrained=str(parts['llm'])),
+        image_processor=dict(type='anyres' if next_ else 'pad', image_size=size,
+                             **({'grid_pinpoints': [[size, 2 * size], [2 * size, size], [2 * size, 2 * size]]}
+                                if next_ else {})),
+        template=dict(type='vicuna_v1')))
+    return save(model, tokenizer, out, layout=layout, dtype='fp32')

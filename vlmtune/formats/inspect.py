@@ -34,13 +34,28 @@ def inspect_folder(folder) -> dict:
         'template': spec.template['type'],
         'ps_version': spec.connector.get('ps_version'),
         'select_layer': spec.vision_tower.get('select_layer', -1),
-        'tiles': {'image_size': processor.get('image_size'), 'dynamic': processor.get('dynamic'),
-                  'min': processor.get('min_tiles'), 'max': processor.get('max_tiles'),
-                  'thumbnail': processor.get('use_thumbnail'), 'tokens_per_tile': spec.image_tokens().per_tile},
+        'connector': spec.connector['type'],
+        'tiles': _tiles(processor, spec.image_tokens().per_tile),
         'torch_dtype': described['torch_dtype'],
         'weights': weight_summary(folder, adapter),
         'missing': described['missing'],
     }
+
+
+def _tiles(processor: dict, per_tile: int) -> dict:
+    if processor.get('type') == 'internvl_dynamic':  # InternVL's dynamic tiling, in its own terms
+        return {'image_size': processor.get('image_size'), 'dynamic': processor.get('dynamic'),
+                'min': processor.get('min_tiles'), 'max': processor.get('max_tiles'),
+                'thumbnail': processor.get('use_thumbnail'), 'tokens_per_tile': per_tile}
+    return {**processor, 'tokens_per_tile': per_tile}
+
+
+def _tiles_line(tiles: dict) -> str:
+    if 'dynamic' in tiles:
+        return (f"{tiles['image_size']}px, dynamic={tiles['dynamic']}, {tiles['min']}..{tiles['max']} tiles, "
+                f"thumbnail={tiles['thumbnail']}, {tiles['tokens_per_tile']} tokens/tile")
+    rest = ', '.join(f'{k}={v}' for k, v in tiles.items() if k not in ('type', 'image_size', 'tokens_per_tile'))
+    return f"{tiles.get('type')} {tiles.get('image_size')}px{', ' + rest if rest else ''}, {tiles['tokens_per_tile']} tokens/tile"
 
 
 def format_report(info: dict) -> str:
@@ -49,10 +64,10 @@ def format_report(info: dict) -> str:
              f"layout        {info['layout']}",
              f"LLM family    {info['llm_family']}",
              f"ViT flavour   {info['vit_flavour']}",
-             f"template      {info['template']}   pixel shuffle {info['ps_version']}   "
-             f"select_layer {info['select_layer']}",
-             f"tiles         {tiles['image_size']}px, dynamic={tiles['dynamic']}, {tiles['min']}..{tiles['max']} "
-             f"tiles, thumbnail={tiles['thumbnail']}, {tiles['tokens_per_tile']} tokens/tile",
+             f"template      {info['template']}   connector {info['connector']}"
+             + (f" (pixel shuffle {info['ps_version']})" if info['ps_version'] else '')
+             + f"   select_layer {info['select_layer']}",
+             f"tiles         {_tiles_line(tiles)}",
              f"dtype         config {info['torch_dtype']}; stored " +
              ', '.join(f'{k} {v:,}' for k, v in weights['dtypes'].items()),
              'parameters    ' + ', '.join(f'{k} {v:,}' for k, v in weights['parameters'].items()) +
