@@ -68,9 +68,7 @@ def test_two_stages_train_convert_and_serve(tmp_path):
                    '--cfg-options', *connector], tmp_path)
     out = tmp_path / 'llava-hf'
     converted = run(vlmtune + ['convert', 'llava_lora_cpu', stage2 / 'iter_60.pth', out, '--dtype', 'fp32',
-                               '--cfg-options', *[o for f in ('vision_tower', 'llm') for o in
-                                                  (f'model.spec.{f}.pretrained={parts[f]}',)], connector[0]],
-                    tmp_path)
+                               *flags[:4], '--cfg-options', connector[0]], tmp_path)
     assert 'self-check PASS' in converted.stdout and layout_of(out) == 'llava_hf'
     # the stage-2 folder's tower is the CLIP folder's, bit for bit
     tower = load_file(str(parts['vision_tower'] / 'model.safetensors'))

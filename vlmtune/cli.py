@@ -87,7 +87,10 @@ def cmd_copy_cfg(args) -> int:
 
 def cmd_convert(args) -> int:
     from .engine.convert import convert
+    from .engine.launch import shortcut_options
     from .engine.recipes import resolve
+    args.cfg_options = shortcut_options(args.base, vision_tower=args.vision_tower, llm=args.llm) + \
+        list(args.cfg_options or [])
     recipe = resolve(args.recipe)  # a file or a shipped name; an unknown name fails before any work
     try:
         result = convert(recipe, args.checkpoint, args.out, args.dtype, verify=not args.no_verify,
@@ -162,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='cpu')
     p.add_argument('--to', metavar='LAYOUT', help="layout to write, e.g. internvl_hf (default: the recipe's "
                                                   "save_layout, else the base folder's)")
+    p.add_argument('--base', metavar='FOLDER',
+                   help='the base folder the run trained from (what vlmtune train got as --checkpoint)')
+    p.add_argument('--vision-tower', help='the vision-tower folder of a run built from parts')
+    p.add_argument('--llm', help='the LLM folder of a run built from parts')
     p.add_argument('--cfg-options', nargs='+', default=None, metavar='KEY=VALUE')
     p.set_defaults(func=cmd_convert)
 
