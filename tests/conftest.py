@@ -193,3 +193,17 @@ def zero3_run(ws):
     out = run(vlmtune_cmd(ws, work_dir, '--deepspeed', 'zero3'), ws['root'])
     assert 'zero3_cpu.json' in out.stdout
     return work_dir
+
+
+@pytest.fixture(scope='session')
+def llava_hubs(tmp_path_factory):
+    """Tiny llava-hf / llava-next-hf folders built by transformers' own classes (`llava_tiny`)."""
+    from llava_tiny import build_hubs
+    return build_hubs(tmp_path_factory.mktemp('llava-hubs'))
+
+
+@pytest.fixture(scope='session')
+def llava_written(llava_hubs, tmp_path_factory):
+    """Those folders read into our names and written back by our adapters (`llava_tiny.write_folders`)."""
+    from llava_tiny import write_folders
+    return write_folders(llava_hubs, tmp_path_factory.mktemp('llava-written'))

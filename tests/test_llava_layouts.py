@@ -11,23 +11,13 @@ import pytest
 import torch
 from transformers import CONFIG_MAPPING, AutoModel, AutoProcessor, LlamaConfig, LlamaForCausalLM, Qwen2Config
 
-from llava_tiny import (HUB_TEMPLATE, NAMES, PER_TILE, PINPOINTS_HW, QUESTION, SIZE, build_hubs, clip_processor,
-                        expand2square, hubs_image_id, image, messages, write, write_folders)
+from llava_tiny import (HUB_TEMPLATE, NAMES, PER_TILE, PINPOINTS_HW, QUESTION, SIZE, clip_processor,
+                        expand2square, hubs_image_id, image, messages, write)
 from vlmtune.data.templates import get_template
 from vlmtune.formats import CheckpointError, holds, layout_of, llava_hf, llava_next_hf, natural_layout
 from vlmtune.formats.common import read_state_dict
 from vlmtune.formats.llava_common import OWN_KEY
 from vlmtune.data.image.pixels import CLIP_MEAN
-
-
-@pytest.fixture(scope='module')
-def hubs(tmp_path_factory):
-    return build_hubs(tmp_path_factory.mktemp('hubs'))
-
-
-@pytest.fixture(scope='module')
-def written(hubs, tmp_path_factory):
-    return write_folders(hubs, tmp_path_factory.mktemp('written'))
 
 
 def expected_keys(hub):
@@ -48,9 +38,9 @@ def expected_keys(hub):
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_read_spec_and_state_in_our_names(hubs, written, name):
-    adapter, folder = hubs[name][:2]
-    spec, state = written[name]['spec'], written[name]['state']
+def test_read_spec_and_state_in_our_names(llava_hubs, llava_written, name):
+    adapter, folder = llava_hubs[name][:2]
+    spec, state = llava_written[name]['spec'], llava_written[name]['state']
     assert layout_of(folder) == adapter.NAME
     assert spec.vision_tower['type'] == ('siglip' if name == 'siglip' else 'clip')
     assert spec.vision_tower['select_layer'] == (-1 if name == 'siglip' else -2)
@@ -65,7 +55,7 @@ def test_read_spec_and_state_in_our_names(hubs, written, name):
     else:  # (height, width), as transformers and our anyres read them
         assert spec.image_processor == {'type': 'anyres', 'image_size': SIZE, 'merge': 'spatial_unpad',
                                         'grid_pinpoints': PINPOINTS_HW}
-    assert {k: tuple(v.shape) for k, v in state.items()} == expected_keys(hubs[name])
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected_keys(llava_hubs[name])
     if name == 'tiled':  # tied: saved once by transformers, both names for our model
         assert state['language_model.lm_head.weight'] is state['language_model.model.embed_tokens.weight']
     layout_state = adapter.read_state(folder)
@@ -80,22 +70,22 @@ NEWER = [('vision_tower.vision_model.', 'model.vision_tower.'),
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_newer_transformers_key_names_read(hubs, written, name):
-    adapter, folder = hubs[name][:2]
+def test_newer_transformers_key_names_read(llava_hubs, llava_written, name):
+    adapter, folder = llava_hubs[name][:2]
     newer = {}
     for key, value in read_state_dict(folder).items():
         old, new = next((o, n) for o, n in NEWER if key.startswith(o))
         newer[new + key[len(old):]] = value
-    got = adapter.from_layout(newer, written[name]['spec'])
-    assert got.keys() == written[name]['state'].keys()
-    assert all(torch.equal(got[k], written[name]['state'][k]) for k in got)
+    got = adapter.from_layout(newer, llava_written[name]['spec'])
+    assert got.keys() == llava_written[name]['state'].keys()
+    assert all(torch.equal(got[k], llava_written[name]['state'][k]) for k in got)
     assert adapter.part_of('model.language_model.norm.weight') == 'language_model'
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_written_folder_loads_in_transformers_with_equal_logits(hubs, written, name):
-    model_class = hubs[name][2]
-    hub, out = hubs[name][1], written[name]['hub_tpl']
+def test_written_folder_loads_in_transformers_with_equal_logits(llava_hubs, llava_written, name):
+    model_class = llava_hubs[name][2]
+    hub, out = llava_hubs[name][1], llava_written[name]['hub_tpl']
     picture = image(100, 50)
     inputs = {}
     for folder in (hub, out):
@@ -118,25 +108,25 @@ def test_written_folder_loads_in_transformers_with_equal_logits(hubs, written, n
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_our_record_round_trips_exactly(hubs, written, name):
-    adapter = hubs[name][0]
-    for spec, folder in ((written[name]['spec'], written[name]['hub_tpl']),
-                         (written[name]['own_spec'], written[name]['ours'])):
+def test_our_record_round_trips_exactly(llava_hubs, llava_written, name):
+    adapter = llava_hubs[name][0]
+    for spec, folder in ((llava_written[name]['spec'], llava_written[name]['hub_tpl']),
+                         (llava_written[name]['own_spec'], llava_written[name]['ours'])):
         assert adapter.read_spec(folder).to_dict() == spec.to_dict()
         again = adapter.from_layout(adapter.read_state(folder), spec)
-        assert all(torch.equal(again[k], written[name]['state'][k]) for k in written[name]['state'])
-    cfg = json.loads((written[name]['ours'] / 'config.json').read_text())
-    assert cfg[OWN_KEY]['template'] == written[name]['own_spec'].template
+        assert all(torch.equal(again[k], llava_written[name]['state'][k]) for k in llava_written[name]['state'])
+    cfg = json.loads((llava_written[name]['ours'] / 'config.json').read_text())
+    assert cfg[OWN_KEY]['template'] == llava_written[name]['own_spec'].template
     assert cfg['text_config']['architectures']
     assert cfg['vision_feature_select_strategy'] == ('full' if name == 'siglip' else 'default')
-    assert cfg['image_seq_length'] == PER_TILE and cfg['image_token_index'] == hubs_image_id(hubs[name][1])
+    assert cfg['image_seq_length'] == PER_TILE and cfg['image_token_index'] == hubs_image_id(llava_hubs[name][1])
     if name == 'tiled':
         assert cfg['image_grid_pinpoints'] == PINPOINTS_HW and cfg['tie_word_embeddings'] is True
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_our_template_renders_and_the_processor_expands_images(hubs, written, name):
-    spec, folder = written[name]['own_spec'], written[name]['ours']
+def test_our_template_renders_and_the_processor_expands_images(llava_hubs, llava_written, name):
+    spec, folder = llava_written[name]['own_spec'], llava_written[name]['ours']
     template = get_template(spec.template['type'])
     processor = AutoProcessor.from_pretrained(str(folder))
     prompt = processor.apply_chat_template(messages(), add_generation_prompt=True)
@@ -147,19 +137,19 @@ def test_our_template_renders_and_the_processor_expands_images(hubs, written, na
                                                    tokenize=False, add_generation_prompt=True) == ours
     size = (100, 50)  # NeXT: 112 x 56 canvas (w x h) -> 2 tiles side by side; unpad keeps 4 of 4 rows
     ids = processor(images=image(*size), text=prompt, return_tensors='pt')['input_ids'][0]
-    image_id = hubs_image_id(hubs[name][1])
+    image_id = hubs_image_id(llava_hubs[name][1])
     expected = PER_TILE + 4 * (8 + 1) if name == 'tiled' else PER_TILE  # SigLIP: 16 patches, no CLS
     assert int((ids == image_id).sum()) == expected
     eos = json.loads((folder / 'generation_config.json').read_text())['eos_token_id']
     assert processor.tokenizer.convert_tokens_to_ids(template.end_token) in eos
-    model = hubs[name][2].from_pretrained(str(folder)).eval()
+    model = llava_hubs[name][2].from_pretrained(str(folder)).eval()
     inputs = processor(images=image(*size), text=prompt, return_tensors='pt')
     assert model.generate(**inputs, max_new_tokens=2, do_sample=False).shape[1] == ids.shape[0] + 2
 
 
-def test_pad_is_not_reproduced_by_the_4_48_processor(written):
+def test_pad_is_not_reproduced_by_the_4_48_processor(llava_written):
     """4.48 has no padding processor: the written CLIPImageProcessor crops non-square images."""
-    folder = written['flat']['ours']
+    folder = llava_written['flat']['ours']
     pre = json.loads((folder / 'preprocessor_config.json').read_text())
     assert pre['image_processor_type'] == 'CLIPImageProcessor' and pre['do_pad'] is True
     processor = AutoProcessor.from_pretrained(str(folder)).image_processor
@@ -169,12 +159,12 @@ def test_pad_is_not_reproduced_by_the_4_48_processor(written):
     assert torch.equal(pixels(processor, square), pixels(reference, expand2square(square, CLIP_MEAN)))
     gap = (pixels(processor, wide) - pixels(reference, expand2square(wide, CLIP_MEAN))).abs()
     assert gap.max() > 1.0 and gap.mean() > 0.3  # measured: max 3.23, mean 0.97 (normalised units)
-    assert any('pad-to-square' in m for m in llava_hf.describe(folder, written['flat']['own_spec'])['missing'])
+    assert any('pad-to-square' in m for m in llava_hf.describe(folder, llava_written['flat']['own_spec'])['missing'])
     assert 'do_pad' in (folder / 'README.md').read_text()
 
 
-def test_natural_layouts_and_refusals(written, tmp_path):
-    flat, tiled = written['flat']['spec'], written['tiled']['spec']
+def test_natural_layouts_and_refusals(llava_written, tmp_path):
+    flat, tiled = llava_written['flat']['spec'], llava_written['tiled']['spec']
     assert natural_layout(flat) == 'llava_hf' and natural_layout(tiled) == 'llava_next_hf'
     assert not holds('llava_next_hf', flat) and not holds('llava_hf', tiled)
     cases = [
@@ -192,12 +182,12 @@ def test_natural_layouts_and_refusals(written, tmp_path):
         got = adapter.unsupported(spec)
         assert got and reason in got, (reason, got)
     with pytest.raises(CheckpointError, match='cannot hold connector'):
-        write(llava_hf, cases[0][1], written['flat']['state'], None, tmp_path / 'refused')
+        write(llava_hf, cases[0][1], llava_written['flat']['state'], None, tmp_path / 'refused')
     assert llava_hf.unsupported(flat.override({'vision_tower': {'select_feature': 'cls_patch'}})) is None
 
 
-def test_what_llava_hf_says_that_we_cannot_hold_is_refused_on_read(written, tmp_path):
-    source = written['flat']['hub_tpl']
+def test_what_llava_hf_says_that_we_cannot_hold_is_refused_on_read(llava_written, tmp_path):
+    source = llava_written['flat']['hub_tpl']
     for field, value, message in (('projector_hidden_act', 'gelu_pytorch_tanh', 'exact GELU'),
                                   ('vision_feature_layer', [-2, -5], 'list of layers')):
         folder = tmp_path / field
@@ -209,15 +199,15 @@ def test_what_llava_hf_says_that_we_cannot_hold_is_refused_on_read(written, tmp_
             llava_hf.read_spec(folder)
 
 
-def test_token_counts_agree_with_the_spec(written):
+def test_token_counts_agree_with_the_spec(llava_written):
     """One source for image tokens: llava-hf's count = the spec's (once the towers and connector land)."""
     from vlmtune.model.connector import REGISTRY as CONNECTORS
     from vlmtune.model.vision_tower import REGISTRY as TOWERS
     if 'clip' not in TOWERS or 'mlp2x_gelu' not in CONNECTORS:
         pytest.skip('the clip tower / mlp2x_gelu connector are not registered yet')
     for name in ('flat', 'tiled'):
-        cfg = json.loads((written[name]['ours'] / 'config.json').read_text())
-        assert written[name]['own_spec'].image_tokens().per_tile == cfg['image_seq_length']
+        cfg = json.loads((llava_written[name]['ours'] / 'config.json').read_text())
+        assert llava_written[name]['own_spec'].image_tokens().per_tile == cfg['image_seq_length']
 
 
 # --- LMDeploy 0.12.1's CPU front half -------------------------------------------------------------
@@ -231,16 +221,16 @@ def turbomind_is_supported(lmdeploy):
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_lmdeploy_front_half(hubs, written, name):
+def test_lmdeploy_front_half(llava_hubs, llava_written, name):
     lmdeploy = pytest.importorskip('lmdeploy')
     from lmdeploy.archs import check_vl_llm, get_model_arch
     from lmdeploy.model import get_chat_template
     from lmdeploy.tokenizer import Tokenizer
     from lmdeploy.vl.model.llava_hf import LlavaHfVisionModel
     from lmdeploy.vl.model.llava_next import LlavaNextVisionModel
-    spec, folder = written[name]['own_spec'], str(written[name]['ours'])
+    spec, folder = llava_written[name]['own_spec'], str(llava_written[name]['ours'])
     arch, hf_config = get_model_arch(folder)
-    assert arch == hubs[name][2].__name__ and check_vl_llm(hf_config.to_dict())
+    assert arch == llava_hubs[name][2].__name__ and check_vl_llm(hf_config.to_dict())
     assert turbomind_is_supported(lmdeploy)(folder) == (name != 'tiled')  # Llava (head_dim 64), not LlavaNext
 
     chat_template = get_chat_template(folder)
@@ -258,11 +248,11 @@ def test_lmdeploy_front_half(hubs, written, name):
 
     # LMDeploy's ids (image placeholders = its pad id) against transformers' processor on the same prompt
     lmd = vision.to_pytorch_aux(prepared, prompt, placeholder, Tokenizer(folder), sequence_start=True)
-    image_id = hubs_image_id(hubs[name][1])
+    image_id = hubs_image_id(llava_hubs[name][1])
     hf_ids = AutoProcessor.from_pretrained(folder)(images=picture, text=ours)['input_ids'][0]
     start, count = lmd['multimodal'][0]['offset'], int(lmd['multimodal'][0]['image_tokens'])
     model_count = hf_ids.count(image_id)
     assert count == model_count + (name == 'siglip')  # LMDeploy 0.12.1 counts a CLS for 'full'; SigLIP has none
-    assert any('SigLIP' in m for m in hubs[name][0].describe(folder, spec)['missing']) == (name == 'siglip')
+    assert any('SigLIP' in m for m in llava_hubs[name][0].describe(folder, spec)['missing']) == (name == 'siglip')
     lmd_ids = lmd['input_ids']
     assert lmd_ids[:start] + [image_id] * model_count + lmd_ids[start + count:] == hf_ids

@@ -14,7 +14,7 @@ from transformers import AutoProcessor
 
 from conftest import REPO
 from side_env import side_env
-from llava_tiny import NAMES, build_hubs, clip_processor, expand2square, image, messages, write_folders
+from llava_tiny import NAMES, clip_processor, expand2square, image, messages
 from vlmtune.formats.common import read_state_dict
 from vlmtune.data.image.pixels import CLIP_MEAN
 
@@ -22,27 +22,17 @@ ENVS = ('tf-4.57', 'tf-5.24')
 
 
 @pytest.fixture(scope='module')
-def hubs(tmp_path_factory):
-    return build_hubs(tmp_path_factory.mktemp('hubs'))
-
-
-@pytest.fixture(scope='module')
-def written(hubs, tmp_path_factory):
-    return write_folders(hubs, tmp_path_factory.mktemp('written'))
-
-
-@pytest.fixture(scope='module')
-def probes(hubs, written, tmp_path_factory):
+def probes(llava_hubs, llava_written, tmp_path_factory):
     root = tmp_path_factory.mktemp('newer')
     runs, reference = [], {}
     for name in NAMES:
-        folder = written[name]['ours']
+        folder = llava_written[name]['ours']
         processor = AutoProcessor.from_pretrained(str(folder))
         prompt = processor.apply_chat_template(messages(), add_generation_prompt=True)
         inputs = dict(processor(images=image(100, 50), text=prompt, return_tensors='pt'))
         with torch.no_grad():
-            reference[name] = hubs[name][2].from_pretrained(str(folder)).eval()(**inputs).logits
-        runs.append({'name': name, 'folder': str(folder), 'arch': hubs[name][2].__name__, 'inputs': inputs,
+            reference[name] = llava_hubs[name][2].from_pretrained(str(folder)).eval()(**inputs).logits
+        runs.append({'name': name, 'folder': str(folder), 'arch': llava_hubs[name][2].__name__, 'inputs': inputs,
                      'pad_image': image(112, 56) if name == 'flat' else None})
     out = {}
     for env in ENVS:
@@ -61,20 +51,20 @@ def probes(hubs, written, tmp_path_factory):
 
 @pytest.mark.parametrize('env', ENVS)
 @pytest.mark.parametrize('name', NAMES)
-def test_newer_transformers_load_ours_and_we_load_theirs(probes, hubs, written, env, name):
+def test_newer_transformers_load_ours_and_we_load_theirs(probes, llava_hubs, llava_written, env, name):
     results, reference = probes
     got = results[env][name]
     assert not got['missing'] and not got['unexpected'], got
     assert torch.allclose(got['logits'], reference[name], atol=1e-4, rtol=0), \
         (got['logits'] - reference[name]).abs().max()
-    adapter, spec = hubs[name][0], written[name]['own_spec']
+    adapter, spec = llava_hubs[name][0], llava_written[name]['own_spec']
     fresh = f"{got['saved']}-fresh"
     if env == 'tf-5.24':  # its CLIP / SigLIP lost the vision_model level: we read those names too
         assert not any('vision_model' in k for k in read_state_dict(fresh))
     for folder in (got['saved'], fresh):
         state = adapter.from_layout(adapter.read_state(folder), spec)
-        assert state.keys() == written[name]['state'].keys()
-        assert all(torch.equal(state[k], written[name]['state'][k]) for k in state)
+        assert state.keys() == llava_written[name]['state'].keys()
+        assert all(torch.equal(state[k], llava_written[name]['state'][k]) for k in state)
     again = adapter.read_spec(got['saved'])  # their config (their field set), our record kept
     for part in ('vision_tower', 'connector', 'image_processor', 'template'):
         assert {k: v for k, v in getattr(again, part).items() if k != 'config'} == \

@@ -7,18 +7,13 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from llava_tiny import NAMES, build_hubs, image, messages
+from llava_tiny import NAMES, image, messages
 from vlmtune.data.image import ImageLayout
 from vlmtune.formats import layout_of, load, save
 from vlmtune.formats.parts import build_model
 from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
 
 SIZES = [(100, 50), (50, 100), (56, 56)]
-
-
-@pytest.fixture(scope='module')
-def hubs(tmp_path_factory):
-    return build_hubs(tmp_path_factory.mktemp('hubs'))
 
 
 def processor_inputs(folder, picture):
@@ -33,8 +28,8 @@ def package_inputs(model, inputs, picture):
 
 
 @pytest.mark.parametrize('name', NAMES)
-def test_hub_folder_loads_with_transformers_logits_and_generation(hubs, name, tmp_path):
-    adapter, folder, model_class, _ = hubs[name]
+def test_hub_folder_loads_with_transformers_logits_and_generation(llava_hubs, name, tmp_path):
+    adapter, folder, model_class, _ = llava_hubs[name]
     reference = model_class.from_pretrained(str(folder)).eval()
     model, _ = load(folder)
     assert layout_of(folder) == adapter.NAME

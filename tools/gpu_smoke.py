@@ -36,6 +36,7 @@ is in the first set only.
 """
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -190,22 +191,13 @@ def run_lmdeploy(folder, image_path, info, args, vlmtune_turn1_answer, dtype_nam
     return dict(requested=backend, backend=actual, responses=[resp1, resp2_stateful, resp2_stateless])
 
 
-def common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def show_pair(label, ours, theirs, extra=''):
     same = ours == theirs
     print(f'--- {label}: {"MATCH" if same else "DIFF"}{extra}')
     print(f'    vlmtune : {ours!r}')
     print(f'    lmdeploy: {theirs!r}')
     if not same:
-        print(f'    common prefix: {common_prefix(ours, theirs)} chars')
+        print(f'    common prefix: {len(os.path.commonprefix([ours, theirs]))} chars')
     return same
 
 

@@ -18,6 +18,7 @@ Label rule, per assistant message i (messages as {role, content}, string content
   `▁word` after `ASSISTANT: `, is trained); if the trained tokens do not decode to a text holding the
   content, the sample is masked. A masked sample carries a warning (and the encoder rejects it).
 """
+import os
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Sequence
 
@@ -173,12 +174,7 @@ def _parts(content: str) -> List[dict]:
 
 
 def _common_prefix(a: List[int], b: List[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+    return len(os.path.commonprefix([a, b]))  # works on any sequences, token ids included
 
 
 register(HFChatTemplate('hf_chat_template', '', '', ('', ''), '', image_tokens=LLAVA_IMAGE, added_tokens=LLAVA_ADDED))

@@ -1,15 +1,10 @@
-# LLaVA-1.5-13B stage 2, visual instruction tuning: projector (from stage 1's work dir) + the whole LLM, ViT frozen;
-# llava_v1_5_mix665k shape, vicuna_v1 template, pad; lr 2e-5, global batch 128 (16 x 8 GPUs). Run with --deepspeed zero3.
+# LLaVA-1.5-13B stage 2 (full LLM): the 7B recipe with Vicuna-13B; same data, schedule and batches.
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.llava_finetune import *
+    from .llava15_7b_finetune import *
 
 parts['llm'].update(pretrained='models/vicuna-13b-v1.5')
 parts['connector'].update(pretrained='work_dirs/llava15_13b_pretrain')
-data_path = 'data/llava_v1_5_mix665k.jsonl'
-image_root = 'data'
-
-model.update(spec=parts, vit='frozen', projector='full', llm='full')
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
-optim_wrapper['optimizer'].update(lr=2e-5)
+model.update(spec=parts)
+train_dataloader['dataset'].update(spec=parts)

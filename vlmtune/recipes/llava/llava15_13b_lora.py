@@ -1,16 +1,10 @@
-# LLaVA-1.5-13B stage 2 with LoRA: r 128, alpha 256 on the LLM (lr 2e-4) + the projector from stage 1 (lr 2e-5);
-# vicuna_v1 template, pad; global batch 128 (16 x 8 GPUs). Run with --deepspeed zero3.
+# LLaVA-1.5-13B stage 2 (LoRA): the 7B recipe with Vicuna-13B; same data, schedule and batches.
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.llava_finetune import *
+    from .llava15_7b_lora import *
 
 parts['llm'].update(pretrained='models/vicuna-13b-v1.5')
 parts['connector'].update(pretrained='work_dirs/llava15_13b_pretrain')
-data_path = 'data/llava_v1_5_mix665k.jsonl'
-image_root = 'data'
-
-model.update(spec=parts, vit='frozen', projector='full', llm='lora', lora=dict(r=128, alpha=256, dropout=0.05))
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
-optim_wrapper['optimizer'].update(lr=2e-4)
-optim_wrapper.update(paramwise_cfg=dict(custom_keys={'connector': dict(lr_mult=0.1)}))  # projector lr 2e-5
+model.update(spec=parts)
+train_dataloader['dataset'].update(spec=parts)

@@ -1,18 +1,11 @@
-# LLaVA-NeXT-13B (LoRA): as LLaVA-1.5's stage 2, with AnyRes tiling (the 1.6 grid pinpoints)
-# and the spatial_unpad merge with a learned image_newline; saved as transformers' LlavaNextForConditionalGeneration.
+# LLaVA-NeXT-13B stage 2 (LoRA): LLaVA-1.5's recipe with AnyRes tiling (the 1.6 grid pinpoints) and the
+# spatial_unpad merge with a learned image_newline; saved as transformers' LlavaNextForConditionalGeneration.
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.llava_finetune import *
+    from ..llava.llava15_13b_lora import *
 
-parts['llm'].update(pretrained='models/vicuna-13b-v1.5')
 parts.update(image_processor=dict(type='anyres', image_size=336))
-parts['connector'].update(pretrained='work_dirs/llava15_13b_pretrain')
-data_path = 'data/llava_v1_5_mix665k.jsonl'
-image_root = 'data'
 save_layout = 'llava_next_hf'
-
-model.update(spec=parts, vit='frozen', projector='full', llm='lora', lora=dict(r=128, alpha=256, dropout=0.05))
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
-optim_wrapper['optimizer'].update(lr=2e-4)
-optim_wrapper.update(paramwise_cfg=dict(custom_keys={'connector': dict(lr_mult=0.1)}))  # projector lr 2e-5
+model.update(spec=parts)
+train_dataloader['dataset'].update(spec=parts)
