@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 import torch
+from mmengine.config import Config
 from safetensors.torch import load_file
 
 from conftest import REPO
 from train_data import make_colour_dataset
+from vlmtune.data.collate import pad_collate
+from vlmtune.engine.recipes import lookup
 from vlmtune.evaluate import evaluate
 from vlmtune.formats import layout_of, save
 from vlmtune.formats.parts import build_model
@@ -47,6 +50,33 @@ def captions(src, out):
         row['conversations'][0]['value'] = '<image>\nRender a clear and concise summary of the photo.'
     out.write_text(''.join(json.dumps(r) + '\n' for r in rows))
     return out
+
+
+def test_stage_one_moves_the_projector_alone(tmp_path):
+    """In memory, with the shipped stage-1 recipe's model and dataset: tower and LLM weights and buffers
+    stay bit-identical over optimizer steps; every projector weight moves."""
+    parts = make_tiny_llava_parts(tmp_path / 'parts', spec=TinyLlavaSpec(image_size=56))
+    train, images = make_colour_dataset(tmp_path / 'data', n=4, seed=0)
+    cfg = Config.fromfile(str(lookup('llava_pretrain_cpu')))
+    spec = {**cfg.model.spec, **{part: {**cfg.model.spec[part], 'pretrained': str(parts[part])}
+                                 for part in ('vision_tower', 'llm')}}
+    model_cfg = {k: v for k, v in cfg.model.items() if k != 'type'}
+    data_cfg = {k: v for k, v in cfg.train_dataloader.dataset.items() if k != 'type'}
+    wrapper = cfg.model.type(**{**model_cfg, 'spec': spec})
+    dataset = cfg.train_dataloader.dataset.type(**{**data_cfg, 'spec': spec, 'data_path': str(captions(
+        train, tmp_path / 'captions.jsonl')), 'image_root': str(images)})
+    batch = pad_collate([dataset[i] for i in range(4)], 0)
+    before = {k: v.detach().clone() for k, v in wrapper.model.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in wrapper.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        wrapper(batch, mode='loss')['loss'].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = wrapper.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    frozen = [k for k in before if k.startswith(('vision_tower.', 'language_model.'))]
+    assert frozen and not changed & set(frozen)
+    assert changed == {k for k in before if k.startswith('connector.')}
 
 
 def test_two_stages_train_convert_and_serve(tmp_path):

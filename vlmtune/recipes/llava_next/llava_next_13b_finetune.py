@@ -1,5 +1,5 @@
-# LLaVA-NeXT-13B stage 2 (full LLM): LLaVA-1.5's recipe with AnyRes tiling (the 1.6 grid pinpoints) and the
-# spatial_unpad merge with a learned image_newline; saved as transformers' LlavaNextForConditionalGeneration.
+# LLaVA-NeXT-13B stage 2 (full LLM): LLaVA-1.5's recipe with AnyRes tiling (1.6 pinpoints) and spatial_unpad.
+# The merge adds a learned image_newline; saved as transformers' LlavaNextForConditionalGeneration.
 from mmengine.config import read_base
 
 with read_base():
