@@ -32,7 +32,7 @@ GOLDEN = json.loads((REPO / 'tests' / 'data' / 'internvl_folders_before_refactor
 
 def digests(folder, variant):
     return {f'{variant}/{p.name}': hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.suffix != '.py' and p.name != 'README.md'}
+            for p in sorted(folder.iterdir()) if p.suffix != '.py' and p.name not in ('README.md', 'tiny_spec.json')}
 
 
 @pytest.mark.parametrize('name', sorted(GOLDEN))
@@ -43,7 +43,9 @@ def test_internvl_folders_equal_the_ones_saved_before_the_composition(name, tmp_
     folder = make_tiny_folder(tmp_path / 'fp32', TinySpec(**case['spec']))
     model, tokenizer = load(folder)
     resaved = save(model, tokenizer, tmp_path / 'bf16', dtype='bf16', base_folder=folder)
-    assert {**digests(folder, 'fp32'), **digests(resaved, 'bf16_resave')} == case['sha256']
+    # tiny_spec.json is the factory's record of its own inputs (it grows with TinySpec), not the layout's
+    recorded = {k: v for k, v in case['sha256'].items() if not k.endswith('/tiny_spec.json')}
+    assert {**digests(folder, 'fp32'), **digests(resaved, 'bf16_resave')} == recorded
 
 
 ROW = {'id': 'r', 'image': 'wide.png', 'conversations': [{'from': 'human', 'value': '<image>\nWhat is it?'},

@@ -35,7 +35,7 @@ from vlmtune.formats.tokenizers import INTERNVL_TOKENS
 from vlmtune.tiny import CHATML_SPECIALS, CORPUS
 
 ENVS = ('tf-4.57', 'tf-5.24')
-FAMILIES = {'qwen2': '300m', 'internlm2': '6b', 'llama': '300m', 'phi3': '300m'}
+FAMILIES = {'qwen2': '300m', 'internlm2': '6b', 'llama': '300m', 'phi3': '300m', 'qwen3': '300m', 'qwen3_moe': '300m'}
 TOKENS_PER_TILE = 4  # tiny folders: 56 px tiles, 14 px patches, downsample 0.5
 QUESTION = 'What is in the image?'
 TEXTS = ['What is in the image? A cat.', '  two  spaces\nand a newline\n', '图中的菜是什么？请直接回答选项字母。',
@@ -299,7 +299,7 @@ def _assert_same_official(back, original):
         assert back['llm_config']['auto_map'] == original['llm_config']['auto_map']
 
 
-@pytest.mark.parametrize('family', ['qwen2', 'internlm2', 'llama', 'phi3'])
+@pytest.mark.parametrize('family', sorted(FAMILIES))
 def test_roundtrip_is_exact(tiny_folder, tmp_path, family):
     """internvl -> internvl_hf -> internvl writes the same files, byte for byte, as saving the internvl
     folder again directly; the package loads the -hf folder with the same weights and logits."""

@@ -38,7 +38,10 @@ NUM_IMAGE_TOKEN = (IMAGE_SIZE // 14) ** 2 // 4  # 4 for these tiny models
 # family -> (LLM architecture, template, max_dynamic_patch written into the folder). The two
 # families get different max_dynamic_patch so the tests show LMDeploy reads the folder's value.
 FAMILIES = {'qwen2': ('Qwen2ForCausalLM', 'internvl2_5', 12),
-            'internlm2': ('InternLM2ForCausalLM', 'internlm2-chat', 6)}
+            'internlm2': ('InternLM2ForCausalLM', 'internlm2-chat', 6),
+            # InternVL3.5's LLMs; under 4.48 LMDeploy reads them through the folder's shipped Qwen3 code.
+            'qwen3': ('Qwen3ForCausalLM', 'internvl2_5', 12),
+            'qwen3_moe': ('Qwen3MoeForCausalLM', 'internvl2_5', 6)}
 # (width, height, PIL mode)
 IMAGES = [(800, 600, 'RGB'), (300, 1000, 'RGB'), (56, 56, 'RGB'), (2000, 200, 'RGB'), (120, 56, 'RGB'),
           (448, 448, 'RGB'), (57, 300, 'L'), (640, 480, 'RGBA')]
@@ -148,14 +151,15 @@ def _load_turbomind_supported_models():
 
 
 def test_turbomind_support_depends_on_head_dim(family, tmp_path):
-    """TurboMind takes InternVL with a Qwen2/InternLM2/Llama LLM only for head_dim 64 or 128;
+    """TurboMind takes InternVL with a Qwen2/Qwen3/InternLM2/Llama LLM only for head_dim 64 or 128;
     otherwise `pipeline(..., TurbomindEngineConfig())` silently falls back to the PyTorch engine.
     The default tiny folders (head_dim 16) are therefore PyTorch-engine-only; tools/gpu_smoke.sh
     builds a head_dim-128 one."""
     is_supported = _load_turbomind_supported_models().is_supported
-    assert is_supported(family['folder']) is False  # llm_width 64 / 4 heads = head_dim 16
+    assert is_supported(family['folder']) is False  # head_dim 16 (64 / 4 heads), Qwen3's explicit 32
     shaped = make_tiny_folder(tmp_path / f'tm_{family["llm"]}',
                               TinySpec(llm=family['llm'], image_size=IMAGE_SIZE, llm_width=256, llm_heads=2,
+                                       llm_head_dim=128,
                                        llm_kv_heads=2, llm_intermediate=512))
     assert is_supported(str(shaped)) is True
 
@@ -363,7 +367,7 @@ def test_stop_tokens_include_end_of_turn(family, chat_template, lmd_tokenizer, o
     assert im_end in gen.stop_token_ids
     assert lmd_tokenizer.eos_token_id in gen.stop_token_ids
     assert set(gen.stop_token_ids) == set(eos_list) | {lmd_tokenizer.eos_token_id} | set(engine_stop_words or [])
-    if family['llm'] == 'qwen2':
+    if family['llm'] != 'internlm2':
         # eos_token is <|im_end|> itself
         assert chat_template.stop_words == ['<|im_end|>'] and lmd_tokenizer.eos_token_id == im_end
     else:

@@ -10,7 +10,7 @@ from mmengine.registry import MODELS
 from conftest import REPO
 from train_data import make_colour_dataset
 from vlmtune.engine.launch import MODEL_SOURCES, load_recipe, shortcut_options
-from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
+from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_llava_parts, make_tiny_parts
 
 RECIPES = sorted(p for p in (REPO / 'vlmtune' / 'recipes').rglob('*.py') if '_base_' not in p.parts)
 FAMILY_BY_SIZE = {
@@ -19,17 +19,21 @@ FAMILY_BY_SIZE = {
     'internvl2_5': {'1b': ('qwen2', '300m'), '2b': ('internlm2', '300m'), '4b': ('qwen2', '300m'),
                     '8b': ('internlm2', '300m'), '26b': ('internlm2', '6b')},
     'internvl3': {size: ('qwen2', '300m') for size in ('1b', '2b', '8b', '14b')},
+    'internvl3_5': {**{size: ('qwen3', '300m') for size in ('1b', '2b', '4b', '8b', '14b')}, '38b': ('qwen3', '6b'),
+                    '30b_a3b': ('qwen3_moe', '300m')},
 }
 
 
 def stand_in_family(recipe: Path):
-    match = re.match(r'(internvl2_5|internvl2|internvl3)_(\d+b)_', recipe.name)
+    match = re.match(r'(internvl2_5|internvl2|internvl3_5|internvl3)_(\d+b(?:_a\d+b)?)_', recipe.name)
     if match:
         return FAMILY_BY_SIZE[match.group(1)][match.group(2)]
     return ('internlm2', '300m')  # domain (InternVL2-2B) and tiny recipes
 
 
 LLAVA_SIZES = ('7b', '13b')
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
 @pytest.fixture(scope='session')
@@ -46,6 +50,9 @@ def test_recipe_set_is_complete():
             for method in ('full', 'lora', 'qlora'):
                 assert f'{family}_{size}_{method}.py' in names
     assert 'internvl2_2b_lora_food.py' in names
+    for family in ('qwen2', 'llama', 'qwen3'):
+        assert {f'moe_llava_{family}_{stage}.py' for stage in ('pretrain', 'finetune', 'moe')} <= names
+    assert {'internvl_moe.py', 'moe_cpu.py'} <= names
     for size in LLAVA_SIZES:
         assert {f'llava15_{size}_{m}.py' for m in ('pretrain', 'finetune', 'lora')} <= names
         assert {f'llava_next_{size}_{m}.py' for m in ('finetune', 'lora')} <= names
@@ -64,13 +71,18 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
     spec = load_recipe(recipe).model.get('spec') or {}
     from_parts = 'pretrained' in spec.get('llm', {})  # built from a vision-tower folder + an LLM folder
-    if from_parts and spec['vision_tower']['type'] == 'clip':  # LLaVA: tiny CLIP + Llama parts of its size
-        parts = llava_parts[spec['image_processor']['image_size']]
+    if from_parts and spec['vision_tower']['type'] == 'clip':  # LLaVA: tiny CLIP + an LLM of the recipe's family
+        parts = dict(llava_parts[spec['image_processor']['image_size']])
+        if spec['llm']['type'] != 'llama':
+            parts['llm'] = make_tiny_parts(tmp_path_factory.mktemp('llm'), TinySpec(llm=spec['llm']['type']))['llm']
         extra = [f'{where}.spec.connector.pretrained=None' for where in MODEL_SOURCES]  # no stage-1 run here
     else:
         parts, extra = tiny_parts, []
     options = shortcut_options(None if from_parts else folder, data, images)
     cfg = load_recipe(recipe, options + (parts_options(parts) + extra if from_parts else []))
+    if from_parts and spec.get('template', {}).get('type') == 'hf_chat_template':  # tiny tokenizers have none
+        for where in (cfg.model.spec, cfg.train_dataloader.dataset.spec):
+            where.template['chat_template'] = CHATML
     if from_parts:
         assert cfg.model.checkpoint is None and cfg.model.spec.llm.pretrained == str(parts['llm'])
     else:
@@ -88,6 +100,13 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
     assert cfg.train_cfg.get('max_epochs') or cfg.train_cfg.get('max_iters')
     if 'lora' in recipe.stem and recipe.stem.startswith('internvl'):
         assert model_cfg['lora'] == dict(r=16, alpha=32, dropout=0.05) and cfg.optim_wrapper.optimizer.lr == 4e-5
+    if recipe.stem.endswith('moe') or recipe.stem == 'moe_cpu':  # MoE-LLaVA's stage 3 (finetune_moe.sh)
+        assert model_cfg['llm'] == 'moe' and model_cfg['vit'] == model_cfg['projector'] == 'frozen'
+        assert cfg.model.spec.llm.moe == dict(mode='sparse', num_experts=4, top_k=2, capacity_factor=1.5,
+                                              router_aux_loss_coef=0.01)
+        assert cfg.model.spec == cfg.train_dataloader.dataset.spec
+        assert any(h['type'].__name__ == 'ExpertLoadHook' for h in cfg.custom_hooks)
+        assert sum(p.numel() for n, p in model.named_parameters() if '.experts.' in n) > 0
     if recipe.parent.name in ('llava', 'llava_next'):  # LLaVA-1.5's hyper-parameters (scripts/v1_5, 8 GPUs)
         stage = recipe.stem.rsplit('_', 1)[1]
         lr, batch, trains = {'pretrain': (1e-3, 32, ('frozen', 'full', 'frozen')),

@@ -13,7 +13,8 @@ from conftest import probe_inputs, run_probes
 from side_env import ENVS, side_env
 
 SIDE_ENVS = {'tf-4.57': '4.57.6', 'tf-5.24': '5.24.0'}
-CASES = [('qwen2', '300m'), ('internlm2', '6b'), ('llama', '6b'), ('phi3', '300m')]
+CASES = [('qwen2', '300m'), ('internlm2', '6b'), ('llama', '6b'), ('phi3', '300m'), ('qwen3', '300m'),
+         ('qwen3_moe', '300m')]
 
 
 def num_image_token(folder):

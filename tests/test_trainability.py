@@ -68,6 +68,9 @@ def test_all_frozen_and_unknown_mode_are_errors(setup):
     ('phi3', {'qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'}),
     # the official InternLM2 targets wqkv, wo, w1, w3, w2 under the package's names
     ('internlm2', {'wqkv', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
+    ('qwen3', {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
+    # every expert's FFN; not the router `mlp.gate`
+    ('qwen3_moe', {'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'}),
 ])
 def test_lora_targets_per_backbone(tiny_folder, llm, expected, capsys):
     wrapper = VLTuneModel(tiny_folder(llm, '300m'), llm='lora', vit='lora', dtype='fp32')
@@ -121,3 +124,36 @@ def test_non_finite_loss_stops_with_diagnosis(setup):
         next(p for n, p in wrapper.named_parameters() if 'lora_B' in n).fill_(1.0)
     with pytest.raises(NonFiniteLossError, match='loss is nan at step .*learning rate'):
         wrapper(batch, mode='loss')
+
+
+def test_moe_router_trains_fully_only_when_asked(tiny_folder, tmp_path):
+    """The router stays frozen under LoRA unless lora.modules_to_save names it; then it trains
+    fully (the aux loss reaches it) and merging leaves plain transformers names."""
+    from vlmtune.engine.convert import merge_lora
+    folder = tiny_folder('qwen3_moe', '300m')
+    default = VLTuneModel(folder, llm='lora', dtype='fp32')
+    assert not any('mlp.gate.' in n for n, p in default.named_parameters() if p.requires_grad)
+    asked = VLTuneModel(folder, llm='lora', dtype='fp32', lora=dict(modules_to_save=['mlp.gate']))
+    routers = [n for n, p in asked.named_parameters() if p.requires_grad and 'mlp.gate.' in n]
+    assert len(routers) == 2 and all('modules_to_save' in n for n in routers)  # the tiny model's 2 MoE layers
+    data, images = make_colour_dataset(tmp_path, n=2)
+    batch = pad_collate([build_train_dataset(folder, data, images, max_length=256, max_tiles=2)[i] for i in range(2)], 0)
+    losses = asked(batch)
+    assert set(losses) == {'lm_loss', 'moe_aux_loss'} and losses['moe_aux_loss'] > 0
+    (losses['lm_loss'] + losses['moe_aux_loss']).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in asked.named_parameters() if n in routers)
+    merge_lora(asked.model)
+    names = set(asked.model.language_model.state_dict())
+    assert 'model.layers.0.mlp.gate.weight' in names and not any('modules_to_save' in n or 'lora' in n for n in names)
+    with pytest.raises(ValueError, match='modules_to_save'):
+        VLTuneModel(folder, llm='lora', dtype='fp32', lora=dict(modules_to_save=['router']))
+
+
+def test_qlora_keeps_head_and_moe_routers_in_full_precision(tiny_folder):
+    from vlmtune.engine.quantize import quantizable_linears
+    from vlmtune.formats import load
+    model, _ = load(tiny_folder('qwen3_moe', '300m'))
+    names = {name for parent, name, child in quantizable_linears(model.language_model)}
+    every = {n.rsplit('.', 1)[-1] for n, m in model.language_model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert every - names == {'gate', 'lm_head'}
+    assert {'q_proj', 'gate_proj', 'down_proj'} <= names

@@ -21,9 +21,11 @@ from .model.spec import ModelSpec
 from .model.vlm import VisionLanguageModel
 
 LLM_FAMILIES = {'qwen2': 'Qwen2ForCausalLM', 'internlm2': 'InternLM2ForCausalLM',
-                'phi3': 'Phi3ForCausalLM', 'llama': 'LlamaForCausalLM'}
+                'phi3': 'Phi3ForCausalLM', 'llama': 'LlamaForCausalLM', 'qwen3': 'Qwen3ForCausalLM',
+                'qwen3_moe': 'Qwen3MoeForCausalLM', 'qwen2_moe': 'Qwen2MoeForCausalLM', 'mixtral': 'MixtralForCausalLM'}
 DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'internlm2': 'internlm2-chat', 'phi3': 'phi3-chat',
-                    'llama': 'internlm2-chat'}
+                    'llama': 'internlm2-chat', 'qwen3': 'internvl2_5', 'qwen3_moe': 'internvl2_5', 'qwen2_moe': 'internvl2_5',
+                    'mixtral': 'internlm2-chat'}
 CHATML_SPECIALS = ['<|im_start|>', '<|im_end|>']
 PHI3_SPECIALS = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>']
 
@@ -39,7 +41,7 @@ CORPUS = [SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25,
 
 @dataclass
 class TinySpec:
-    llm: str = 'qwen2'               # qwen2 | internlm2 | phi3 | llama
+    llm: str = 'qwen2'               # qwen2 | internlm2 | phi3 | llama | qwen3 | qwen3_moe | qwen2_moe | mixtral
     vit: str = '300m'                # 300m (LayerNorm, qkv bias) | 6b (RMSNorm, q/k norm)
     template: str = None             # default per family
     image_size: int = 56
@@ -60,6 +62,10 @@ class TinySpec:
     extra_corpus: str = ''           # words the tokenizer should know well (task vocabulary)
     system_message: str = ''         # '' keeps the template's default; else written to config.json
     llm_vocab_rows: int = 0          # > tokenizer size: pad the embedding/head to a real model's shape
+    llm_head_dim: int = 32           # Qwen3 only (its head_dim is explicit): >= 32, as real engines need
+    llm_experts: int = 4             # MoE LLMs: experts per sparse layer, top-k, expert FFN width
+    llm_experts_per_token: int = 2
+    llm_moe_intermediate: int = 64
 
 
 def train_bpe_tokenizer(specials, vocab_size, workdir: Path, corpus):
@@ -126,6 +132,23 @@ def llm_config_dict(spec: TinySpec, tokenizer) -> dict:
         common.update(model_type='internlm2', bias=False)
     elif spec.llm == 'phi3':
         common.update(model_type='phi3', original_max_position_embeddings=4096, sliding_window=None)
+    elif spec.llm in ('qwen3', 'qwen3_moe'):  # InternVL3.5's LLMs, with the released models' fixed fields
+        common.update(model_type=spec.llm, head_dim=spec.llm_head_dim, rope_theta=1000000.0, attention_bias=False,
+                      use_sliding_window=False, sliding_window=None, max_window_layers=spec.llm_layers,
+                      hidden_act='silu', attention_dropout=0.0, use_cache=True)
+        if spec.llm == 'qwen3_moe':
+            common.update(num_experts=spec.llm_experts, num_experts_per_tok=spec.llm_experts_per_token,
+                          moe_intermediate_size=spec.llm_moe_intermediate, norm_topk_prob=True, decoder_sparse_step=1,
+                          mlp_only_layers=[], output_router_logits=False, router_aux_loss_coef=0.001)
+    elif spec.llm == 'qwen2_moe':
+        common.update(model_type='qwen2_moe', use_sliding_window=False, sliding_window=4096, num_experts=spec.llm_experts,
+                      num_experts_per_tok=spec.llm_experts_per_token, moe_intermediate_size=spec.llm_moe_intermediate,
+                      shared_expert_intermediate_size=spec.llm_moe_intermediate, norm_topk_prob=True,
+                      decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001)
+    elif spec.llm == 'mixtral':
+        common.update(model_type='mixtral', num_local_experts=spec.llm_experts, intermediate_size=spec.llm_moe_intermediate,
+                      num_experts_per_tok=spec.llm_experts_per_token, router_jitter_noise=0.0, sliding_window=None,
+                      router_aux_loss_coef=0.001)
     else:
         common.update(model_type='llama')
     return common

@@ -102,8 +102,9 @@ class LossCurveHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if outputs and 'loss' in outputs:
-            loss = _mean_across_ranks(float(outputs['loss']))
-            self.history.append({'iter': runner.iter + 1, 'loss': loss})
+            # 'loss' is the optimised sum; its terms (e.g. lm_loss and an MoE's moe_aux_loss) are kept too.
+            self.history.append({'iter': runner.iter + 1, **{key: _mean_across_ranks(float(value))
+                                                             for key, value in outputs.items() if 'loss' in key}})
 
     def after_train(self, runner):
         if runner.rank != 0:
@@ -133,3 +134,33 @@ class LossCurveHook(Hook):
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         plt.close(fig)
+
+
+class ExpertLoadHook(Hook):
+    """At the end of training, a validation pass (dropless, as inference) over `data_path`, or the first
+    samples of the training data, that counts the tokens each expert of each MoE layer runs on:
+    expert_load.json + expert_load.png in the work dir, and the parameters a token activates."""
+    priority = 'VERY_LOW'
+
+    def __init__(self, data_path=None, image_root=None, max_samples=64, batch_size=1):  # 1: no padding counted
+        self.data_path, self.image_root, self.max_samples, self.batch_size = data_path, image_root, max_samples, \
+            batch_size
+
+    def after_train(self, runner):
+        from ..evaluate import teacher_forced_scores
+        from ..model.moe.report import counting_expert_load, load_table, parameter_summary, write_load_report
+        wrapper = unwrap(runner.model)
+        llm = wrapper.model.language_model
+        dataset = runner.train_dataloader.dataset if self.data_path is None else ConversationDataset(
+            self.data_path, self.image_root, wrapper.data_spec(), progress=False)
+        if not isinstance(dataset, ConversationDataset):
+            raise ValueError('ExpertLoadHook: the training data is packed; give the hook a data_path')
+        with counting_expert_load(llm):
+            teacher_forced_scores(wrapper.model, dataset, self.max_samples, self.batch_size)
+        table, params = load_table(llm), parameter_summary(llm)
+        if not table['layers'] or runner.rank != 0:
+            return
+        json_path, _ = write_load_report(table, params, runner.work_dir)
+        print_log(f"[moe] expert load per layer -> {json_path} (.png); active {params['active_per_token']:,} of "
+                  f"{params['total']:,} LLM parameters per token ({100 * params['active_fraction']:.1f}%)",
+                  logger='current')

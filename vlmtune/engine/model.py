@@ -101,6 +101,8 @@ class VLTuneModel(BaseModel):
                 f'loss is {loss.item()} at step {step}: likely causes are a learning rate too high for this '
                 f'model, fp16 overflow (use bf16 or fp32), or a batch whose labels are all -100 (check the '
                 f'template with `vlmtune data show`)')
+        if outputs.aux_loss is not None:  # logged apart; mmengine sums every '*loss*' term for the step
+            return {'lm_loss': outputs.lm_loss, 'moe_aux_loss': loss - outputs.lm_loss}
         return {'loss': loss}
 
 

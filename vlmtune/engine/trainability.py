@@ -1,4 +1,6 @@
-"""Per-part trainability: `vit`, `projector` and `llm` each `frozen | lora | full | partial:K`.
+"""Per-part trainability: `vit`, `projector` and `llm` each `frozen | lora | full | partial:K`; the LLM
+also `moe` (MoE-LLaVA's stage 3: every MoE layer's experts and router train, all else frozen) or
+`moe_lora` (LoRA on the experts' Linears, routers trained fully).
 
 The components say what can train: each declares its LoRA targets and its blocks (the vision
 tower's / LLM's layers). `partial:K` trains blocks K.. fully and freezes the rest, TinyLLaVA
@@ -12,6 +14,7 @@ from typing import Dict, List
 from torch import nn
 
 MODES = ('frozen', 'lora', 'full', 'partial:K')
+MOE_MODES = ('moe', 'moe_lora')  # llm only
 PARTS = {'vit': 'vision_tower', 'projector': 'connector', 'llm': 'language_model'}
 _PARTIAL = re.compile(r'^partial:(\d+)$')
 
@@ -21,6 +24,8 @@ class LoraSettings:
     r: int = 16
     alpha: int = 32      # official: alpha = 2r
     dropout: float = 0.05
+    # Modules trained fully beside the LoRA adapters (peft's modules_to_save), e.g. ['mlp.gate']: an MoE's routers.
+    modules_to_save: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -42,8 +47,11 @@ class TrainabilityReport:
 
 def validate_modes(**modes) -> Dict[str, str]:
     for part, mode in modes.items():
+        if mode in MOE_MODES and part == 'llm':
+            continue
         if mode not in MODES[:3] and not _PARTIAL.match(str(mode)):
             raise ValueError(f'{part}={mode!r} is not a trainability mode; choose one of {list(MODES)} '
+                             f'(llm also {list(MOE_MODES)}) '
                              f'(partial:K trains blocks K.. of the part)')
     return modes
 
@@ -71,9 +79,13 @@ def _wrap_lora(module: nn.Module, targets: List[str], settings: LoraSettings, pa
              if isinstance(sub, nn.Linear) and any(name == t or name.endswith('.' + t) for t in targets)]
     if not names:
         raise ValueError(f'LoRA on {part}: no Linear module matches targets {targets}')
+    every = [name for name, _ in module.named_modules()]
+    unmatched = [t for t in settings.modules_to_save if not any(n == t or n.endswith('.' + t) for n in every)]
+    if unmatched:
+        raise ValueError(f'LoRA on {part}: modules_to_save {unmatched} match no module (e.g. {every[-1]!r})')
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                        target_modules=names, bias='none')
-    return get_peft_model(module, config), names
+                        target_modules=names, bias='none', modules_to_save=list(settings.modules_to_save) or None)
+    return get_peft_model(module, config), names + [f'{t} (full)' for t in settings.modules_to_save]
 
 
 def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: LoraSettings = None,
@@ -92,6 +104,8 @@ def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: 
             wrapped, names = _wrap_lora(getattr(model, attr), lora_targets(model, part), settings, part)
             setattr(model, attr, wrapped)
             report.lora_matches[part] = names
+        elif mode in MOE_MODES:
+            report.lora_matches.update(_train_moe(model, mode, lora))
         elif mode != 'frozen':
             first = int(_PARTIAL.match(mode).group(1))
             layers = blocks(model, part)
@@ -104,3 +118,28 @@ def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: 
     report.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     report.total = sum(p.numel() for p in model.parameters())
     return report
+
+
+def moe_layers(language_model) -> List[nn.Module]:
+    """Sparse FFN blocks (upcycled or native): a module with `experts` and a router `gate`."""
+    return [m for m in language_model.modules() if isinstance(getattr(m, 'experts', None), nn.ModuleList)
+            and isinstance(getattr(m, 'gate', None), nn.Linear)]
+
+
+def _train_moe(model, mode: str, lora: LoraSettings) -> Dict[str, List[str]]:
+    blocks = moe_layers(model.language_model)
+    if not blocks:
+        raise ValueError(f'llm={mode}: the LLM has no MoE layers; upcycle it with the spec setting llm.moe '
+                         f'(e.g. spec=dict(llm=dict(moe=dict(num_experts=4, top_k=2))))')
+    if mode == 'moe':
+        for block in blocks:
+            block.experts.requires_grad_(True)
+            block.gate.requires_grad_(True)
+        return {}
+    names = {id(m): n for n, m in model.language_model.named_modules()}
+    experts = sorted({f'{names[id(b)]}.experts.{n}' for b in blocks for n, sub in b.experts.named_modules()
+                      if isinstance(sub, nn.Linear)})
+    settings = LoraSettings(lora.r, lora.alpha, lora.dropout, [names[id(b)] + '.gate' for b in blocks])
+    wrapped, matched = _wrap_lora(model.language_model, experts, settings, 'llm')
+    model.language_model = wrapped
+    return {'llm': matched}

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from ..model.moe import expand_dense_state
+from ..model.moe.export import export_native_moe
 from ..model.spec import ModelSpec
 from ..model.vlm import VisionLanguageModel
 from . import internvl, internvl_hf, llava_hf, llava_next_hf, native
@@ -84,9 +86,15 @@ def load(folder, dtype=torch.float32, device='cpu', attn_implementation=None, wi
     `spec_overrides` (recipe settings) apply on top of the folder's spec."""
     folder = Path(folder)
     adapter = detect(folder)
-    spec = adapter.read_spec(folder).override(spec_overrides)
+    base = adapter.read_spec(folder)
+    spec = base.override(spec_overrides)
     model = VisionLanguageModel(spec, attn_implementation, init_weights=False)
-    load_weights(model, adapter.read_state(folder), adapter, folder)
+    if spec.llm.get('moe') and not base.llm.get('moe'):  # MoE-tuning from a dense folder: upcycle its weights
+        dense = VisionLanguageModel(base, attn_implementation, init_weights=False)
+        load_weights(dense, adapter.read_state(folder), adapter, folder)
+        model.load_state_dict(expand_dense_state(dense.state_dict(), model.state_dict()), strict=True)
+    else:
+        load_weights(model, adapter.read_state(folder), adapter, folder)
     model.to(device=device, dtype=dtype).eval()
     tokenizer = load_tokenizer(folder) if with_tokenizer else None
     if tokenizer is not None:
@@ -110,18 +118,24 @@ def natural_layout(spec: ModelSpec, base_folder=None) -> str:
 def save(model: VisionLanguageModel, tokenizer, out, layout=None, dtype='bf16', max_shard_size_gb: float = 5.0,
          base_folder=None, overwrite=False) -> Path:
     """Write `model` in `layout` (default: its natural one) at `out`, atomically."""
-    layout = layout or natural_layout(model.spec, base_folder)
+    spec, state = model.spec, model.state_dict()
+    if spec.llm.get('moe') and layout != native.NAME:  # family layouts hold the native MoE architecture
+        try:
+            spec, state = export_native_moe(spec, state)
+        except ValueError as exc:
+            raise CheckpointError(f'{exc}') from None
+    layout = layout or natural_layout(spec, base_folder)
     adapter = _adapter(layout)
-    reason = adapter.unsupported(model.spec)
+    reason = adapter.unsupported(spec)
     if reason:
-        holding = [name for name in PREFERENCE if holds(name, model.spec)]
+        holding = [name for name in PREFERENCE if holds(name, spec)]
         raise CheckpointError(f'the {layout} layout cannot hold {reason}; layouts that can: {holding}')
     if base_folder is not None and Path(base_folder).is_dir() and layout_of(base_folder) != layout:
         base_folder = None  # a base folder's own files belong to its layout
     prepare_output(Path(out), overwrite)
     with staged_folder(out, overwrite) as staging:
-        adapter.write(staging, model.spec, model.state_dict(), tokenizer, torch_dtype(dtype),
-                      int(max_shard_size_gb * 1024 ** 3), base_folder)
+        adapter.write(staging, spec, state, tokenizer, torch_dtype(dtype), int(max_shard_size_gb * 1024 ** 3),
+                      base_folder)
     return Path(out)
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 import transformers
 
 from ..data.templates import REGISTRY as TEMPLATES
-from ..model.llm import family_of
+from ..model.llm import REGISTRY as LLM_REGISTRY, family_of
 from ..model.spec import ModelSpec
 from . import internlm2_keys
 from .common import DTYPE_NAMES, CheckpointError, read_json, read_state_dict, write_json, write_weights
@@ -27,7 +27,14 @@ REMOTE_DIR = Path(__file__).parent / 'internvl_remote'
 REMOTE_FILES = ['configuration_internvl_chat.py', 'configuration_intern_vit.py', 'modeling_internvl_chat.py',
                 'modeling_intern_vit.py', 'conversation.py',
                 # modeling_internvl_chat.py imports these for InternLM2 LLMs, so every folder ships them.
-                'configuration_internlm2.py', 'modeling_internlm2.py']
+                'configuration_internlm2.py', 'modeling_internlm2.py', 'qwen3.py', 'qwen3_moe.py']
+# Qwen3 / Qwen3-MoE for transformers < 4.51: the package's own components, shipped as they are (self-contained).
+LLM_DIR = Path(__file__).parents[1] / 'model' / 'llm'
+SHIPPED_FROM_LLM = ('qwen3.py', 'qwen3_moe.py')
+QWEN3_ARCHITECTURES = ('Qwen3ForCausalLM', 'Qwen3MoeForCausalLM')
+# The remote code finds those beside it in a folder; inside the package the LLM registry has them.
+for _arch in QWEN3_ARCHITECTURES:
+    LLM_CONFIG_CLASSES[_arch] = LLM_CONFIG_CLASSES[_arch] or LLM_REGISTRY.get(family_of(_arch)).config_class
 INTERNLM2_TOKENIZER_FILE = 'tokenization_internlm2.py'
 AUTO_MAP = {'AutoConfig': 'configuration_internvl_chat.InternVLChatConfig',
             'AutoModel': 'modeling_internvl_chat.InternVLChatModel',
@@ -271,14 +278,19 @@ def generation_config_dict(spec: ModelSpec, tokenizer) -> dict:
 def copy_remote_code(out: Path, llm_architecture: str, base_folder=None) -> None:
     base = Path(base_folder) if base_folder else None
     # A base folder that carries official remote code keeps its own files.
-    source = base if base is not None and (base / 'modeling_internvl_chat.py').exists() else REMOTE_DIR
+    # Qwen3 LLMs (InternVL3.5) get ours: the official 3.5 code imports transformers' Qwen3 (>= 4.51 only).
+    official = base is not None and (base / 'modeling_internvl_chat.py').exists()
+    source = base if official and llm_architecture not in QWEN3_ARCHITECTURES else REMOTE_DIR
     names = list(REMOTE_FILES)
     if llm_architecture == 'InternLM2ForCausalLM':
         names.append(INTERNLM2_TOKENIZER_FILE)
     if source is base:
         names = sorted({p.name for p in base.glob('*.py')} | {n for n in names if not (base / n).exists()})
     for name in names:
-        src = source / name if (source / name).exists() else REMOTE_DIR / name
+        if name in SHIPPED_FROM_LLM and not (source is base and (base / name).exists()):
+            src = LLM_DIR / name
+        else:
+            src = source / name if (source / name).exists() else REMOTE_DIR / name
         shutil.copyfile(src, out / name)
     if source is REMOTE_DIR:  # our remote code: say which transformers versions it was tested with
         shutil.copyfile(REMOTE_DIR / 'README.md', out / 'README.md')

@@ -9,7 +9,7 @@ Config map (official -> hf):
     layer_scale_init_value, dropout -> hidden_dropout_prob/projection_dropout, image_size/patch_size
     as pairs, and `use_mean_pooling: true`: otherwise the -hf tower adds a final LayerNorm that
     InternViT does not have.
-  text_config: Qwen2, Llama and Phi3 keep their class; InternLM2 becomes Llama (bias -> attention_bias,
+  text_config: Qwen2, Qwen3, Qwen3-MoE, Llama and Phi3 keep their class; InternLM2 becomes Llama (bias -> attention_bias,
     mlp_bias false, rope_scaling type -> rope_type). tie_word_embeddings false there and at the top
     (5.x defaults the top one to true).
   top: image_token_id (<IMG_CONTEXT>), image_seq_length (tokens per tile), downsample_ratio,
@@ -23,7 +23,7 @@ Config map (official -> hf):
 Refused (ValueError): ps_version v1 (the -hf pixel shuffle is v2 only), use_thumbnail false with
   dynamic tiling (GotOcr2 always appends the thumbnail), pad2square, unmerged LoRA, q/k-norm with
   layer_norm_eps != 1e-6 (the -hf q_norm/k_norm use the default eps), LLMs other than
-  Qwen2/Llama/InternLM2/Phi3, InternLM2 rope scaling other than linear/dynamic.
+  Qwen2/Qwen3/Qwen3-MoE/Llama/InternLM2/Phi3, InternLM2 rope scaling other than linear/dynamic.
 Known -hf limit, not refused: transformers 4.57 raises on vision_feature_layer != -1
   (`get_image_features` calls a missing `self.vision_model`); 5.24 runs it and matches.
 
@@ -53,7 +53,8 @@ from .tokenizers import load_tokenizer as official_tokenizer
 from .tokenizers import save_tokenizer
 
 HF_ARCH = 'InternVLForConditionalGeneration'
-DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'llama': 'internvl2_5', 'phi3': 'phi3-chat'}
+DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'llama': 'internvl2_5', 'phi3': 'phi3-chat', 'qwen3': 'internvl2_5',
+                    'qwen3_moe': 'internvl2_5'}
 OFFICIAL_AUTO_MAP = {'AutoConfig': 'configuration_internvl_chat.InternVLChatConfig',
                      'AutoModel': 'modeling_internvl_chat.InternVLChatModel',
                      'AutoModelForCausalLM': 'modeling_internvl_chat.InternVLChatModel'}
@@ -247,6 +248,8 @@ def official_config(hf: dict, preprocessor: dict = None) -> dict:
             llm['rope_scaling'] = None
     else:
         llm = _clean(text)
+        if 'num_local_experts' in llm and hf_type == 'qwen3_moe':  # 5.x saves Qwen3-MoE's num_experts as num_local_experts
+            llm.setdefault('num_experts', llm.pop('num_local_experts'))
         llm.update(own.get('llm', {}))
         llm.update(architectures=[arch], rope_theta=theta, rope_scaling=scaling)
     llm['tie_word_embeddings'] = False

@@ -10,8 +10,9 @@ from .internlm2_keys import fuse_wqkv, split_wqkv
 
 OWN_KEY = 'vlmtune'  # the -hf config.json key that keeps what only the official layout knows
 LLM_TYPES = {'Qwen2ForCausalLM': 'qwen2', 'LlamaForCausalLM': 'llama', 'Phi3ForCausalLM': 'phi3',
-             'InternLM2ForCausalLM': 'llama'}
-HF_TO_ARCH = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'phi3': 'Phi3ForCausalLM'}
+             'InternLM2ForCausalLM': 'llama', 'Qwen3ForCausalLM': 'qwen3', 'Qwen3MoeForCausalLM': 'qwen3_moe'}
+HF_TO_ARCH = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'phi3': 'Phi3ForCausalLM',
+              'qwen3': 'Qwen3ForCausalLM', 'qwen3_moe': 'Qwen3MoeForCausalLM'}
 
 
 def _arch(llm: dict) -> str:

@@ -173,8 +173,8 @@ def save_vision_folder(model: VisionLanguageModel, out) -> Path:
 
 def save_llm_folder(model: VisionLanguageModel, tokenizer, out) -> Path:
     """A plain transformers causal-LM folder (transformers' own save_pretrained) with its tokenizer."""
-    if model.spec.family not in ('qwen2', 'llama', 'phi3'):
-        raise CheckpointError(f'LLM folders are written for transformers families only, not {model.spec.family}')
+    if model.spec.family == 'internlm2':  # its folders are remote-code ones with official names
+        raise CheckpointError('LLM folders are written for families with transformers parameter names, not internlm2')
     out = Path(out)
     model.language_model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))

@@ -6,6 +6,8 @@ kernels (CPU, or GPUs without flash-attn) that makes packing slower than padding
 SDPA on each sample's block instead, so the cost is the sum of the samples' own squares. Any other
 mask (padded batches, generation with a cache) goes to transformers' plain SDPA unchanged.
 """
+import inspect
+
 import torch
 import torch.nn.functional as F
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
@@ -56,8 +58,9 @@ def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, 
 
 
 def enable_packed_attention(language_model) -> bool:
-    """Switch a transformers LLM that runs SDPA to `sdpa_packed`; False for other LLMs (e.g. InternLM2,
-    whose own attention keeps the dense block mask)."""
+    """Switch an LLM that runs SDPA through ALL_ATTENTION_FUNCTIONS to `sdpa_packed`; False for other
+    LLMs (their own attention keeps the dense block mask) and for other implementations (flash-attn
+    packs through position_ids, see model/vlm.py `llm_attention_inputs`)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     config = getattr(language_model, 'config', None)
     if getattr(config, '_attn_implementation', None) not in ('sdpa', NAME) or not _uses_interface(language_model):
@@ -68,7 +71,19 @@ def enable_packed_attention(language_model) -> bool:
 
 
 def _uses_interface(language_model) -> bool:
-    """transformers models that dispatch attention through ALL_ATTENTION_FUNCTIONS (Qwen2, Llama, Phi3)."""
-    import sys
-    module = sys.modules.get(type(language_model).__module__)
-    return module is not None and hasattr(module, 'ALL_ATTENTION_FUNCTIONS')
+    """Some module's forward looks its kernel up in ALL_ATTENTION_FUNCTIONS, itself or through a helper
+    function it calls (transformers' Qwen2, Llama, Phi3; the package's InternLM2 and Qwen3 on Llama,
+    via qwen3.rotary_cached_attention). Asked of the code, not of the model's file: a model can run
+    another file's attention (Qwen3-MoE runs Qwen3's)."""
+    forwards = {type(module).forward for module in language_model.modules()}
+    return any(_looks_up_interface(forward) for forward in forwards)
+
+
+def _looks_up_interface(function, depth: int = 2) -> bool:
+    code = getattr(function, '__code__', None)
+    if code is None:
+        return False
+    if 'ALL_ATTENTION_FUNCTIONS' in code.co_names:
+        return True
+    helpers = [function.__globals__.get(name) for name in code.co_names] if depth else []
+    return any(_looks_up_interface(helper, depth - 1) for helper in helpers if inspect.isfunction(helper))

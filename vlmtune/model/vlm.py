@@ -9,17 +9,28 @@ from: key names are the layout adapters' business (vlmtune/formats).
 """
 import inspect
 import math
+import warnings
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 from transformers.modeling_utils import no_init_weights
 
 from .image_merge import spatial_unpad
+from .moe import MoESettings, router_aux_loss, upcycle
 from .spec import ModelSpec
 
 PARTS = ('vision_tower', 'connector', 'language_model')
+
+
+@dataclass
+class VLMOutput(MoeCausalLMOutputWithPast):
+    """loss = lm_loss (+ router_aux_loss_coef * aux_loss for MoE LLMs, aux_loss as transformers computes it)."""
+    lm_loss: Optional[torch.FloatTensor] = None
 
 
 def default_attn_implementation() -> str:
@@ -53,6 +64,9 @@ class VisionLanguageModel(nn.Module):
                                     llm_width=llm_entry.config(spec.settings('llm')).hidden_size)
             self.language_model = llm_entry.build(spec.settings('llm'),
                                                   attn_implementation or default_attn_implementation())
+        # MoE-tuning: chosen FFNs become experts + a router (a fresh nn.Linear init, whatever init_weights says).
+        moe = spec.settings('llm').get('moe')
+        self.moe = upcycle(self.language_model, MoESettings(**moe)) if moe else None
         if self.image_tokens.merge == 'spatial_unpad':  # LLaVA-NeXT's learned row separator, N(0, 1/H)
             width = llm_entry.config(spec.settings('llm')).hidden_size
             self.image_newline = nn.Parameter(torch.randn(width) / math.sqrt(width))
@@ -120,18 +134,44 @@ class VisionLanguageModel(nn.Module):
         if self.img_context_token_id is None:
             raise RuntimeError('call set_tokenizer(tokenizer) first (the image context token id is unknown)')
         image_embeds = self.image_embeddings(pixel_values, image_flags, image_sizes)
+        attention_mask, position_ids = llm_attention_inputs(self.language_model.config, attention_mask, position_ids)
+        native_moe = labels is not None and self._native_router_loss(attention_mask)
         outputs = self.language_model(inputs_embeds=self.splice(input_ids, image_embeds),
                                       attention_mask=attention_mask, position_ids=position_ids,
                                       past_key_values=past_key_values, use_cache=use_cache,
-                                      output_hidden_states=output_hidden_states)
-        loss = None
+                                      output_hidden_states=output_hidden_states,
+                                      **({'output_router_logits': True} if native_moe else {}))
+        loss = lm_loss = aux_loss = None
         if labels is not None:
             shift_logits = outputs.logits[..., :-1, :].contiguous().float()
             shift_labels = labels[..., 1:].contiguous().to(shift_logits.device)
-            loss = F.cross_entropy(shift_logits.view(-1, shift_logits.shape[-1]), shift_labels.view(-1),
-                                   ignore_index=-100)
-        return CausalLMOutputWithPast(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values,
-                                      hidden_states=outputs.hidden_states)
+            loss = lm_loss = F.cross_entropy(shift_logits.view(-1, shift_logits.shape[-1]), shift_labels.view(-1),
+                                             ignore_index=-100)
+            aux_loss, weight = self._router_aux_loss(outputs if native_moe else None)
+            if aux_loss is not None:  # weighted as transformers' MoE classes and MoE-LLaVA weigh it
+                loss = lm_loss + weight * aux_loss.to(lm_loss.device)
+        return VLMOutput(loss=loss, lm_loss=lm_loss, aux_loss=aux_loss, logits=outputs.logits,
+                         past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states)
+
+    def _native_router_loss(self, attention_mask) -> bool:
+        """Ask a native MoE LLM (a config with router_aux_loss_coef) for its load-balancing loss? Not for
+        packed rows on transformers 4.48's Qwen2-MoE / Mixtral: they read the mask as [batch, length]."""
+        if self.moe is not None or not hasattr(self.language_model.config, 'router_aux_loss_coef'):
+            return False
+        if attention_mask is None or attention_mask.dim() != 4 or getattr(self.spec.component('llm'),
+                                                                           'packed_router_loss', False):
+            return True
+        warnings.warn(f'{type(self.language_model).__name__}: no router aux loss on packed rows (transformers '
+                      f'computes it from a [batch, length] mask); train with packing=False to keep it')
+        return False
+
+    def _router_aux_loss(self, outputs):
+        """(aux loss, its weight): an upcycled LLM's (l_aux summed over MoE layers), a native MoE LLM's, or None."""
+        if self.moe is not None:
+            return router_aux_loss(self.language_model), self.moe.router_aux_loss_coef
+        if outputs is not None and getattr(outputs, 'aux_loss', None) is not None:
+            return outputs.aux_loss, self.language_model.config.router_aux_loss_coef
+        return None, None
 
     # --- generation ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -198,6 +238,26 @@ class VisionLanguageModel(nn.Module):
             queries.append(self.image_tokens.expand(self.prompt(question), [tiles]))
         tokenizer.padding_side = 'left'
         return self._answer(tokenizer, queries, pixel_values, generation_config)
+
+
+def llm_attention_inputs(config, attention_mask, position_ids):
+    """(attention_mask, position_ids) as the LLM takes them: the one place a packed row's 4-D block
+    mask (data/collate.py) is dropped for flash-attention.
+
+    transformers 4.48 under flash_attention_2: `_update_causal_mask` hands any mask with a 0 in it to
+    `_flash_attention_forward`, which reads it as a [B, L] padding mask (`_upad_input`), so a 4-D block
+    mask would be misread. Without a mask, `_flash_attention_forward` takes its varlen path whenever
+    position_ids are not non-decreasing (they restart at 0 at each sample): `prepare_fa2_from_position_ids`
+    cuts the row at every position 0 (each sample; each padding token, at position 0, is a block of its
+    own) and `flash_attn_varlen_func` attends inside each piece only. A one-sample row with no padding
+    has increasing ids and takes plain causal `flash_attn_func`, which is the same thing.
+    Every other implementation (sdpa, sdpa_packed, eager) uses the 4-D mask as given."""
+    if attention_mask is None or attention_mask.dim() != 4 or config._attn_implementation != 'flash_attention_2':
+        return attention_mask, position_ids
+    if position_ids is None:
+        raise ValueError('a packed row (4-D attention mask) under flash_attention_2 needs its position_ids: '
+                         'they mark where each sample starts (data/collate.py pack_collate)')
+    return None, position_ids
 
 
 def _build(cls, settings: dict, init_weights: bool = True, **kwargs):

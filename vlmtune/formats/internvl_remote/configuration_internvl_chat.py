@@ -19,11 +19,29 @@ try:
 except ImportError:  # pragma: no cover
     Phi3Config = None
 
+try:  # Qwen3 / Qwen3-MoE arrived in transformers 4.51 (InternVL3.5); older ones use the copies shipped here
+    from transformers import Qwen3Config, Qwen3MoeConfig
+except ImportError:
+    try:
+        from .qwen3 import Qwen3Config
+        from .qwen3_moe import Qwen3MoeConfig
+    except ImportError:  # transformers < 4.48, or not in an exported folder
+        Qwen3Config = Qwen3MoeConfig = None
+
+try:  # native MoE LLMs (what MoE-tuned Qwen2 / Llama export to): transformers 4.40 / 4.36
+    from transformers import MixtralConfig, Qwen2MoeConfig
+except ImportError:  # pragma: no cover
+    MixtralConfig = Qwen2MoeConfig = None
+
 LLM_CONFIG_CLASSES = {
     'LlamaForCausalLM': LlamaConfig,
     'InternLM2ForCausalLM': InternLM2Config,
     'Qwen2ForCausalLM': Qwen2Config,
     'Phi3ForCausalLM': Phi3Config,
+    'Qwen3ForCausalLM': Qwen3Config,
+    'Qwen3MoeForCausalLM': Qwen3MoeConfig,
+    'Qwen2MoeForCausalLM': Qwen2MoeConfig,
+    'MixtralForCausalLM': MixtralConfig,
 }
 
 
@@ -34,7 +52,8 @@ def llm_config_from_dict(llm_config: dict) -> PretrainedConfig:
                          f'supported: {sorted(LLM_CONFIG_CLASSES)}')
     cls = LLM_CONFIG_CLASSES[arch]
     if cls is None:
-        raise ValueError(f'{arch} needs a newer transformers than the one installed')
+        raise ValueError(f'{arch} needs a newer transformers than the one installed '
+                         f'(Qwen3 / Qwen3-MoE: 4.48 with this folder\'s qwen3.py, or 4.51+)')
     return cls(**llm_config)
 
 

@@ -33,6 +33,21 @@ def _llm_class(arch: str):
     if arch == 'Phi3ForCausalLM':
         from transformers import Phi3ForCausalLM  # transformers >= 4.40
         return Phi3ForCausalLM
+    if arch == 'Qwen3ForCausalLM':
+        try:  # transformers >= 4.51 has its own; older ones use the copy shipped in this folder
+            from transformers import Qwen3ForCausalLM
+        except ImportError:
+            from .qwen3 import Qwen3ForCausalLM
+        return Qwen3ForCausalLM
+    if arch == 'Qwen3MoeForCausalLM':
+        try:
+            from transformers import Qwen3MoeForCausalLM
+        except ImportError:
+            from .qwen3_moe import Qwen3MoeForCausalLM
+        return Qwen3MoeForCausalLM
+    if arch in ('Qwen2MoeForCausalLM', 'MixtralForCausalLM'):
+        import transformers
+        return getattr(transformers, arch)
     raise NotImplementedError(f'{arch} is not implemented.')
 
 
@@ -60,7 +75,8 @@ class InternVLChatModel(PreTrainedModel):
     main_input_name = 'pixel_values'
     base_model_prefix = 'language_model'
     _no_split_modules = ['InternVisionModel', 'LlamaDecoderLayer', 'InternLM2DecoderLayer',
-                         'Qwen2DecoderLayer', 'Phi3DecoderLayer']
+                         'Qwen2DecoderLayer', 'Phi3DecoderLayer', 'Qwen3DecoderLayer', 'Qwen3MoeDecoderLayer',
+                         'Qwen2MoeDecoderLayer', 'MixtralDecoderLayer']
     _supports_flash_attn_2 = True
     supports_gradient_checkpointing = True
 

@@ -10,13 +10,12 @@ settings: {'config': the InternLM2 config dict (official field names)}.
 """
 from torch import nn
 from transformers import LlamaConfig
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.llama.modeling_llama import (LlamaAttention, LlamaDecoderLayer, LlamaForCausalLM, LlamaMLP,
                                                       LlamaModel, LlamaPreTrainedModel, LlamaRMSNorm,
-                                                      LlamaRotaryEmbedding, apply_rotary_pos_emb,
-                                                      eager_attention_forward)
+                                                      LlamaRotaryEmbedding)
 
 from . import register
+from .qwen3 import rotary_cached_attention
 
 LLAMA_FIELDS = ('vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
                 'num_key_value_heads', 'hidden_act', 'max_position_embeddings', 'initializer_range', 'rms_norm_eps',
@@ -53,15 +52,8 @@ class InternLM2Attention(LlamaAttention):
         qkv = self.wqkv(hidden_states).view(batch, length, self.kv_heads, groups + 2, self.head_dim)
         query = qkv[..., :groups, :].reshape(batch, length, self.heads, self.head_dim).transpose(1, 2)
         key, value = qkv[..., -2, :].transpose(1, 2), qkv[..., -1, :].transpose(1, 2)
-        cos, sin = position_embeddings
-        query, key = apply_rotary_pos_emb(query, key, cos, sin)
-        if past_key_value is not None:
-            key, value = past_key_value.update(key, value, self.layer_idx,
-                                               {'sin': sin, 'cos': cos, 'cache_position': cache_position})
-        implementation = self.config._attn_implementation
-        attention = eager_attention_forward if implementation == 'eager' else ALL_ATTENTION_FUNCTIONS[implementation]
-        out, weights = attention(self, query, key, value, attention_mask, scaling=self.scaling,
-                                 dropout=self.attention_dropout if self.training else 0.0, **kwargs)
+        out, weights = rotary_cached_attention(self, query, key, value, position_embeddings, attention_mask,
+                                               past_key_value, cache_position, **kwargs)
         return self.o_proj(out.reshape(batch, length, -1).contiguous()), weights
 
 

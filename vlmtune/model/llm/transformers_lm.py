@@ -1,11 +1,11 @@
-"""LLMs that transformers implements natively (Qwen2, Llama, Phi3): its own classes, parameter
+"""LLMs that transformers 4.48 implements natively (Qwen2, Llama, Phi3, Qwen2-MoE, Mixtral): its own classes, parameter
 names and semantics. settings: {'config': the HF config dict}."""
 import transformers
 
 from . import register
 
-ATTENTION_MLP = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
-                 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']
+ATTENTION = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']
+ATTENTION_MLP = ATTENTION + ['mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']
 
 
 class TransformersLM:
@@ -32,5 +32,9 @@ for _family, _arch, _config, _targets in [
         ('qwen2', 'Qwen2ForCausalLM', 'Qwen2Config', ATTENTION_MLP),
         ('llama', 'LlamaForCausalLM', 'LlamaConfig', ATTENTION_MLP),
         ('phi3', 'Phi3ForCausalLM', 'Phi3Config', ['self_attn.qkv_proj', 'self_attn.o_proj', 'mlp.gate_up_proj',
-                                                    'mlp.down_proj'])]:
+                                                    'mlp.down_proj']),
+        # Native MoE LLMs (what upcycled Qwen2 / Llama export to): attention and every expert's FFN;
+        # the routers (`mlp.gate`, `block_sparse_moe.gate`) are not LoRA targets.
+        ('qwen2_moe', 'Qwen2MoeForCausalLM', 'Qwen2MoeConfig', ATTENTION + ['gate_proj', 'up_proj', 'down_proj']),
+        ('mixtral', 'MixtralForCausalLM', 'MixtralConfig', ATTENTION + ['w1', 'w2', 'w3'])]:
     register(_family)(TransformersLM(_family, _arch, _config, _targets))

@@ -1,0 +1,14 @@
+# InternVL3_5-14B (InternViT-300M + Qwen3-14B, template internvl2_5): LoRA (r16, alpha 32) on the LLM; ViT and projector frozen. Run with --deepspeed zero2.
+# The template, tiling and image size come from the checkpoint's config.json; transformers 4.48 runs its
+# Qwen3 LLM through vlmtune's own component (transformers has it from 4.51).
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.internvl_finetune import *
+
+checkpoint = 'models/InternVL3_5-14B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL3_5-14B
+data_path = 'data/train.jsonl'
+image_root = 'data/images'
+
+model.update(checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora')
+train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

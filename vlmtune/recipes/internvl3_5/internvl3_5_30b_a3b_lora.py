@@ -1,0 +1,17 @@
+# InternVL3_5-30B-A3B (InternViT-300M + Qwen3-30B-A3B MoE with 128 experts, top 8, template internvl2_5): LoRA (r16, alpha 32) on the LLM; ViT and projector frozen. Run with --deepspeed zero2.
+# The template, tiling and image size come from the checkpoint's config.json; transformers 4.48 runs its
+# Qwen3-MoE LLM through vlmtune's own component (transformers has it from 4.51).
+# LoRA on attention and every expert's FFN; the routers (mlp.gate) stay frozen. To train them fully as
+# well: model.update(lora=dict(r=16, alpha=32, dropout=0.05, modules_to_save=['mlp.gate'])).
+# The router aux loss (router_aux_loss_coef in config.json) is logged as moe_aux_loss.
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.internvl_finetune import *
+
+checkpoint = 'models/InternVL3_5-30B-A3B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL3_5-30B-A3B
+data_path = 'data/train.jsonl'
+image_root = 'data/images'
+
+model.update(checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora')
+train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

@@ -1,0 +1,8 @@
+# InternVL3_5-30B-A3B (InternViT-300M + Qwen3-30B-A3B MoE with 128 experts, top 8, template internvl2_5): QLoRA: LoRA on a 4-bit NF4 LLM (GPU only). Run with --deepspeed zero2.
+# Everything else as the LoRA recipe.
+from mmengine.config import read_base
+
+with read_base():
+    from .internvl3_5_30b_a3b_lora import *
+
+model.update(quantization='nf4')

@@ -1,0 +1,10 @@
+# MoE-LLaVA stage 1 with Qwen2-1.5B-Instruct: the fresh mlp2x_gelu projector alone on captions; lr 1e-3, --deepspeed zero2.
+# CLIP-L/14-336 + the LLM; LLaVA-PT 558K-shaped captions, plain template; global batch 256.
+from mmengine.config import read_base
+
+with read_base():
+    from ..llava.llava15_7b_pretrain import *
+
+parts['llm'] = dict(type='qwen2', pretrained='models/Qwen2-1.5B-Instruct')
+model.update(spec=parts)
+train_dataloader['dataset'].update(spec=parts)

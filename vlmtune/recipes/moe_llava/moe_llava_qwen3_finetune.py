@@ -1,0 +1,13 @@
+# MoE-LLaVA stage 2 with Qwen3-1.7B: projector + the whole dense LLM on instructions; lr 2e-5, --deepspeed zero3.
+# Stage 1's projector, ViT frozen; the LLM's own chat template, pad; global batch 128. Convert it
+# (`vlmtune convert`) to start stage 3 from.
+from mmengine.config import read_base
+
+with read_base():
+    from ..llava.llava15_7b_finetune import *
+
+parts['llm'] = dict(type='qwen3', pretrained='models/Qwen3-1.7B')
+parts['connector'].update(pretrained='work_dirs/moe_llava_qwen3_pretrain')
+parts.update(template=dict(type='hf_chat_template'))
+model.update(spec=parts)
+train_dataloader['dataset'].update(spec=parts)
