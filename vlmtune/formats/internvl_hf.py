@@ -54,7 +54,7 @@ from .tokenizers import save_tokenizer
 
 HF_ARCH = 'InternVLForConditionalGeneration'
 DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'llama': 'internvl2_5', 'phi3': 'phi3-chat', 'qwen3': 'internvl2_5',
-                    'qwen3_moe': 'internvl2_5'}
+                    'qwen3_moe': 'internvl2_5', 'qwen2_moe': 'internvl2_5', 'mixtral': 'internvl2_5'}
 OFFICIAL_AUTO_MAP = {'AutoConfig': 'configuration_internvl_chat.InternVLChatConfig',
                      'AutoModel': 'modeling_internvl_chat.InternVLChatModel',
                      'AutoModelForCausalLM': 'modeling_internvl_chat.InternVLChatModel'}

@@ -10,9 +10,11 @@ from .internlm2_keys import fuse_wqkv, split_wqkv
 
 OWN_KEY = 'vlmtune'  # the -hf config.json key that keeps what only the official layout knows
 LLM_TYPES = {'Qwen2ForCausalLM': 'qwen2', 'LlamaForCausalLM': 'llama', 'Phi3ForCausalLM': 'phi3',
-             'InternLM2ForCausalLM': 'llama', 'Qwen3ForCausalLM': 'qwen3', 'Qwen3MoeForCausalLM': 'qwen3_moe'}
+             'InternLM2ForCausalLM': 'llama', 'Qwen3ForCausalLM': 'qwen3', 'Qwen3MoeForCausalLM': 'qwen3_moe',
+             'Qwen2MoeForCausalLM': 'qwen2_moe', 'MixtralForCausalLM': 'mixtral'}
 HF_TO_ARCH = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'phi3': 'Phi3ForCausalLM',
-              'qwen3': 'Qwen3ForCausalLM', 'qwen3_moe': 'Qwen3MoeForCausalLM'}
+              'qwen3': 'Qwen3ForCausalLM', 'qwen3_moe': 'Qwen3MoeForCausalLM', 'qwen2_moe': 'Qwen2MoeForCausalLM',
+              'mixtral': 'MixtralForCausalLM'}
 
 
 def _arch(llm: dict) -> str:

@@ -46,16 +46,19 @@ def write_load_report(table: dict, params: dict, out_dir) -> tuple:
     json_path, png_path = out / 'expert_load.json', out / 'expert_load.png'
     json_path.write_text(json.dumps({**table, 'parameters': params}, indent=1))
     fractions = table['fraction_per_expert']
-    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(fractions[0]), 1.0 + 0.45 * len(fractions)))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 0.8 * len(fractions[0])), 1.6 + 0.45 * len(fractions)))
     image = ax.imshow(fractions, cmap='viridis', vmin=0, aspect='auto')
     ax.set_xticks(range(len(fractions[0])))
     ax.set_yticks(range(len(fractions)), [f'layer {i}' for i in table['layers']])
     ax.set_xlabel('expert')
+    top = max(max(row) for row in fractions)
     for row, values in enumerate(fractions):
         for col, value in enumerate(values):
-            ax.text(col, row, f'{value:.2f}', ha='center', va='center', color='w' if value < 0.5 else 'k', fontsize=8)
-    fig.colorbar(image, ax=ax, label='share of the layer\'s routed tokens')
-    ax.set_title(f"expert load; active {params['active_per_token']:,} of {params['total']:,} LLM parameters")
+            ax.text(col, row, f'{value:.2f}', ha='center', va='center', fontsize=9,
+                    color='k' if value > 0.6 * top else 'w')
+    fig.colorbar(image, ax=ax, label='share of routed tokens')
+    ax.set_title(f"expert load per MoE layer\nactive {params['active_per_token']:,} of {params['total']:,} "
+                 f"LLM parameters per token", fontsize=10)
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
     plt.close(fig)
