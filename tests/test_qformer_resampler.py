@@ -108,3 +108,19 @@ def test_clip_composition_trains_a_step_and_reloads(connector, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(**{k: v for k, v in batch.items() if k != 'labels'}).logits,
                                    model(**{k: v for k, v in batch.items() if k != 'labels'}).logits, atol=1e-6, rtol=0)
+
+
+def test_blip2_vision_tower_gives_blip2s_image_embeddings():
+    from vlmtune.model.vision_tower import REGISTRY as TOWERS
+    config = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, image_size=28,
+                  patch_size=14)
+    torch.manual_seed(0)
+    tower = TOWERS.get('blip2_vision')(config).eval()
+    from transformers import Blip2VisionModel, Blip2VisionConfig
+    theirs = Blip2VisionModel(Blip2VisionConfig(**config)).eval()
+    theirs.load_state_dict({k[len('vision_model.'):]: v for k, v in tower.state_dict().items()})
+    pixels = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(tower(pixels), theirs(pixel_values=pixels).last_hidden_state, atol=1e-6, rtol=0)
+    assert TOWERS.get('blip2_vision').patch_grid({'config': config}, 28) == (2, 2)
+    assert TOWERS.get('blip2_vision').extra_tokens({}) == 1  # 4 patches + CLS: all 5 tokens, as BLIP-2 reads them

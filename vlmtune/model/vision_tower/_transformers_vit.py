@@ -44,7 +44,11 @@ class TransformersViT(nn.Module):
         self.gradient_checkpointing = False
         # transformers' own constructor and init; the wrapper is dropped, its `vision_model` kept.
         with no_init_weights(_enable=not init_weights):
-            self.vision_model = self.model_class(self.config).vision_model
+            self.vision_model = self.build_vision_model(self.config)
+
+    @classmethod
+    def build_vision_model(cls, config) -> nn.Module:
+        return cls.model_class(config).vision_model
 
     # --- settings -----------------------------------------------------------------------------
     @classmethod
