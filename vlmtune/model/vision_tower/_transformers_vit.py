@@ -30,6 +30,7 @@ class TransformersViT(nn.Module):
     CONFIG_OVERRIDES: dict = {}     # fields forced on the config (SigLIP: no pooling head)
     SKIPPED_KEYS: Tuple[str, ...] = ()  # folder weights of modules the tower does not build
     layer_args: tuple = ()          # positional arguments after hidden_states (attention masks: none)
+    DEFAULT_LAYER, DEFAULT_FEATURE = -2, 'patch'  # LLaVA's read-out (the constructor's defaults)
     lora_targets = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj',
                     'mlp.fc1', 'mlp.fc2']
 
@@ -100,15 +101,16 @@ class TransformersViT(nn.Module):
     @classmethod
     def extra_tokens(cls, settings: dict) -> int:
         """Tokens beyond the patch grid: +1 with CLIP's CLS kept, -1 when a patch is dropped (SigLIP drop_first)."""
-        return cls.PREFIX_TOKENS - cls._dropped(settings.get('select_feature', 'patch'))
+        return cls.PREFIX_TOKENS - cls._dropped(settings.get('select_feature', cls.DEFAULT_FEATURE))
 
     @classmethod
     def describe(cls, settings: dict) -> str:
         cfg = cls.read_config(settings['config'])
         side = cfg.image_size // cfg.patch_size
         return (f'{cls.name} ViT {cfg.hidden_size}w x {cfg.num_hidden_layers}L, patch {cfg.patch_size} @ '
-                f'{cfg.image_size} px; layer {settings.get("select_layer", -2)}, '
-                f'{settings.get("select_feature", "patch")} -> {side * side + cls.extra_tokens(settings)} tokens')
+                f'{cfg.image_size} px; layer {settings.get("select_layer", cls.DEFAULT_LAYER)}, '
+                f'{settings.get("select_feature", cls.DEFAULT_FEATURE)} -> {side * side + cls.extra_tokens(settings)} '
+                f'tokens')
 
     def blocks(self) -> List[nn.Module]:
         return list(self.vision_model.encoder.layers)

@@ -21,6 +21,7 @@ class Blip2VisionTower(TransformersViT):
     FEATURES = {'cls_patch': 0, 'patch': 1}
     PREFIX_TOKENS = 1
     layer_args = (None,)  # attention_mask
+    DEFAULT_LAYER, DEFAULT_FEATURE = -1, 'cls_patch'
     lora_targets = ['self_attn.qkv', 'self_attn.projection', 'mlp.fc1', 'mlp.fc2']
     _init_weights = Blip2PreTrainedModel._init_weights  # per module; reads only self.config
 
@@ -32,10 +33,6 @@ class Blip2VisionTower(TransformersViT):
     @classmethod
     def build_vision_model(cls, config):
         return Blip2VisionModel(config)  # the model is itself Blip2's `vision_model`
-
-    @classmethod
-    def extra_tokens(cls, settings: dict) -> int:
-        return cls.PREFIX_TOKENS - cls._dropped(settings.get('select_feature', 'cls_patch'))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         features = super().forward(pixel_values)
