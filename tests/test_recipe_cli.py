@@ -41,9 +41,9 @@ def test_list_cfg_shows_every_shipped_recipe_with_its_first_comment(capsys):
     assert cli_main(['list-cfg']) == 0
     out = capsys.readouterr().out
     listed = re.findall(r'^  (\S+)', out, re.M)
-    assert sorted(listed) == sorted(p.stem for p in SHIPPED) and len(SHIPPED) == 91
+    assert sorted(listed) == sorted(p.stem for p in SHIPPED) and len(SHIPPED) == 95
     assert not {'runtime', 'schedule', 'internvl_finetune', 'tiny_cpu'} & set(listed)  # _base_ is not listed
-    for group in ('domain/', 'internvl2/', 'internvl2_5/', 'internvl3/', 'internvl3_5/', 'moe_llava/', 'tiny/'):
+    for group in ('domain/', 'internvl2/', 'internvl2_5/', 'internvl3/', 'internvl3_5/', 'moe_llava/', 'tinyllava/', 'tiny/'):
         assert group in out.splitlines()
     food = PACKAGE_RECIPES / 'domain' / 'internvl2_2b_lora_food.py'
     first_comment = food.read_text().splitlines()[0].lstrip('# ')
@@ -56,7 +56,8 @@ def test_list_cfg_shows_every_shipped_recipe_with_its_first_comment(capsys):
     ('*a3b*', [f'internvl3_5_30b_a3b_{method}' for method in ('full', 'lora', 'qlora')]),
     ('food', ['internvl2_2b_lora_food']),
     ('tiny', ['domain_lora_cpu', 'llava_lora_cpu', 'llava_pretrain_cpu', 'lora_cpu', 'moe_cpu', 'parts_pretrain_cpu',
-              'pretrain_cpu']),  # the folder matches too
+              'pretrain_cpu'] + [f'tinyllava_qwen2_{s}' for s in ('finetune', 'finetune_partial', 'lora', 'pretrain')]),
+    # the folders (tiny/, tinyllava/) match too
 ])
 def test_list_cfg_filters(pattern, expected, capsys):
     assert cli_main(['list-cfg', pattern]) == 0

@@ -38,9 +38,10 @@ CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }
 
 @pytest.fixture(scope='session')
 def llava_parts(tmp_path_factory):
-    """image size -> tiny CLIP + Llama parts (336: the released recipes' size; 56: the tiny recipes')."""
-    return {size: make_tiny_llava_parts(tmp_path_factory.mktemp(f'llava-{size}'), spec=TinyLlavaSpec(image_size=size))
-            for size in (336, 56)}
+    """(tower, image size) -> tiny tower + Llama parts (336 / 384: the released recipes' sizes; 56: the tiny ones')."""
+    return {(tower, size): make_tiny_llava_parts(tmp_path_factory.mktemp(f'{tower}-{size}'),
+                                                 spec=TinyLlavaSpec(tower=tower, image_size=size))
+            for tower, size in (('clip', 336), ('clip', 56), ('siglip', 384))}
 
 
 def test_recipe_set_is_complete():
@@ -53,6 +54,7 @@ def test_recipe_set_is_complete():
     for family in ('qwen2', 'llama', 'qwen3'):
         assert {f'moe_llava_{family}_{stage}.py' for stage in ('pretrain', 'finetune', 'moe')} <= names
     assert {'internvl_moe.py', 'moe_cpu.py'} <= names
+    assert {f'tinyllava_qwen2_{stage}.py' for stage in ('pretrain', 'finetune', 'finetune_partial', 'lora')} <= names
     for size in LLAVA_SIZES:
         assert {f'llava15_{size}_{m}.py' for m in ('pretrain', 'finetune', 'lora')} <= names
         assert {f'llava_next_{size}_{m}.py' for m in ('finetune', 'lora')} <= names
@@ -71,8 +73,8 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
     spec = load_recipe(recipe).model.get('spec') or {}
     from_parts = 'pretrained' in spec.get('llm', {})  # built from a vision-tower folder + an LLM folder
-    if from_parts and spec['vision_tower']['type'] == 'clip':  # LLaVA: tiny CLIP + an LLM of the recipe's family
-        parts = dict(llava_parts[spec['image_processor']['image_size']])
+    if from_parts and spec['vision_tower']['type'] in ('clip', 'siglip'):  # tiny tower + an LLM of the recipe's family
+        parts = dict(llava_parts[(spec['vision_tower']['type'], spec['image_processor']['image_size'])])
         if spec['llm']['type'] != 'llama':
             parts['llm'] = make_tiny_parts(tmp_path_factory.mktemp('llm'), TinySpec(llm=spec['llm']['type']))['llm']
         extra = [f'{where}.spec.connector.pretrained=None' for where in MODEL_SOURCES]  # no stage-1 run here
@@ -92,6 +94,9 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
         assert model_cfg['quantization'] == 'nf4' and model_cfg['llm'] == 'lora'
         model_cfg['quantization'] = None  # 4-bit needs a GPU; the rest of the recipe is built here
     model_cfg['dtype'] = 'fp32'
+    if str(model_cfg['vit']).startswith('partial:'):  # the tiny tower has 3 blocks: train its last one
+        assert model_cfg['vit'] == 'partial:10'  # TinyLLaVA's tune_vision_tower_from_layer default
+        model_cfg['vit'] = 'partial:2'
     model = MODELS.build(model_cfg)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
     dataset_cfg = dict(cfg.train_dataloader.dataset)
@@ -107,6 +112,14 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
         assert cfg.model.spec == cfg.train_dataloader.dataset.spec
         assert any(h['type'].__name__ == 'ExpertLoadHook' for h in cfg.custom_hooks)
         assert sum(p.numel() for n, p in model.named_parameters() if '.experts.' in n) > 0
+    if recipe.parent.name == 'tinyllava':  # TinyLLaVA Factory's tune types as per-part modes
+        stage = recipe.stem[len('tinyllava_qwen2_'):]
+        lr, trains = {'pretrain': (1e-3, ('frozen', 'full', 'frozen')), 'finetune': (2e-5, ('frozen', 'full', 'full')),
+                      'finetune_partial': (2e-5, ('partial:10', 'full', 'full')),
+                      'lora': (2e-4, ('frozen', 'full', 'lora'))}[stage]
+        assert cfg.optim_wrapper.optimizer.lr == lr
+        assert (load_recipe(recipe).model.vit, model_cfg['projector'], model_cfg['llm']) == trains
+        assert cfg.model.spec.vision_tower['select_feature'] == 'drop_first'  # TinyLLaVA's `patch` on SigLIP
     if recipe.parent.name in ('llava', 'llava_next'):  # LLaVA-1.5's hyper-parameters (scripts/v1_5, 8 GPUs)
         stage = recipe.stem.rsplit('_', 1)[1]
         lr, batch, trains = {'pretrain': (1e-3, 32, ('frozen', 'full', 'frozen')),
