@@ -1,6 +1,6 @@
 """Prompt templates, training labels and train/serve agreement, checked against the format doc.
 
-This file is an independent oracle for `/work/shared/docs/internvl-format.md` §6-§8: every expected
+This file is an independent oracle for `../shared/docs/internvl-format.md` §6-§8: every expected
 prompt below is written out literally from the doc (system messages M2/M25 copied verbatim), and
 expected token ids / trained positions are computed by tokenizing those literal strings, never by
 calling the library's rendering code.
