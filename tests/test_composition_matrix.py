@@ -1,13 +1,17 @@
 """The composition matrix: every tower {intern_vit, clip, siglip} x connector {pixel_shuffle_mlp, mlp2x_gelu,
 qformer, resampler} with Qwen2 and Llama, built from tiny parts: one training step moves the connector,
-the model saves in its natural layout and reloads with equal logits; where that layout is a family's
-own (internvl, llava_hf), the family's code loads it too (vlmtune hidden for internvl's remote code,
-transformers' LlavaForConditionalGeneration in-process). Prints the matrix.
-Not yet here: the `composite` remote-code layout, so vlmtune-layout rows reload with vlmtune only."""
+the model saves in its natural layout and reloads with equal logits, and the layout's own code loads it
+too: internvl's remote code and the composite layout's (one subprocess each, vlmtune hidden),
+transformers' LlavaForConditionalGeneration in-process for llava_hf. Prints the matrix.
+InternViT with another connector than pixel_shuffle_mlp has no layout but vlmtune's yet."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from conftest import package_outputs, probe_inputs, run_probe
+from conftest import REPO, package_outputs, probe_inputs, run_probe
 from vlmtune.engine import VLTuneModel
 from vlmtune.formats import layout_of, load, save
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_llava_parts, make_tiny_parts
@@ -21,6 +25,7 @@ LLMS = ('qwen2', 'llama')
 # InternViT rows use InternVL's template (its layout's remote code knows it), CLIP / SigLIP rows LLaVA's.
 TEMPLATES = {'intern_vit': 'internvl2_5', 'clip': 'vicuna_v1', 'siglip': 'vicuna_v1'}
 RESULTS = {}
+COMPOSITE = {}  # case -> (folder, inputs, package logits), loaded outside vlmtune in one subprocess below
 
 
 @pytest.fixture(scope='module')
@@ -65,7 +70,7 @@ def test_composition_trains_saves_and_reloads(parts, tower, connector, llm, tmp_
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith('connector.') for k in changed)
     model.eval()
-    out = save(model, tokenizer, tmp_path / 'saved', dtype='fp32')
+    out = save(model, tokenizer, tmp_path / f'{tower}_{connector}_{llm}', dtype='fp32')  # module names: distinct
     layout = layout_of(out)
     forward = {k: v for k, v in batch.items() if k != 'labels'}
     again, _ = load(out)
@@ -85,6 +90,8 @@ def test_composition_trains_saves_and_reloads(parts, tower, connector, llm, tmp_
         with torch.no_grad():
             owner = (theirs(input_ids=ids, pixel_values=batch['pixel_values'], attention_mask=batch['attention_mask'])
                      .logits - reference).abs().max().item()
+    if layout == 'composite':
+        COMPOSITE[(tower, connector, llm)] = (out, forward, reference)
     if owner is not None:
         assert owner <= 1e-4
     RESULTS[(tower, connector, llm)] = (layout, diff, owner)
@@ -97,5 +104,35 @@ def test_natural_layouts_are_the_family_ones_where_they_exist():
         pytest.skip('runs after the whole matrix')
     for (tower, connector, llm), (layout, _, _) in RESULTS.items():
         expected = 'internvl' if (tower, connector) == ('intern_vit', 'pixel_shuffle_mlp') else \
-            'llava_hf' if (tower, connector) in (('clip', 'mlp2x_gelu'), ('siglip', 'mlp2x_gelu')) else 'vlmtune'
+            'llava_hf' if (tower, connector) in (('clip', 'mlp2x_gelu'), ('siglip', 'mlp2x_gelu')) else \
+            'vlmtune' if tower == 'intern_vit' else 'composite'
         assert layout == expected, (tower, connector, llm, layout)
+
+
+def test_composite_folders_load_without_vlmtune(tmp_path):
+    """AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True) with vlmtune hidden: the same
+    logits as the package (atol 1e-5), greedy generation runs, and AutoImageProcessor's pixels equal ours."""
+    if len(COMPOSITE) < 12:
+        pytest.skip('runs after the whole matrix')
+    from PIL import Image
+    from vlmtune.formats import load
+    picture = Image.new('RGB', (90, 60), (180, 40, 90))
+    cases = sorted(COMPOSITE)
+    runs = [{'folder': str(COMPOSITE[c][0]), 'inputs': {k: v for k, v in COMPOSITE[c][1].items()
+                                                       if k in ('input_ids', 'pixel_values', 'attention_mask')},
+             'image': picture} for c in cases]
+    torch.save({'runs': runs}, tmp_path / 'job.pt')
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / 'modules'))
+    env.pop('PYTHONPATH', None)
+    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'composite_probe.py'), str(tmp_path / 'job.pt'),
+                             str(tmp_path / 'out.pt')], cwd=REPO / 'tests', env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for case, got in zip(cases, torch.load(tmp_path / 'out.pt', weights_only=False)):
+        assert 'error' not in got, (case, got.get('error'))
+        folder, _, reference = COMPOSITE[case]
+        diff = (got['logits'] - reference).abs().max().item()
+        print(f'\ncomposite {case}: {got["model"]} / {got["llm"]} / {got["processor"]}, logit diff {diff:.1e}')
+        assert diff <= 1e-5 and got['generated'].shape[1] == 3
+        ours = load(folder)[0].image_processor.process(picture)
+        torch.testing.assert_close(got['pixels'], ours, atol=1e-6, rtol=0)

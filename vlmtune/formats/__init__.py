@@ -13,12 +13,13 @@ from ..model.moe import expand_dense_state
 from ..model.moe.export import export_native_moe
 from ..model.spec import ModelSpec
 from ..model.vlm import VisionLanguageModel
-from . import blip2_hf, internvl, internvl_hf, llava_hf, llava_next_hf, native
+from . import blip2_hf, composite, internvl, internvl_hf, llava_hf, llava_next_hf, native
 from .common import CheckpointError, prepare_output, staged_folder, torch_dtype
 
-LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, internvl_hf, llava_hf, llava_next_hf, blip2_hf, native)}
+LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, internvl_hf, llava_hf, llava_next_hf, blip2_hf, composite,
+                                                  native)}
 # A composition's natural layout: the first that holds it.
-PREFERENCE = ('internvl', 'internvl_hf', 'llava_hf', 'llava_next_hf', 'blip2_hf', 'vlmtune')
+PREFERENCE = ('internvl', 'internvl_hf', 'llava_hf', 'llava_next_hf', 'blip2_hf', 'composite', 'vlmtune')
 
 
 def _adapter(layout: str):

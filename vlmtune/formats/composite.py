@@ -1,0 +1,139 @@
+"""Layout `composite`: any tower x connector x transformers LLM that no family layout holds, as a
+self-contained remote-code folder (like TinyLLaVA Factory's checkpoints):
+`AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)` loads it without vlmtune.
+
+The folder ships composite_remote/ (config + model) and vlmtune's own component files for the towers
+and connectors, copied as they are but for their registry import (there is no registry in a folder).
+Weights keep the package's names. The tokenizer carries the template's chat template, and
+preprocessor_config.json names the transformers image processor that computes the same pixels
+(CLIPImageProcessor for the centre crop, BlipImageProcessor for the plain resize).
+Held: towers clip / siglip / blip2_vision, any connector file shipped here, LLMs that transformers
+4.48 builds from their config (qwen2, llama, phi3, qwen2_moe, mixtral), the `square` processor.
+"""
+import json
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import transformers
+
+from ..model.spec import ModelSpec
+from .common import DTYPE_NAMES, read_json, read_state_dict, write_json, write_weights
+from .llava_hf_processor import template_info
+from .tokenizers import load_tokenizer as _load_tokenizer
+from .tokenizers import save_tokenizer
+
+NAME = 'composite'
+ARCHITECTURE = 'CompositeModel'
+MODEL_DIR = Path(__file__).parents[1] / 'model'
+REMOTE_DIR = Path(__file__).parent / 'composite_remote'
+SHIPPED = {'vision_tower': ('_transformers_vit.py', 'clip.py', 'siglip.py', 'blip2_vision.py'),
+           'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py')}
+REGISTRY_IMPORT, SHIM = 'from . import register\n', 'from ._composite_register import register\n'
+TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
+                                                             'resampler', *(f'mlp{d}x_gelu' for d in range(1, 9)))
+LLMS = ('qwen2', 'llama', 'phi3', 'qwen2_moe', 'mixtral')
+AUTO_MAP = {'AutoConfig': 'configuration_composite.CompositeConfig',
+            'AutoModel': 'modeling_composite.CompositeModel',
+            'AutoModelForCausalLM': 'modeling_composite.CompositeModel'}
+
+
+def detect(folder) -> bool:
+    try:
+        cfg = json.loads((Path(folder) / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and (cfg.get('architectures') or [None])[0] == ARCHITECTURE
+
+
+def read_spec(folder) -> ModelSpec:
+    cfg = read_json(Path(folder) / 'config.json', 'a composite folder has config.json')
+    return ModelSpec(vision_tower=cfg['vision_tower'], connector=cfg['connector'], llm=cfg['llm'],
+                     image_processor=cfg['vlmtune']['image_processor'], template=cfg['vlmtune']['template'])
+
+
+def read_state(folder) -> dict:
+    return read_state_dict(folder)
+
+
+def load_tokenizer(folder):
+    return _load_tokenizer(folder)
+
+
+def unsupported(spec: ModelSpec) -> Optional[str]:
+    if spec.vision_tower['type'] not in TOWERS:
+        return f"vision_tower {spec.vision_tower['type']!r} (the composite layout ships {list(TOWERS)})"
+    if spec.connector['type'] not in CONNECTORS:
+        return f"connector {spec.connector['type']!r} (the composite layout ships {sorted(CONNECTORS)})"
+    if spec.family not in LLMS or spec.llm.get('moe'):
+        return f"LLM {spec.family!r} (the composite layout builds transformers' own {list(LLMS)})"
+    if spec.image_processor['type'] != 'square':
+        return f"image processor {spec.image_processor['type']!r} (the composite layout has square only)"
+    return None
+
+
+def part_of(key: str) -> str:
+    return key.split('.', 1)[0]
+
+
+def to_layout(state: dict, spec: ModelSpec) -> dict:
+    return dict(state)
+
+
+def from_layout(state: dict, spec: ModelSpec) -> dict:
+    return dict(state)
+
+
+def image_processor_config(settings: dict) -> dict:
+    size, crop = settings.get('image_size', 336), settings.get('crop', True)
+    common = {'do_resize': True, 'resample': 3, 'do_rescale': True, 'rescale_factor': 1 / 255, 'do_normalize': True,
+              'image_mean': list(settings.get('mean', (0.48145466, 0.4578275, 0.40821073))),
+              'image_std': list(settings.get('std', (0.26862954, 0.26130258, 0.27577711))), 'do_convert_rgb': True}
+    if crop:
+        return {'image_processor_type': 'CLIPImageProcessor', 'size': {'shortest_edge': size}, 'do_center_crop': True,
+                'crop_size': {'height': size, 'width': size}, **common}
+    return {'image_processor_type': 'BlipImageProcessor', 'size': {'height': size, 'width': size}, **common}
+
+
+def copy_remote_code(out: Path) -> None:
+    for name in ('configuration_composite.py', 'modeling_composite.py'):
+        shutil.copyfile(REMOTE_DIR / name, out / name)
+    (out / '_composite_register.py').write_text(
+        '"""No registry inside a checkpoint folder: the components register nothing."""\n\n\n'
+        'def register(name):\n    return lambda cls: cls\n', encoding='utf-8')
+    for folder, names in SHIPPED.items():
+        for name in names:
+            text = (MODEL_DIR / folder / name).read_text(encoding='utf-8')
+            if text.count(REGISTRY_IMPORT) > 1:
+                raise RuntimeError(f'{folder}/{name}: more than one registry import to rewrite')
+            (out / name).write_text(text.replace(REGISTRY_IMPORT, SHIM), encoding='utf-8')
+
+
+def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_shard_bytes: int, base_folder=None):
+    reason = unsupported(spec)
+    if reason:
+        from .common import CheckpointError
+        raise CheckpointError(f'the {NAME} layout cannot hold {reason}')
+    info = template_info(spec, tokenizer)
+    image_id = tokenizer.convert_tokens_to_ids(info['image_token'])
+    write_json(staging / 'config.json', {
+        'architectures': [ARCHITECTURE], 'model_type': 'vlmtune_composite', 'auto_map': AUTO_MAP,
+        'vision_tower': {k: v for k, v in spec.vision_tower.items() if k != 'pretrained'},
+        'connector': {k: v for k, v in spec.connector.items() if k != 'pretrained'},
+        'llm': {'type': spec.llm['type'], 'config': {**spec.llm['config'], 'model_type': spec.llm_config().model_type}},
+        'image_token_id': image_id, 'num_image_token': spec.image_tokens().per_tile, 'torch_dtype': DTYPE_NAMES[dtype],
+        'transformers_version': transformers.__version__,
+        'vlmtune': {'layout': NAME, 'image_processor': spec.image_processor, 'template': spec.template}})
+    write_weights(to_layout(state, spec), staging, dtype, max_shard_bytes)
+    save_tokenizer(tokenizer, staging, info['tokenizer'])
+    write_json(staging / 'preprocessor_config.json', image_processor_config(spec.image_processor))
+    copy_remote_code(staging)
+
+
+def describe(folder, spec: ModelSpec) -> dict:
+    missing = [n for n in ('modeling_composite.py', 'configuration_composite.py') if not (Path(folder) / n).exists()]
+    return {'torch_dtype': read_json(Path(folder) / 'config.json').get('torch_dtype'), 'missing': missing}
+
+
+__all__ = ['NAME', 'detect', 'read_spec', 'read_state', 'load_tokenizer', 'unsupported', 'part_of', 'to_layout',
+           'from_layout', 'write', 'describe']
