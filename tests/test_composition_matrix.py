@@ -3,7 +3,7 @@ qformer, resampler} with Qwen2 and Llama, built from tiny parts: one training st
 the model saves in its natural layout and reloads with equal logits, and the layout's own code loads it
 too: internvl's remote code and the composite layout's (one subprocess each, vlmtune hidden),
 transformers' LlavaForConditionalGeneration in-process for llava_hf. Prints the matrix.
-InternViT with another connector than pixel_shuffle_mlp has no layout but vlmtune's yet."""
+"""
 import os
 import subprocess
 import sys
@@ -24,6 +24,7 @@ CONNECTORS = {'pixel_shuffle_mlp': dict(type='pixel_shuffle_mlp'), 'mlp2x_gelu':
 LLMS = ('qwen2', 'llama')
 # InternViT rows use InternVL's template (its layout's remote code knows it), CLIP / SigLIP rows LLaVA's.
 TEMPLATES = {'intern_vit': 'internvl2_5', 'clip': 'vicuna_v1', 'siglip': 'vicuna_v1'}
+# InternVL's templates do not cover llama / phi3 prompts in the remote code: only InternViT rows need them.
 RESULTS = {}
 COMPOSITE = {}  # case -> (folder, inputs, package logits), loaded outside vlmtune in one subprocess below
 
@@ -36,28 +37,39 @@ def parts(tmp_path_factory):
     siglip = make_tiny_llava_parts(root / 'siglip', tower='siglip', spec=TinyLlavaSpec(tower='siglip', image_size=56))
     return {'towers': {'intern_vit': intern['vision_tower'], 'clip': clip['vision_tower'],
                        'siglip': siglip['vision_tower']},
-            'llms': {'qwen2': intern['llm'], 'llama': clip['llm']}}
+            'llms': {'qwen2': intern['llm'], 'llama': clip['llm'],
+                     **{family: make_tiny_parts(root / family, TinySpec(llm=family))['llm'] for family in ('phi3', 'qwen3')}}}
 
 
 def spec_for(parts, tower, connector, llm):
     tower_spec = dict(type=tower, pretrained=str(parts['towers'][tower]))
     if tower != 'intern_vit':
         tower_spec['select_layer'] = -2
-    processor = dict(type='internvl_dynamic', image_size=56, max_tiles=2) if tower == 'intern_vit' else \
-        dict(type='square', image_size=56, **({'crop': False, 'mean': (0.5,) * 3, 'std': (0.5,) * 3}
-                                            if tower == 'siglip' else {}))
+    if (tower, connector) == ('intern_vit', 'pixel_shuffle_mlp'):  # InternVL itself: dynamic tiles
+        processor = dict(type='internvl_dynamic', image_size=56, max_tiles=2)
+    else:  # one resized image (InternViT: ImageNet mean/std, as InternVL normalises)
+        plain = {'intern_vit': {'crop': False, 'mean': (0.485, 0.456, 0.406), 'std': (0.229, 0.224, 0.225)},
+                 'siglip': {'crop': False, 'mean': (0.5,) * 3, 'std': (0.5,) * 3}, 'clip': {}}[tower]
+        processor = dict(type='square', image_size=56, **plain)
     return dict(vision_tower=tower_spec, connector=dict(CONNECTORS[connector]),
                 llm=dict(type=llm, pretrained=str(parts['llms'][llm])), image_processor=processor,
                 template=dict(type=TEMPLATES[tower]))
 
 
-@pytest.mark.parametrize('llm', LLMS)
-@pytest.mark.parametrize('connector', sorted(CONNECTORS))
-@pytest.mark.parametrize('tower', TOWERS)
-def test_composition_trains_saves_and_reloads(parts, tower, connector, llm, tmp_path):
+# One row each for the other LLM families (InternLM2 comes as a whole InternVL folder: its LLM folders are
+# remote-code ones, not parts).
+EXTRA_ROWS = [('intern_vit', 'pixel_shuffle_mlp', 'internlm2'), ('clip', 'mlp2x_gelu', 'phi3'),
+              ('siglip', 'qformer', 'qwen3')]
+ROWS = [(t, c, l) for t in TOWERS for c in sorted(CONNECTORS) for l in LLMS] + EXTRA_ROWS
+
+
+@pytest.mark.parametrize('tower,connector,llm', ROWS)
+def test_composition_trains_saves_and_reloads(parts, tiny_folder, tower, connector, llm, tmp_path):
     torch.manual_seed(0)
-    wrapper = VLTuneModel(spec=spec_for(parts, tower, connector, llm), vit='frozen', projector='full', llm='frozen',
-                          dtype='fp32', gradient_checkpointing=False)
+    source = dict(checkpoint=str(tiny_folder('internlm2', '6b'))) if llm == 'internlm2' else \
+        dict(spec=spec_for(parts, tower, connector, llm))
+    wrapper = VLTuneModel(**source, vit='frozen', projector='full', llm='frozen', dtype='fp32',
+                          gradient_checkpointing=False)
     model, tokenizer = wrapper.model, wrapper.tokenizer
     inputs = probe_inputs(tokenizer, model.num_image_token, tiles=1) if tower == 'intern_vit' else None
     prompt = model.image_tokens.expand(model.prompt('<image>\nWhat colour?'), [1])
@@ -96,23 +108,24 @@ def test_composition_trains_saves_and_reloads(parts, tower, connector, llm, tmp_
         assert owner <= 1e-4
     RESULTS[(tower, connector, llm)] = (layout, diff, owner)
     print(f'\n{tower:10s} {connector:17s} {llm:6s} -> {layout:9s} reload {diff:.1e}'
-          + (f', owner code {owner:.1e}' if owner is not None else ', vlmtune only'))
+          + (f', owner code {owner:.1e}' if owner is not None else
+             ', owner code: test_composite_folders_load_without_vlmtune' if layout == 'composite' else ', vlmtune only'))
 
 
 def test_natural_layouts_are_the_family_ones_where_they_exist():
-    if len(RESULTS) < len(TOWERS) * len(CONNECTORS) * len(LLMS):
+    if len(RESULTS) < len(ROWS):
         pytest.skip('runs after the whole matrix')
     for (tower, connector, llm), (layout, _, _) in RESULTS.items():
         expected = 'internvl' if (tower, connector) == ('intern_vit', 'pixel_shuffle_mlp') else \
             'llava_hf' if (tower, connector) in (('clip', 'mlp2x_gelu'), ('siglip', 'mlp2x_gelu')) else \
-            'vlmtune' if tower == 'intern_vit' else 'composite'
+            'composite'
         assert layout == expected, (tower, connector, llm, layout)
 
 
 def test_composite_folders_load_without_vlmtune(tmp_path):
     """AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True) with vlmtune hidden: the same
     logits as the package (atol 1e-5), greedy generation runs, and AutoImageProcessor's pixels equal ours."""
-    if len(COMPOSITE) < 12:
+    if len(COMPOSITE) < 19:
         pytest.skip('runs after the whole matrix')
     from PIL import Image
     from vlmtune.formats import load

@@ -7,8 +7,9 @@ and connectors, copied as they are but for their registry import (there is no re
 Weights keep the package's names. The tokenizer carries the template's chat template, and
 preprocessor_config.json names the transformers image processor that computes the same pixels
 (CLIPImageProcessor for the centre crop, BlipImageProcessor for the plain resize).
-Held: towers clip / siglip / blip2_vision, any connector file shipped here, LLMs that transformers
-4.48 builds from their config (qwen2, llama, phi3, qwen2_moe, mixtral), the `square` processor.
+Held: towers clip / siglip / blip2_vision / intern_vit (the internvl layout's InternViT code), any connector file shipped here, LLMs that transformers
+4.48 builds from their config (qwen2, llama, phi3, qwen2_moe, mixtral) and Qwen3 / Qwen3-MoE (their shipped
+copies below 4.51), the `square` processor.
 """
 import json
 import shutil
@@ -19,7 +20,6 @@ import transformers
 
 from ..model.spec import ModelSpec
 from .common import DTYPE_NAMES, read_json, read_state_dict, write_json, write_weights
-from .llava_hf_processor import template_info
 from .tokenizers import load_tokenizer as _load_tokenizer
 from .tokenizers import save_tokenizer
 
@@ -27,12 +27,14 @@ NAME = 'composite'
 ARCHITECTURE = 'CompositeModel'
 MODEL_DIR = Path(__file__).parents[1] / 'model'
 REMOTE_DIR = Path(__file__).parent / 'composite_remote'
+INTERNVL_REMOTE = Path(__file__).parent / 'internvl_remote'
 SHIPPED = {'vision_tower': ('_transformers_vit.py', 'clip.py', 'siglip.py', 'blip2_vision.py'),
-           'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py')}
+           'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py'),
+           'llm': ('qwen3.py', 'qwen3_moe.py')}  # used where transformers is older than 4.51
 REGISTRY_IMPORT, SHIM = 'from . import register\n', 'from ._composite_register import register\n'
-TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
+TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision', 'intern_vit'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
                                                              'resampler', *(f'mlp{d}x_gelu' for d in range(1, 9)))
-LLMS = ('qwen2', 'llama', 'phi3', 'qwen2_moe', 'mixtral')
+LLMS = ('qwen2', 'llama', 'phi3', 'qwen2_moe', 'mixtral', 'qwen3', 'qwen3_moe')
 AUTO_MAP = {'AutoConfig': 'configuration_composite.CompositeConfig',
             'AutoModel': 'modeling_composite.CompositeModel',
             'AutoModelForCausalLM': 'modeling_composite.CompositeModel'}
@@ -98,6 +100,8 @@ def image_processor_config(settings: dict) -> dict:
 def copy_remote_code(out: Path) -> None:
     for name in ('configuration_composite.py', 'modeling_composite.py'):
         shutil.copyfile(REMOTE_DIR / name, out / name)
+    for name in ('configuration_intern_vit.py', 'modeling_intern_vit.py'):  # InternViT: the internvl layout's code
+        shutil.copyfile(INTERNVL_REMOTE / name, out / name)
     (out / '_composite_register.py').write_text(
         '"""No registry inside a checkpoint folder: the components register nothing."""\n\n\n'
         'def register(name):\n    return lambda cls: cls\n', encoding='utf-8')
@@ -114,8 +118,8 @@ def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_sha
     if reason:
         from .common import CheckpointError
         raise CheckpointError(f'the {NAME} layout cannot hold {reason}')
-    info = template_info(spec, tokenizer)
-    image_id = tokenizer.convert_tokens_to_ids(info['image_token'])
+    template = spec.build_template()
+    image_id = tokenizer.convert_tokens_to_ids(template.image_tokens[1])  # the context token the features replace
     write_json(staging / 'config.json', {
         'architectures': [ARCHITECTURE], 'model_type': 'vlmtune_composite', 'auto_map': AUTO_MAP,
         'vision_tower': {k: v for k, v in spec.vision_tower.items() if k != 'pretrained'},
@@ -125,7 +129,7 @@ def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_sha
         'transformers_version': transformers.__version__,
         'vlmtune': {'layout': NAME, 'image_processor': spec.image_processor, 'template': spec.template}})
     write_weights(to_layout(state, spec), staging, dtype, max_shard_bytes)
-    save_tokenizer(tokenizer, staging, info['tokenizer'])
+    save_tokenizer(tokenizer, staging, template.chat_template(spec.system_message))
     write_json(staging / 'preprocessor_config.json', image_processor_config(spec.image_processor))
     copy_remote_code(staging)
 

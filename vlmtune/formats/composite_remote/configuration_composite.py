@@ -2,6 +2,22 @@
 any combination). Self-contained: copied into exported folders with the component files it names."""
 from transformers import CONFIG_MAPPING, PretrainedConfig
 
+# transformers copies only the files this one imports, then reads theirs: qwen3.py imports the shim.
+from ._composite_register import register  # noqa: F401
+
+
+def text_config_class(model_type: str):
+    """transformers' config class; Qwen3 / Qwen3-MoE before transformers 4.51: the copies shipped here."""
+    if model_type in CONFIG_MAPPING:
+        return CONFIG_MAPPING[model_type]
+    if model_type == 'qwen3':
+        from .qwen3 import Qwen3Config
+        return Qwen3Config
+    if model_type == 'qwen3_moe':
+        from .qwen3_moe import Qwen3MoeConfig
+        return Qwen3MoeConfig
+    raise ValueError(f'LLM model_type {model_type!r} is not in this transformers')
+
 
 class CompositeConfig(PretrainedConfig):
     model_type = 'vlmtune_composite'
@@ -14,7 +30,7 @@ class CompositeConfig(PretrainedConfig):
         self.llm = llm or {}
         self.image_token_id, self.num_image_token = image_token_id, num_image_token
         config = dict(self.llm.get('config') or {})
-        self.text_config = CONFIG_MAPPING[config.pop('model_type', 'llama')](**config) if self.llm else None
+        self.text_config = text_config_class(config.pop('model_type', 'llama'))(**config) if self.llm else None
         super().__init__(**kwargs)
 
     def to_dict(self):

@@ -14,17 +14,52 @@ from ._transformers_vit import TransformersViT  # noqa: F401
 from .blip2_vision import Blip2VisionTower
 from .clip import CLIPTower
 from .configuration_composite import CompositeConfig
+from .configuration_intern_vit import InternVisionConfig
 from .mlp import IdentityConnector, LinearConnector, MLPConnector
+from .modeling_intern_vit import InternVisionModel
 from .pixel_shuffle_mlp import PixelShuffleMLP
 from .qformer import QFormerConnector
 from .resampler import ResamplerConnector
 from .siglip import SigLIPTower
 
-TOWERS = {'clip': CLIPTower, 'siglip': SigLIPTower, 'blip2_vision': Blip2VisionTower}
+
+
+class InternViTTower(InternVisionModel):
+    """InternViT (the internvl layout's own remote code), read as InternVL reads it: `select_layer`'s
+    hidden states (the last one: last_hidden_state), CLS dropped. Same parameter names as vlmtune's."""
+
+    def __init__(self, config: dict, select_layer: int = -1, **_):
+        super().__init__(InternVisionConfig(**config))
+        self.select_layer = select_layer
+
+    @property
+    def width(self) -> int:
+        return self.config.hidden_size
+
+    def forward(self, pixel_values):
+        out = super().forward(pixel_values=pixel_values, output_hidden_states=self.select_layer != -1)
+        hidden = out.last_hidden_state if self.select_layer == -1 else out.hidden_states[self.select_layer]
+        return hidden[:, 1:]
+
+
+TOWERS = {'clip': CLIPTower, 'siglip': SigLIPTower, 'blip2_vision': Blip2VisionTower, 'intern_vit': InternViTTower}
 CONNECTORS = {'linear': LinearConnector, 'identity': IdentityConnector, 'pixel_shuffle_mlp': PixelShuffleMLP,
               'qformer': QFormerConnector, 'resampler': ResamplerConnector,
               **{f'mlp{depth}x_gelu': type(f'MLP{depth}xGELU', (MLPConnector,), {'depth': depth})
                  for depth in range(1, 9)}}
+
+
+def causal_lm(text_config):
+    """transformers' class for the config; Qwen3 / Qwen3-MoE before transformers 4.51: the shipped copies."""
+    try:
+        return AutoModelForCausalLM.from_config(text_config)
+    except ValueError:
+        from .qwen3 import Qwen3ForCausalLM
+        from .qwen3_moe import Qwen3MoeForCausalLM
+        shipped = {'qwen3': Qwen3ForCausalLM, 'qwen3_moe': Qwen3MoeForCausalLM}
+        if text_config.model_type not in shipped:
+            raise
+        return shipped[text_config.model_type](text_config)
 
 
 def _settings(part: dict) -> dict:
@@ -43,7 +78,7 @@ class CompositeModel(PreTrainedModel, GenerationMixin):
         llm_width = config.text_config.hidden_size
         self.connector = CONNECTORS[config.connector['type']](self.vision_tower.width, llm_width,
                                                                **_settings(config.connector))
-        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.language_model = causal_lm(config.text_config)
 
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()
