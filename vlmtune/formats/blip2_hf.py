@@ -13,7 +13,6 @@ processor settings) is kept under the "vlmtune" key; a folder without it (a hub 
 Note: Blip2Processor puts the query tokens before the tokenizer's BOS; the package's templates put
 BOS first. Given the same ids, the two models compute the same logits.
 """
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +20,8 @@ import transformers
 
 from ..model.llm import family_of
 from ..model.spec import COMPONENTS, ModelSpec
-from .common import DTYPE_NAMES, CheckpointError, read_json, read_state_dict, write_json, write_weights
+from .common import (DTYPE_NAMES, CheckpointError, folder_architecture, read_json, read_state_dict, write_json,
+                     write_weights)
 from .llava_hf_processor import template_info
 from .tokenizers import load_tokenizer as _load_tokenizer
 from .tokenizers import save_tokenizer
@@ -42,11 +42,7 @@ def _clean(cfg: dict) -> dict:
 
 
 def detect(folder) -> bool:
-    try:
-        cfg = json.loads((Path(folder) / 'config.json').read_text(encoding='utf-8'))
-    except (OSError, ValueError):
-        return False
-    return isinstance(cfg, dict) and (cfg.get('architectures') or [None])[0] == ARCHITECTURE
+    return folder_architecture(folder) == ARCHITECTURE
 
 
 def read_spec(folder) -> ModelSpec:

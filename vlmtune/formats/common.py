@@ -28,6 +28,15 @@ def read_json(path: Path, what: str = 'file') -> dict:
         raise CheckpointError(f'{path}: not valid JSON ({exc})') from None
 
 
+def folder_architecture(folder):
+    """config.json's architectures[0], or None when the folder has no readable config (layout detection)."""
+    try:
+        cfg = json.loads((Path(folder) / 'config.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError):
+        return None
+    return (cfg.get('architectures') or [None])[0] if isinstance(cfg, dict) else None
+
+
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding='utf-8')
 

@@ -11,7 +11,6 @@ Held: towers clip / siglip / blip2_vision / intern_vit (the internvl layout's In
 4.48 builds from their config (qwen2, llama, phi3, qwen2_moe, mixtral) and Qwen3 / Qwen3-MoE (their shipped
 copies below 4.51), the `square` processor.
 """
-import json
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -19,7 +18,7 @@ from typing import Optional
 import transformers
 
 from ..model.spec import ModelSpec
-from .common import DTYPE_NAMES, read_json, read_state_dict, write_json, write_weights
+from .common import DTYPE_NAMES, folder_architecture, read_json, read_state_dict, write_json, write_weights
 from .tokenizers import load_tokenizer as _load_tokenizer
 from .tokenizers import save_tokenizer
 
@@ -41,11 +40,7 @@ AUTO_MAP = {'AutoConfig': 'configuration_composite.CompositeConfig',
 
 
 def detect(folder) -> bool:
-    try:
-        cfg = json.loads((Path(folder) / 'config.json').read_text(encoding='utf-8'))
-    except (OSError, ValueError):
-        return False
-    return isinstance(cfg, dict) and (cfg.get('architectures') or [None])[0] == ARCHITECTURE
+    return folder_architecture(folder) == ARCHITECTURE
 
 
 def read_spec(folder) -> ModelSpec:

@@ -47,7 +47,7 @@ import torch
 
 from ..model.spec import ModelSpec
 from . import internvl
-from .common import CheckpointError, read_json, read_state_dict, write_json, write_weights
+from .common import CheckpointError, folder_architecture, read_json, read_state_dict, write_json, write_weights
 from .internvl_hf_keys import HF_TO_ARCH, LLM_TYPES, OWN_KEY, _arch, state_from_hf, state_to_hf
 from .tokenizers import load_tokenizer as official_tokenizer
 from .tokenizers import save_tokenizer
@@ -286,11 +286,7 @@ PARTS = {'model.vision_tower.': 'vision_tower', 'vision_tower.': 'vision_tower',
 
 
 def detect(folder) -> bool:
-    try:
-        cfg = json.loads((Path(folder) / 'config.json').read_text(encoding='utf-8'))
-    except (OSError, ValueError):
-        return False
-    return isinstance(cfg, dict) and (cfg.get('architectures') or [None])[0] == HF_ARCH
+    return folder_architecture(folder) == HF_ARCH
 
 
 def _official(folder) -> dict:
