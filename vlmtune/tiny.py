@@ -17,15 +17,16 @@ from .data.templates.internvl import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
 from .formats import save
 from .formats.parts import save_llm_folder, save_vision_folder
 from .formats.tokenizers import INTERNVL_TOKENS
+from .model.llm import REGISTRY as LLMS
 from .model.spec import ModelSpec
 from .model.vlm import VisionLanguageModel
 
-LLM_FAMILIES = {'qwen2': 'Qwen2ForCausalLM', 'internlm2': 'InternLM2ForCausalLM',
-                'phi3': 'Phi3ForCausalLM', 'llama': 'LlamaForCausalLM', 'qwen3': 'Qwen3ForCausalLM',
-                'qwen3_moe': 'Qwen3MoeForCausalLM', 'qwen2_moe': 'Qwen2MoeForCausalLM', 'mixtral': 'MixtralForCausalLM'}
+# The families the factory builds (llm_config_dict knows their fields), each with its default template;
+# the architecture is the LLM registry's.
 DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'internlm2': 'internlm2-chat', 'phi3': 'phi3-chat',
                     'llama': 'internlm2-chat', 'qwen3': 'internvl2_5', 'qwen3_moe': 'internvl2_5', 'qwen2_moe': 'internvl2_5',
                     'mixtral': 'internlm2-chat'}
+LLM_FAMILIES = {family: LLMS.get(family).architecture for family in DEFAULT_TEMPLATE}
 CHATML_SPECIALS = ['<|im_start|>', '<|im_end|>']
 PHI3_SPECIALS = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>']
 
