@@ -19,6 +19,8 @@ ENVS = {
     # Last 4.x: what vLLM / LMDeploy users meet beside the project.
     'tf-4.57': ['transformers==4.57.6', 'tokenizers==0.22.1', 'huggingface-hub==0.36.0'],
     # Newest 5.x; it needs torch >= 2.6, so the env carries the machine's CPU torch and its torchvision.
+    # lmms-eval's benchmark scorers, the oracle of vlmtune.bench (only its scoring files are loaded).
+    'lmms-eval-0.7.3': ['lmms-eval==0.7.3'],
     'tf-5.24': ['transformers==5.24.0', 'tokenizers==0.23.1', 'huggingface-hub==1.31.0', 'torch==2.13.0',
                 'torchvision==0.28.0'],
 }

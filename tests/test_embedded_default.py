@@ -14,8 +14,10 @@ def test_quick_journey_tuned_beats_base(tmp_path):
     assert results['tuned/domain_choice'] > results['base/domain_choice'] + 0.1, results
     assert results['tuned/domain_answer_tokens'] > results['base/domain_answer_tokens'] + 0.2, results
     assert results['tuned/general'] >= results['base/general'] - 0.05, results
+    # The same held-out dishes in MMBench's layout, scored circularly (every rotation right).
+    assert results['tuned/mmbench_circular'] > results['base/mmbench_circular'] + 0.1, results
     for name in ('report.md', 'report.png', 'results.json', 'base/config.json', 'tuned/config.json',
-                 'eval/tuned_domain_choice.jsonl'):
+                 'eval/tuned_domain_choice.jsonl', 'eval/mmbench/compare.png', 'eval/mmbench/tuned/results.md'):
         assert (work / name).exists(), name
     report = (work / 'report.md').read_text()
     assert 'dishes, multiple choice' in report and '**assistant**' in report

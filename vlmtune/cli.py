@@ -2,6 +2,7 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def cmd_inspect(args) -> int:
@@ -107,12 +108,65 @@ def cmd_convert(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.model in EVAL_ACTIONS:
+        return EVAL_ACTIONS[args.model](args)
+    if args.bench:
+        return eval_benchmark(args)
+    if len(args.data) != 1:
+        raise ValueError('vlmtune eval MODEL DATA (conversation JSONL), or MODEL --bench NAME FILE')
     from .evaluate import evaluate, format_summary
-    summary = evaluate(args.model, args.data, args.images, args.out, args.max_new_tokens, args.limit)
+    summary = evaluate(args.model, args.data[0], args.images, args.out, args.max_new_tokens or 16, args.limit)
     print(format_summary(summary))
     if args.out:
         print(f'per-question results: {args.out}')
     return 0
+
+
+def eval_benchmark(args) -> int:
+    from .bench.run import run_benchmark, write_results
+    from .serve import pipeline
+    name, path = args.bench
+    out = Path(args.out or Path('work_dirs') / 'eval' / Path(args.model).resolve().name / name)
+    pipe = pipeline(args.model, backend=args.backend)
+    result, rows = run_benchmark(name, path, pipe, args.images, args.prompt, args.limit, args.batch_size,
+                                 args.max_new_tokens, model=args.model)
+    paths = write_results(result, rows, out)
+    print(paths['markdown'].read_text(encoding='utf-8'))
+    print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['predictions'].name} "
+          f"({result['seconds']:.1f} s, {result['questions_asked']} questions)")
+    return 0
+
+
+def eval_compare(args) -> int:
+    from .bench.report import compare
+    if len(args.data) < 2:
+        raise ValueError('vlmtune eval compare A.json B.json [...]: two or more results files')
+    made = compare(args.data, args.out or Path('work_dirs') / 'eval' / 'compare', args.labels)
+    print(made['table'])
+    print(f"wrote {made['markdown']} and {made['chart']}")
+    return 0
+
+
+def eval_sample(args) -> int:
+    from .bench.samples import write_sample
+    if len(args.data) != 2:
+        raise ValueError('vlmtune eval sample NAME DIR')
+    path = write_sample(args.data[0], args.data[1])
+    print(f'wrote a {args.data[0]} sample: vlmtune eval MODEL --bench {args.data[0]} {path}')
+    return 0
+
+
+def eval_formats(args) -> int:
+    from .bench.run import benchmark
+    from .bench.tasks import REGISTRY
+    print('| benchmark | files read | metric | prompt (question, then) |\n|---|---|---|---|')
+    for name in REGISTRY.names():
+        task = benchmark(name)
+        print(f'| {name} | {task.layout} | {task.metric} | {task.instruction or "(as in the data)"} |')
+    return 0
+
+
+EVAL_ACTIONS = {'compare': eval_compare, 'sample': eval_sample, 'formats': eval_formats}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,13 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
     terminal_chat.add_arguments(p)
     p.set_defaults(func=terminal_chat.run)
 
-    p = sub.add_parser('eval', help='accuracy on held-out conversation JSONL (multiple choice and open)')
-    p.add_argument('model')
-    p.add_argument('data')
-    p.add_argument('--images', help='image root (default: the data file\'s folder)')
-    p.add_argument('--out', help='per-question results JSONL')
-    p.add_argument('--limit', type=int)
-    p.add_argument('--max-new-tokens', type=int, default=16)
+    p = sub.add_parser('eval', help='benchmarks in their own formats, or accuracy on conversation JSONL',
+                       description='vlmtune eval MODEL --bench NAME FILE | MODEL DATA.jsonl | compare A.json B.json '
+                                   '| sample NAME DIR | formats (a model folder named like these: ./compare)')
+    p.add_argument('model', help='checkpoint folder, or compare / sample / formats')
+    p.add_argument('data', nargs='*', help='conversation JSONL; for compare: results files; for sample: NAME DIR')
+    p.add_argument('--bench', nargs=2, metavar=('NAME', 'FILE'), help='a benchmark (vlmtune eval formats) and its file')
+    p.add_argument('--images', help='image root (default: where the benchmark keeps them, beside FILE)')
+    p.add_argument('--out', help='--bench / compare: output folder; JSONL: per-question results file')
+    p.add_argument('--prompt', help='instruction after each question (default: the reference evaluation\'s)')
+    p.add_argument('--limit', type=int, help='the first N questions (whole rotation groups / image pairs)')
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--max-new-tokens', type=int, default=None)
+    p.add_argument('--backend', default='auto', help='auto | torch | turbomind | pytorch')
+    p.add_argument('--labels', nargs='+', help='compare: one name per results file (default: their folders)')
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser('resave', help='load a checkpoint folder and write it again, in its layout or another')

@@ -7,7 +7,8 @@
    Multiple choice is answered with the option's text (`--answer-with text`): the tiny model does
    not learn letter pointing in a few CPU minutes. Real recipes keep FoodieQA's letters.
 3. `vlmtune train domain_lora_cpu --deepspeed zero2` -> `vlmtune convert` with self-check.
-4. evaluate base vs tuned on held-out dishes (accuracy) and the general task (retention), chat two
+4. evaluate base vs tuned on held-out dishes (accuracy) and the general task (retention), the held-out
+   dishes again as an MMBench TSV (circular evaluation, `vlmtune eval --bench mmbench`), chat two
    turns about a held-out image, write WORK/report.md + report.png.
 """
 import json
@@ -173,6 +174,30 @@ def evaluate_all(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
     return results
 
 
+def evaluate_mmbench_format(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
+    """The held-out multiple-choice dishes as an MMBench TSV, scored as MMBench is (circular)."""
+    from .bench.export import conversations_to_mmbench
+    from .bench.report import compare
+    from .bench.run import run_benchmark, write_results
+    from .serve import pipeline
+    stages.begin('held-out dishes as an MMBench TSV: circular evaluation, base vs tuned (vlmtune eval --bench)')
+    out = work / 'eval' / 'mmbench'
+    tsv = out / 'dishes_mmbench.tsv'
+    conversations_to_mmbench(work / 'domain/heldout/choice.jsonl', tsv)
+    results = {}
+    for name, folder in (('base', base), ('tuned', tuned)):
+        result, rows = run_benchmark('mmbench', tsv, pipeline(folder, backend='auto'), work / 'domain/heldout',
+                                     progress=False, model=folder.name)
+        write_results(result, rows, out / name)
+        results[f'{name}/mmbench_circular'] = result['metrics']['circular_accuracy']
+        print(f"{name:5s} MMBench-format circular {100 * result['metrics']['circular_accuracy']:.1f}% "
+              f"(vanilla {100 * result['metrics']['vanilla_accuracy']:.1f}%, {result['questions_asked']} passes, "
+              f"{result['unanswered']} unanswered)")
+    compare([out / 'base', out / 'tuned'], out, ['base', 'tuned'])
+    stages.end(f'(table and chart: {out.relative_to(work)}/compare.md, compare.png)')
+    return results
+
+
 def chat_demo(work: Path, tuned: Path, stages: Stages):
     from datasets_proc.multiple_choice import choice_prompt
     from .serve import GenerationConfig, pipeline
@@ -232,6 +257,8 @@ def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cac
         lines.append(f"| {label} | {100 * results[f'base/{task}']:.1f}% | {100 * results[f'tuned/{task}']:.1f}% |")
     lines.append(f"| dishes, answer-token accuracy (teacher-forced) | "
                  f"{100 * results['base/domain_answer_tokens']:.1f}% | {100 * results['tuned/domain_answer_tokens']:.1f}% |")
+    lines.append(f"| dishes as MMBench (circular: right under all 4 rotations; [chart](eval/mmbench/compare.png)) | "
+                 f"{100 * results['base/mmbench_circular']:.1f}% | {100 * results['tuned/mmbench_circular']:.1f}% |")
     lines += ['', 'Targets (full run): ' + '; '.join(f"{text} {'met' if ok else 'NOT met'}"
                                                  for text, ok in acceptance(results))]
     lines += ['', f"Two-turn chat about held-out image `{chat['image']}` (truth: {chat['truth']}):", '']
@@ -249,7 +276,7 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
     size = QUICK if quick else DemoSize()
     base = work / 'base'
     base_cached = (base / 'config.json').exists() and not rebuild_base
-    stages = Stages(total=6 if base_cached else 8)
+    stages = Stages(total=7 if base_cached else 9)
     if base_cached:
         print(f'reusing the cached base {base} (pass --rebuild-base to build it again)')
         if not (work / 'general' / 'val' / 'data.jsonl').exists():
@@ -265,6 +292,7 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
     _convert('domain_lora_cpu.py', base, ckpt, work / 'tuned')
     stages.end()
     results = evaluate_all(work, base, work / 'tuned', stages)
+    results.update(evaluate_mmbench_format(work, base, work / 'tuned', stages))
     chat = chat_demo(work, work / 'tuned', stages)
     total = write_report(work, results, chat, stages, base_cached)
     for text, ok in acceptance(results):

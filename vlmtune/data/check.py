@@ -26,17 +26,18 @@ import codecs
 import json
 import os
 import sys
-import tempfile
 import warnings
 from collections import Counter
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from itertools import cycle
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterator
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm import tqdm
+
+from ..files import atomic_writer
 
 IMAGE_TAG = "<image>"
 PROGRESS_MIN_ROWS = 1000
@@ -336,22 +337,6 @@ def _output_paths(path: Path, kept: str | Path | None,
     return kept_path, rejects_path
 
 
-@contextmanager
-def _atomic_writer(target: Path) -> Iterator[TextIO]:
-    """Write to a temp file beside `target`, then rename it over `target` on success."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary data files
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _dumps(obj: Any) -> str:
     text = json.dumps(obj, ensure_ascii=False, default=repr)
     try:
@@ -442,8 +427,8 @@ def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig
     measure = token_length_fn is not None and cfg.max_length is not None
     bar = tqdm(total=n_rows, desc=f"checking {path.name}", unit="row", file=sys.stderr,
                disable=not (progress and n_rows > PROGRESS_MIN_ROWS))
-    with _strict_pil(cfg), bar, _atomic_writer(kept_out_path) as kept_out, \
-            _atomic_writer(rejects_out_path) as rejects_out:
+    with _strict_pil(cfg), bar, atomic_writer(kept_out_path) as kept_out, \
+            atomic_writer(rejects_out_path) as rejects_out:
         for number, text, obj in rows:
             bar.update(1)
             if obj is _BLANK:

@@ -4,8 +4,8 @@ from . import compat
 compat.apply()
 
 from .data import build_train_dataset, vlm_collate  # noqa: E402
-from .hooks import ChatProbeHook, ExpertLoadHook, LossCurveHook, ValidationHook  # noqa: E402
+from .hooks import BenchmarkEvalHook, ChatProbeHook, ExpertLoadHook, LossCurveHook, ValidationHook  # noqa: E402
 from .model import VLTuneModel  # noqa: E402
 
-__all__ = ['VLTuneModel', 'build_train_dataset', 'vlm_collate', 'ChatProbeHook', 'ExpertLoadHook', 'LossCurveHook',
-           'ValidationHook']
+__all__ = ['VLTuneModel', 'build_train_dataset', 'vlm_collate', 'BenchmarkEvalHook', 'ChatProbeHook', 'ExpertLoadHook',
+           'LossCurveHook', 'ValidationHook']

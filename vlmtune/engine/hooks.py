@@ -164,3 +164,56 @@ class ExpertLoadHook(Hook):
         print_log(f"[moe] expert load per layer -> {json_path} (.png); active {params['active_per_token']:,} of "
                   f"{params['total']:,} LLM parameters per token ({100 * params['active_fraction']:.1f}%)",
                   logger='current')
+
+
+class BenchmarkEvalHook(Hook):
+    """Scores the model on a benchmark in its own format (`vlmtune eval formats`) before training, every
+    `interval` iterations (0: none) and at the end: work_dir/bench/<name>/iter_<N>/ holds each run's
+    results, and compare.md / compare.png set the first run (the base) beside the last."""
+    priority = 'LOW'
+
+    def __init__(self, bench, data_path, image_root=None, interval=0, before_train=True, limit=None,
+                 batch_size=8, prompt=None, max_new_tokens=None):
+        self.bench, self.data_path, self.image_root = bench, data_path, image_root
+        self.interval, self.before, self.limit, self.batch_size = interval, before_train, limit, batch_size
+        self.prompt, self.max_new_tokens = prompt, max_new_tokens
+        self.history = []
+
+    def _run(self, runner, step):
+        from ..bench.report import compare
+        from ..bench.run import run_benchmark, write_results
+        from ..serve.pipeline import TorchPipeline
+        wrapper = unwrap(runner.model)
+        model = wrapper.model
+        was_training = model.training
+        model.eval()
+        try:
+            result, rows = run_benchmark(self.bench, self.data_path, TorchPipeline.from_model(model, wrapper.tokenizer),
+                                         self.image_root, self.prompt, self.limit, self.batch_size,
+                                         self.max_new_tokens, progress=False, model=f'iter {step}')
+        finally:
+            model.train(was_training)
+        self.history.append({'iter': step, result['headline']: result['value']})
+        runner.visualizer.add_scalars({f"{self.bench}/{result['headline']}": result['value']}, step=step)
+        print_log(f"[{self.bench}] iter {step}: {result['headline']} {result['value']:.4f} "
+                  f"({result['questions_asked']} questions, {result['unanswered']} unanswered)", logger='current')
+        if runner.rank != 0:
+            return
+        root = Path(runner.work_dir) / 'bench' / self.bench
+        paths = write_results(result, rows, root / f'iter_{step}')
+        self.history[-1]['results'] = str(paths['json'])
+        if len(self.history) > 1:
+            first, last = self.history[0], self.history[-1]
+            compare([first['results'], last['results']], root, [f"iter {first['iter']}", f"iter {last['iter']}"])
+
+    def before_train(self, runner):
+        if self.before:
+            self._run(runner, runner.iter)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.interval and self.every_n_train_iters(runner, self.interval):
+            self._run(runner, runner.iter + 1)  # the loop counts this iteration after its hooks
+
+    def after_train(self, runner):
+        if not self.history or self.history[-1]['iter'] != runner.iter:
+            self._run(runner, runner.iter)

@@ -227,17 +227,28 @@ class VisionLanguageModel(nn.Module):
         return (response, history) if return_history else response
 
     def batch_chat(self, tokenizer, pixel_values, questions, generation_config, num_patches_list=None,
-                   history=None, return_history=False, verbose=False):
+                   history=None, return_history=False, verbose=False, image_sizes=None):
+        """Official `batch_chat()`: one image per question (its tiles in num_patches_list, 0 for a
+        text-only question), `<image>\\n` prepended when untagged, prompts left-padded together.
+        image_sizes: (width, height) per question, for spatial merges (LLaVA-NeXT)."""
         if history is not None or return_history:
             raise NotImplementedError('batch_chat takes no history')
+        if num_patches_list is None:
+            num_patches_list = [pixel_values.shape[0]] if pixel_values is not None else [0] * len(questions)
         self.set_tokenizer(tokenizer)
+        images = num_patches_list if image_sizes is None else \
+            [self.image_processor.layout(int(w), int(h)) for w, h in torch.as_tensor(image_sizes).tolist()]
         queries = []
-        for question, tiles in zip(questions, num_patches_list):
-            if pixel_values is not None and '<image>' not in question:
+        for question, tiles, image in zip(questions, num_patches_list, images):
+            if pixel_values is not None and tiles and '<image>' not in question:
                 question = '<image>\n' + question
-            queries.append(self.image_tokens.expand(self.prompt(question), [tiles]))
-        tokenizer.padding_side = 'left'
-        return self._answer(tokenizer, queries, pixel_values, generation_config)
+            queries.append(self.image_tokens.expand(self.prompt(question), [image] if tiles else []))
+        side, tokenizer.padding_side = tokenizer.padding_side, 'left'
+        try:
+            return self._answer(tokenizer, queries, pixel_values, generation_config,
+                                None if image_sizes is None else torch.as_tensor(image_sizes))
+        finally:
+            tokenizer.padding_side = side
 
 
 def llm_attention_inputs(config, attention_mask, position_ids):

@@ -105,8 +105,18 @@ class TorchPipeline:
         dtype = dtype or (torch.bfloat16 if device == 'cuda' else torch.float32)
         overrides = {'image_processor': {'max_tiles': max_tiles}} if max_tiles else None
         # One read of the folder: the model's spec and tokenizer serve the data path too.
-        self.model, self.tokenizer = load(model_path, dtype=dtype, device=device, spec_overrides=overrides)
-        self.image_processor = self.model.spec.build_image_processor()
+        self._attach(*load(model_path, dtype=dtype, device=device, spec_overrides=overrides))
+
+    @classmethod
+    def from_model(cls, model, tokenizer) -> 'TorchPipeline':
+        """A pipeline over a model already in memory (e.g. the one a training run holds)."""
+        pipe = cls.__new__(cls)
+        pipe._attach(model, tokenizer)
+        return pipe
+
+    def _attach(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+        self.image_processor = model.spec.build_image_processor()
         self._lock = threading.Lock()
 
     def _pixels(self, images, n_total):
@@ -162,6 +172,30 @@ class TorchPipeline:
     def infer(self, prompts: List, gen_config=None) -> List[Response]:
         return [self.chat(p, None, gen_config).response for p in prompts]
 
+    def batch_answers(self, prompts: List, gen_config=None) -> List[str]:
+        """One answer per single-turn prompt (text, or (text, one image)), generated as left-padded
+        batches: the prompts with an image together, the text-only ones together."""
+        gen = (gen_config or GenerationConfig()).to_hf()
+        parsed = [split_prompt(p) for p in prompts]
+        if any(len(images) > 1 for _, images in parsed):
+            raise ValueError('batch_answers takes at most one image per prompt; use chat() for several')
+        answers = [None] * len(prompts)
+        spatial = self.model.image_tokens.merge != 'flat'
+        for with_image in (True, False):
+            indices = [i for i, (_, images) in enumerate(parsed) if bool(images) == with_image]
+            if not indices:
+                continue
+            images = [parsed[i][1][0] for i in indices] if with_image else []
+            tiles = self._pixels(images, 1)
+            with self._lock:
+                out = self.model.batch_chat(
+                    self.tokenizer, torch.cat(tiles) if tiles else None, [parsed[i][0] for i in indices], gen,
+                    num_patches_list=[t.shape[0] for t in tiles] if tiles else [0] * len(indices),
+                    image_sizes=[img.size for img in images] if spatial and images else None)
+            for i, answer in zip(indices, out):
+                answers[i] = answer
+        return answers
+
 
 class LMDeployPipeline:
     """LMDeploy's own pipeline (GPU): TurboMind, or its PyTorch engine (e.g. for Phi3)."""
@@ -193,6 +227,11 @@ class LMDeployPipeline:
 
     def infer(self, prompts, gen_config=None):
         return [self.chat(p, None, gen_config).response for p in prompts]
+
+    def batch_answers(self, prompts, gen_config=None):
+        """LMDeploy batches a list of prompts itself (continuous batching)."""
+        queries = [lmdeploy_query(*split_prompt(p)) for p in prompts]
+        return [r.text for r in self._pipe(queries, gen_config=self._gen(gen_config))]
 
 
 def _lmdeploy_available() -> bool:

@@ -1,0 +1,96 @@
+"""Run one benchmark: read its files, ask every question (batched greedy generation), score, summarise,
+and write results.json, results.md and predictions.jsonl."""
+import io
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+from PIL import Image
+from tqdm import tqdm
+
+from ..files import atomic_writer, write_text
+from .report import markdown_table
+from .tasks import REGISTRY
+
+
+def benchmark(name: str):
+    try:
+        return REGISTRY.get(name)()
+    except KeyError as exc:  # the CLI reports ValueErrors as one line
+        raise ValueError(exc.args[0]) from None
+
+
+def open_question_image(image) -> Optional[Image.Image]:
+    if image is None:
+        return None
+    if isinstance(image, bytes):
+        with Image.open(io.BytesIO(image)) as img:
+            return img.convert('RGB')
+    from ..serve.pipeline import open_image
+    return open_image(image)
+
+
+def first_units(questions, limit: Optional[int]):
+    """The first `limit` questions, keeping each scoring unit whole (every rotation of an MMBench
+    question, both questions of an MME image)."""
+    if limit is None:
+        return questions
+    kept, units = [], set()
+    for question in questions:
+        unit = (question.meta.get('task'), question.meta.get('group', question.meta.get('image', question.id)))
+        if unit not in units:
+            if len(units) == limit:
+                continue
+            units.add(unit)
+        kept.append(question)
+    return kept
+
+
+def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, batch_size=8,
+                  max_new_tokens=None, progress=True, model=None) -> tuple:
+    """pipe: anything with batch_answers(prompts, gen_config) (serve.pipeline's pipelines).
+    Returns (result, rows): the summary dict and one dict per question asked."""
+    from ..serve import GenerationConfig
+    task = benchmark(name)
+    questions = first_units(task.read(Path(path), Path(images) if images else None), limit)
+    if not questions:
+        raise ValueError(f'{path}: no questions to ask')
+    gen = GenerationConfig(max_new_tokens=max_new_tokens or task.max_new_tokens)  # greedy
+    prompts = [task.prompt(q, instruction) for q in questions]
+    outputs, started = [], time.perf_counter()
+    with tqdm(total=len(questions), desc=f'{name} {Path(path).name}', disable=not progress, unit='q') as bar:
+        for start in range(0, len(questions), batch_size):
+            batch = []
+            for question, prompt in zip(questions[start:start + batch_size], prompts[start:start + batch_size]):
+                image = open_question_image(question.image)
+                batch.append(prompt if image is None else (prompt, image))
+            outputs += pipe.batch_answers(batch, gen)
+            bar.update(len(batch))
+    seconds = time.perf_counter() - started
+    rows = [{'id': q.id, 'prompt': p, 'prediction': out, 'truth': q.truth, 'meta': q.meta, **task.score(q, out)}
+            for q, p, out in zip(questions, prompts, outputs)]
+    summary = task.summarise(rows)
+    result = {'benchmark': name, 'file': str(path), 'model': None if model is None else str(model),
+              'headline': summary['headline'], 'value': summary['metrics'][summary['headline']],
+              'scale': summary.get('scale', 'fraction'),
+              'metrics': summary['metrics'], 'breakdown': summary.get('breakdown', {}),
+              'questions_asked': len(rows), 'unanswered': sum(r['parsed'] is None for r in rows),
+              'instruction': task.instruction if instruction is None else instruction,
+              'generation': {'greedy': True, 'max_new_tokens': gen.max_new_tokens, 'batch_size': batch_size,
+                             'backend': getattr(pipe, 'backend', None)},
+              'notes': task.notes, 'seconds': round(seconds, 2)}
+    return result, rows
+
+
+def write_results(result: dict, rows: list, out_dir) -> dict:
+    """results.json, results.md and predictions.jsonl in out_dir (each written whole, then renamed)."""
+    out_dir = Path(out_dir)
+    paths = {'json': out_dir / 'results.json', 'markdown': out_dir / 'results.md',
+             'predictions': out_dir / 'predictions.jsonl'}
+    write_text(paths['json'], json.dumps(result, indent=1, ensure_ascii=False) + '\n')
+    write_text(paths['markdown'], markdown_table(result))
+    with atomic_writer(paths['predictions']) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + '\n')
+    return paths
