@@ -69,3 +69,27 @@ def test_sigkill_then_resume_reaches_same_final_loss(plain_run, ws):
     resumed, reference = losses(work_dir), losses(plain_run)
     assert min(resumed) > 5  # only the iterations after the resume point were run again
     assert abs(resumed[20] - reference[20]) < 1e-4, (resumed[20], reference[20])
+
+
+def test_two_nodes_match_one_process(plain_run, ws):
+    """XTuner's multi-node variables: two torchrun launches (one process each, gloo on 127.0.0.1) x batch 2
+    give the 1-process x batch 4 loss trajectory."""
+    from vlmtune.engine.launch import _free_port
+    work_dir, port = ws['root'] / 'two_nodes', _free_port()
+    cmd = vlmtune_cmd(ws, work_dir, '--cfg-options', 'train_dataloader.batch_size=2')
+    nodes = [subprocess.Popen(cmd, cwd=ws['root'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, 'NNODES': '2', 'NODE_RANK': str(rank), 'ADDR': '127.0.0.1',
+                                   'PORT': str(port), 'NPROC_PER_NODE': '1'}) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=900)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [out[-3000:] for out in outputs]
+    assert '--nnodes=2 --node_rank=0 --master_addr=127.0.0.1' in outputs[0]
+    one, two = losses(plain_run), losses(work_dir)
+    assert max(abs(one[i] - two[i]) for i in sorted(one)) < 1e-4, (one, two)
+
+
+def test_multi_node_variables_are_checked_before_launch():
+    from vlmtune.engine.launch import torchrun_options
+    assert torchrun_options(1, 2, {'NODE_RANK': '1', 'ADDR': '10.0.0.1', 'PORT': '29600'}) == \
+        ['--nproc_per_node=1', '--nnodes=2', '--node_rank=1', '--master_addr=10.0.0.1', '--master_port=29600']
+    with pytest.raises(ValueError, match='NNODES=2 needs ADDR, NODE_RANK'):
+        torchrun_options(8, 2, {'PORT': '29600'})

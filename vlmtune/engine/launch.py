@@ -141,6 +141,24 @@ def single_process_env(environ=None) -> dict:
     return env
 
 
+def torchrun_options(nproc: int, nodes: int, environ=None) -> list:
+    """torchrun's rendezvous from XTuner's variables: NNODES, NODE_RANK, ADDR, PORT (MASTER_ADDR /
+    MASTER_PORT too). Every node runs the same command with its own NODE_RANK; node 0 is at ADDR:PORT."""
+    env = os.environ if environ is None else environ
+    port = env.get('PORT') or env.get('MASTER_PORT')
+    options = [f'--nproc_per_node={nproc}']
+    if nodes > 1:
+        addr = env.get('ADDR') or env.get('MASTER_ADDR')
+        missing = [name for name, value in (('ADDR', addr), ('PORT', port), ('NODE_RANK', env.get('NODE_RANK')))
+                   if not value]
+        if missing:
+            raise ValueError(f'NNODES={nodes} needs {", ".join(missing)} set on every node (node 0 listens on '
+                             f'ADDR:PORT; NODE_RANK is 0..{nodes - 1})')
+        return options + [f'--nnodes={nodes}', f'--node_rank={env["NODE_RANK"]}', f'--master_addr={addr}',
+                          f'--master_port={port}']
+    return options + [f'--master_port={port or _free_port()}']
+
+
 def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, nproc=None, seed=None) -> int:
     recipe = recipes.resolve(recipe)
     cfg = load_recipe(recipe, cfg_options)
@@ -156,9 +174,9 @@ def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, np
     if seed is not None:
         args += ['--seed', str(seed)]
     nproc = int(nproc or os.environ.get('NPROC_PER_NODE', 1))
-    if nproc > 1:
-        port = os.environ.get('MASTER_PORT') or os.environ.get('PORT') or _free_port()
-        cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', f'--master_port={port}',
+    nodes = int(os.environ.get('NNODES', 1))
+    if nproc > 1 or nodes > 1:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', *torchrun_options(nproc, nodes),
                '-m', 'vlmtune.engine.xtuner_main', *args, '--launcher', 'pytorch']
         env = None  # torchrun sets the rendezvous variables of each process itself
     else:
