@@ -107,6 +107,12 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve.engines import serve
+    lora = dict(item.split('=', 1) for item in args.lora) if args.lora else None
+    return serve(args.folder, args.engine, args.host, args.port, args.max_model_len, lora)
+
+
 def cmd_eval(args) -> int:
     if args.model in EVAL_ACTIONS:
         return EVAL_ACTIONS[args.model](args)
@@ -127,7 +133,11 @@ def eval_benchmark(args) -> int:
     from .serve import pipeline
     name, path = args.bench
     out = Path(args.out or Path('work_dirs') / 'eval' / Path(args.model).resolve().name / name)
-    pipe = pipeline(args.model, backend=args.backend)
+    if args.backend.startswith(('http://', 'https://')):   # a served model: --backend http://HOST:PORT/v1
+        from .serve.api_client import ApiPipeline
+        pipe = ApiPipeline(args.backend)
+    else:
+        pipe = pipeline(args.model, backend=args.backend)
     result, rows = run_benchmark(name, path, pipe, args.images, args.prompt, args.limit, args.batch_size,
                                  args.max_new_tokens, model=args.model)
     paths = write_results(result, rows, out)
@@ -243,9 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--limit', type=int, help='the first N questions (whole rotation groups / image pairs)')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--max-new-tokens', type=int, default=None)
-    p.add_argument('--backend', default='auto', help='auto | torch | turbomind | pytorch')
+    p.add_argument('--backend', default='auto', help='auto | torch | turbomind | pytorch | a server URL (…/v1)')
     p.add_argument('--labels', nargs='+', help='compare: one name per results file (default: their folders)')
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser('serve', help="a real engine's OpenAI-compatible server (LMDeploy on GPU, vLLM on CPU)")
+    p.add_argument('folder')
+    p.add_argument('--engine', default='auto', help='auto | lmdeploy | vllm')
+    p.add_argument('--host', default='127.0.0.1', help='127.0.0.1 unless you mean to expose it')
+    p.add_argument('--port', type=int, default=8000)
+    p.add_argument('--max-model-len', type=int, default=4096)
+    p.add_argument('--lora', nargs='+', metavar='NAME=ADAPTER', help='vLLM: serve adapter folders (vlmtune convert '
+                                                                     '--adapter-only) beside the base')
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser('resave', help='load a checkpoint folder and write it again, in its layout or another')
     p.add_argument('src')

@@ -1,4 +1,5 @@
-"""Multi-turn chat with a model folder in the terminal: `vlmtune chat MODEL` or `tools/chat.py MODEL`.
+"""Multi-turn chat with a model folder in the terminal: `vlmtune chat MODEL` or `tools/chat.py MODEL`;
+`vlmtune chat --api URL` talks to an OpenAI-compatible server (`vlmtune serve`) instead.
 
 Lines typed at `>>> ` are questions; answers stream to stdout after `assistant: `. Commands:
 `/image PATH` attaches an image to the next question, `/reset` starts a new session, `/exit` (or
@@ -12,7 +13,8 @@ COMMANDS = '/image PATH (attach to the next question), /reset (new session), /ex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument('model', help='checkpoint folder (any supported layout)')
+    parser.add_argument('model', nargs='?', help='checkpoint folder (any supported layout); not with --api')
+    parser.add_argument('--api', metavar='URL', help='an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1')
     parser.add_argument('--image', help='image attached to the first question')
     parser.add_argument('--backend', default='auto', choices=['auto', 'turbomind', 'pytorch', 'torch'],
                         help='auto: LMDeploy when a GPU and lmdeploy are present, else torch')
@@ -29,6 +31,16 @@ def _error(message) -> None:
 def _load(args):
     from ..formats import CheckpointError
     from .pipeline import pipeline, resolve_backend
+    if args.api:
+        from .api_client import ApiPipeline
+        try:
+            return ApiPipeline(args.api, model=args.model)
+        except Exception as exc:  # the openai client's connection / HTTP errors
+            _error(f'{args.api}: {exc}')
+            return None
+    if not args.model:
+        _error('give a checkpoint folder, or --api URL')
+        return None
     try:
         backend = resolve_backend(args.model, args.backend)
         kwargs = {}
@@ -59,7 +71,8 @@ def run(args) -> int:
         return 2
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     session = Session()
-    print(f'vlmtune chat | model: {args.model} | backend: {pipe.backend}\ncommands: {COMMANDS}', flush=True)
+    where = f'{pipe.model} at {args.api}' if args.api else args.model
+    print(f'vlmtune chat | model: {where} | backend: {pipe.backend}\ncommands: {COMMANDS}', flush=True)
     try:
         while True:
             try:
