@@ -96,7 +96,7 @@ def cmd_convert(args) -> int:
     try:
         result = convert(recipe, args.checkpoint, args.out, args.dtype, verify=not args.no_verify,
                          overwrite=args.overwrite, cfg_options=args.cfg_options or (), device=args.device,
-                         layout=args.to)
+                         layout=args.to, adapter_only=args.adapter_only)
     except AssertionError as exc:
         print(f'{exc}; no folder written', file=sys.stderr)
         return 1
@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='cpu')
     p.add_argument('--to', metavar='LAYOUT', help="layout to write, e.g. internvl_hf (default: the recipe's "
                                                   "save_layout, else the base folder's)")
+    p.add_argument('--adapter-only', action='store_true',
+                   help="write the LLM's LoRA as a PEFT adapter folder for the base (unmerged), not a merged folder")
     p.add_argument('--base', metavar='FOLDER',
                    help='the base folder the run trained from (what vlmtune train got as --checkpoint)')
     p.add_argument('--vision-tower', help='the vision-tower folder of a run built from parts')

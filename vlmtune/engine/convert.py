@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..formats import CheckpointError, load, natural_layout, save
+from ..formats import CheckpointError, layout_of, load, natural_layout, save
+from ..formats.adapter import load_adapted, write_adapter
 from ..formats.common import prepare_output, read_training_checkpoint as read_trained_weights
 from .launch import load_recipe
 from .trainability import PARTS
@@ -78,17 +79,18 @@ def training_settings(cfg) -> dict:
 
 
 def convert(recipe, checkpoint, out, dtype='bf16', verify=True, overwrite=False, cfg_options=(), device='cpu',
-            layout=None):
-    """-> dict(out, layout, max_diff, tolerance, passed). Raises CheckpointError / FileExistsError on bad input."""
+            layout=None, adapter_only=False):
+    """-> dict(out, layout, max_diff, tolerance, passed). Raises CheckpointError / FileExistsError on bad input.
+    adapter_only: write the LLM's LoRA as a PEFT adapter folder for the base (formats/adapter.py), unmerged."""
     out, checkpoint = Path(out), Path(checkpoint)
     if out.resolve() == checkpoint.resolve() or checkpoint.resolve() in out.resolve().parents:
         raise FileExistsError(f'{out}: OUT must not be the checkpoint or inside it')
     prepare_output(out, overwrite)
     with tqdm(total=5, desc='convert', unit='step') as steps:  # closed on errors too: clean one-line messages
-        return _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device, layout)
+        return _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device, layout, adapter_only)
 
 
-def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device, layout):
+def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device, layout, adapter_only=False):
     from mmengine.registry import MODELS
     cfg = load_recipe(recipe, cfg_options)
     model_cfg = dict(cfg.model, dtype='fp32', quantization=None, gradient_checkpointing=False)
@@ -103,18 +105,26 @@ def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device,
     inputs = probe_inputs(model, tokenizer)
     reference = probe_logits(model, inputs) if verify else None
     steps.update()
-    steps.set_postfix_str('merge LoRA (fp32)')
-    merge_lora(model)
+    if adapter_only:
+        layout = layout_of(wrapper.checkpoint)  # the adapter names modules as the base folder does
+    else:
+        steps.set_postfix_str('merge LoRA (fp32)')
+        merge_lora(model)
     steps.update()
     staging = out.parent / f'.{out.name}.convert-{uuid.uuid4().hex[:8]}'
-    result = {'out': str(out), 'layout': layout, 'max_diff': None, 'tolerance': None, 'passed': True}
+    result = {'out': str(out), 'layout': 'adapter' if adapter_only else layout, 'max_diff': None,
+              'tolerance': None, 'passed': True}
     try:
-        steps.set_postfix_str(f'save {layout} {dtype}')
-        save(model, tokenizer, staging, layout=layout, dtype=dtype, base_folder=wrapper.checkpoint)
+        steps.set_postfix_str('save adapter (fp32)' if adapter_only else f'save {layout} {dtype}')
+        if adapter_only:
+            write_adapter(model, layout, wrapper.checkpoint, staging)
+            dtype = 'fp32'
+        else:
+            save(model, tokenizer, staging, layout=layout, dtype=dtype, base_folder=wrapper.checkpoint)
         steps.update()
         if verify:
             steps.set_postfix_str('self-check')
-            reloaded, _ = load(staging, dtype=torch.float32)
+            reloaded = (load_adapted(staging) if adapter_only else load(staging, dtype=torch.float32))[0]
             diff = float((probe_logits(reloaded, inputs) - reference).abs().max())
             scale = float(reference.abs().max())
             tolerance = TOLERANCE[dtype] * max(1.0, scale) if dtype != 'fp32' else TOLERANCE['fp32']

@@ -101,11 +101,15 @@ class TorchPipeline:
 
     def __init__(self, model_path, device=None, dtype=None, max_tiles=None):
         from ..formats import load
+        from ..formats.adapter import is_adapter, load_adapted
         device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         dtype = dtype or (torch.bfloat16 if device == 'cuda' else torch.float32)
         overrides = {'image_processor': {'max_tiles': max_tiles}} if max_tiles else None
         # One read of the folder: the model's spec and tokenizer serve the data path too.
-        self._attach(*load(model_path, dtype=dtype, device=device, spec_overrides=overrides))
+        if is_adapter(model_path):  # a LoRA adapter folder (convert --adapter-only): its base + the adapter
+            self._attach(*load_adapted(model_path, dtype=dtype, device=device, spec_overrides=overrides))
+        else:
+            self._attach(*load(model_path, dtype=dtype, device=device, spec_overrides=overrides))
 
     @classmethod
     def from_model(cls, model, tokenizer) -> 'TorchPipeline':
@@ -251,6 +255,9 @@ def resolve_backend(model_path, backend='auto') -> str:
         raise ValueError(f'backend {backend!r}: choose auto, turbomind, pytorch or torch')
     if torch.cuda.is_available() and _lmdeploy_available():
         from ..formats import read_spec
+        from ..formats.adapter import is_adapter
+        if is_adapter(model_path):
+            return 'torch'  # TurboMind serves merged folders only
         return 'pytorch' if read_spec(model_path).family == 'phi3' else 'turbomind'  # TurboMind has no Phi3
     return 'torch'
 

@@ -1,0 +1,81 @@
+"""Unmerged LoRA: `vlmtune convert --adapter-only` writes a PEFT adapter folder for the base; the torch
+pipeline and vLLM (--enable-lora) serve base + adapter with the merged folder's greedy answers."""
+import json
+import sys
+
+import pytest
+
+from conftest import REPO, run
+from train_data import make_colour_dataset
+from vlmtune.bench.samples import swatch
+from vlmtune.cli import main
+from vlmtune.serve import GenerationConfig, pipeline
+from vlmtune.serve.api_client import ApiPipeline, data_url
+from vlmtune.tiny import TinySpec, make_tiny_folder
+
+RECIPE = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
+GEN = GenerationConfig(max_new_tokens=6)
+QUESTIONS = [('What colour is it?', swatch(c)) for c in ('green', 'blue', 'white', 'red')]
+
+
+@pytest.fixture(scope='module')
+def lora_run(tmp_path_factory):
+    """20 LoRA steps on the LLM only (connector frozen) of an engine-width tiny model."""
+    root = tmp_path_factory.mktemp('adapter')
+    base = make_tiny_folder(root / 'tinyvl-base', TinySpec(llm='qwen2', llm_width=128))
+    data, images = make_colour_dataset(root, n=32)
+    work = root / 'work'
+    run([sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work), '--checkpoint', str(base),
+         '--data', str(data), '--images', str(images), '--cfg-options', 'model.projector=frozen'], root)
+    checkpoint = work / 'iter_20.pth'
+    for out, extra in ((root / 'merged', ['--dtype', 'fp32']), (root / 'tinyvl-adapter', ['--adapter-only'])):
+        assert main(['convert', str(RECIPE), str(checkpoint), str(out), '--base', str(base), *extra,
+                     '--cfg-options', 'model.projector=frozen']) == 0
+    return {'base': base, 'merged': root / 'merged', 'adapter': root / 'tinyvl-adapter', 'root': root}
+
+
+def test_adapter_folder_is_a_peft_adapter_naming_the_base(lora_run):
+    config = json.loads((lora_run['adapter'] / 'adapter_config.json').read_text())
+    assert config['base_model_name_or_path'] == str(lora_run['base'].resolve()) and config['peft_type'] == 'LORA'
+    assert set(config['target_modules']) >= {'q_proj', 'v_proj'}
+    from safetensors.torch import load_file
+    keys = list(load_file(str(lora_run['adapter'] / 'adapter_model.safetensors')))
+    # Named as the base folder's own modules (what PEFT and vLLM see in the internvl layout).
+    assert all(k.startswith('base_model.model.language_model.model.layers.') for k in keys), keys[:3]
+    assert not (lora_run['adapter'] / 'config.json').exists()
+
+
+def test_torch_pipeline_answers_with_base_plus_adapter_as_merged(lora_run):
+    merged = pipeline(lora_run['merged'], backend='torch').batch_answers(QUESTIONS, GEN)
+    adapted = pipeline(lora_run['adapter'], backend='torch').batch_answers(QUESTIONS, GEN)
+    base = pipeline(lora_run['base'], backend='torch').batch_answers(QUESTIONS, GEN)
+    assert adapted == merged and adapted != base, (adapted, merged, base)
+
+
+def test_vllm_serves_the_adapter_beside_the_base(lora_run, tmp_path):
+    from vlmtune.serve.engines import server_for, vllm_env
+    from test_serve_engines import decoded
+    vllm_env()
+    merged_pipe = pipeline(lora_run['merged'], backend='torch')
+    merged = merged_pipe.batch_answers(QUESTIONS, GEN)
+    base = pipeline(lora_run['base'], backend='torch').batch_answers(QUESTIONS, GEN)
+    server = server_for(lora_run['base'], 'vllm', lora={'tuned': lora_run['adapter']}, log_path=tmp_path / 'vllm.log')
+    with server:
+        answers = {}
+        for name in ('tuned', 'tinyvl-base'):
+            api = ApiPipeline(server.url, model=name)
+            answers[name] = []
+            for text, image in QUESTIONS:
+                reply = api.client.chat.completions.create(
+                    model=name, max_tokens=GEN.max_new_tokens, temperature=0, extra_body={'return_token_ids': True},
+                    messages=[{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': data_url(image)}},
+                                                           {'type': 'text', 'text': text}]}])
+                answers[name].append(decoded(merged_pipe, reply.choices[0].model_extra['token_ids']))
+    assert answers['tuned'] == merged and answers['tinyvl-base'] == base, answers
+
+
+def test_adapter_only_refuses_a_run_that_trained_more_than_llm_lora(plain_run, ws, tmp_path, capsys):
+    # plain_run trained the connector in full beside the LLM's LoRA.
+    assert main(['convert', str(RECIPE), str(plain_run / 'iter_20.pth'), str(tmp_path / 'a'), '--base',
+                 str(ws['folder']), '--adapter-only']) == 2
+    assert 'also trained connector' in capsys.readouterr().err and not (tmp_path / 'a').exists()
