@@ -106,7 +106,7 @@ def test_lmdeploy_batch_answers_hands_lmdeploy_one_list():
         calls.append((queries, gen_config))
         return [SimpleNamespace(text=f'answer {i}') for i in range(len(queries))]
     pipe = LMDeployPipeline.__new__(LMDeployPipeline)
-    pipe._pipe, pipe._lmdeploy = fake_pipe, __import__('lmdeploy')
+    pipe._pipe, pipe._lmdeploy, pipe.exif_rule = fake_pipe, __import__('lmdeploy'), 'ignore'
     image = swatch('red')
     assert pipe.batch_answers([('Colour?', image), 'Hello'], GenerationConfig(max_new_tokens=3)) == \
         ['answer 0', 'answer 1']

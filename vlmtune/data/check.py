@@ -13,6 +13,10 @@ Decisions worth knowing:
 - 16-bit (and 32-bit / float) images are kept, but counted as the warning
   `image_16bit`: PIL's convert('RGB') clips them to white, so the loader must
   rescale them first.
+- An image whose EXIF orientation tag is not "upright" is kept and counted as the
+  warning `image_exif_rotated`: under the model's EXIF rule (data/image/orientation.py;
+  the official one ignores the tag) it trains as stored, and every serving path
+  must apply the same rule (vLLM would turn it upright: another tile grid).
 - A single image without an `<image>` tag is kept (the loader prepends one)
   and counted as the warning `image_tag_implicit`.
 - With a model (`token_length_fn`), a row whose labels the template's rule
@@ -38,6 +42,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..files import atomic_writer
+from .image.orientation import orientation
 
 IMAGE_TAG = "<image>"
 PROGRESS_MIN_ROWS = 1000
@@ -73,6 +78,7 @@ class CheckReport:
     blank_lines: int = 0
     reasons: Counter = field(default_factory=Counter)
     warnings: Counter = field(default_factory=Counter)
+    exif_rotated: list = field(default_factory=list)   # (row, image) of images with an EXIF rotation
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -91,6 +97,11 @@ class CheckReport:
                 lines.append(f"  {title}:")
                 for kind, n in sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0])):
                     lines.append(f"    {kind:<22}{n:>8}")
+        if self.exif_rotated:
+            shown = ", ".join(f"row {row}: {rel}" for row, rel in self.exif_rotated[:5])
+            more = f" (+{len(self.exif_rotated) - 5} more)" if len(self.exif_rotated) > 5 else ""
+            lines.append(f"  EXIF-rotated images (the model's EXIF rule decides what trains; every serving path "
+                         f"must apply the same): {shown}{more}")
         lines += [f"  kept    -> {self.kept_path}", f"  rejects -> {self.rejects_path}"]
         return "\n".join(lines)
 
@@ -256,6 +267,9 @@ class _ImageChecker:
         self.cfg = cfg
         self._verdicts: dict[str, RowRejected | str | None] = {}
 
+    def rotated(self, rel: str) -> bool:
+        return self._verdicts.get(str(self.root / os.path.normpath(rel))) == "image_exif_rotated"
+
     def check(self, rel: str) -> str | None:
         """Returns a warning kind or None; raises RowRejected."""
         norm = os.path.normpath(rel)
@@ -283,6 +297,7 @@ class _ImageChecker:
         try:
             with Image.open(full) as im:
                 self._check_size(rel, *im.size)  # header only: before any decoding
+                rotated = orientation(im) != 1
                 im.load()
                 mode = im.mode
                 im.convert("RGB").close()
@@ -290,7 +305,9 @@ class _ImageChecker:
             raise
         except Exception as e:  # broken files raise all sorts (SyntaxError, zlib.error, ...)
             raise self._decode_failure(rel, e) from None
-        return "image_16bit" if mode in HIGH_BIT_DEPTH_MODES else None
+        if mode in HIGH_BIT_DEPTH_MODES:
+            return "image_16bit"
+        return "image_exif_rotated" if rotated else None
 
     def _decode_failure(self, rel: str, e: Exception) -> RowRejected:
         if isinstance(e, Image.DecompressionBombError):  # PIL's own guard fired first
@@ -448,6 +465,8 @@ def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig
                 continue
             report.kept += 1
             report.warnings.update(row_warnings)
+            if "image_exif_rotated" in row_warnings:
+                report.exif_rotated += [(number, rel) for rel in _image_paths(obj) if images.rotated(rel)]
             kept_out.write((text if text is not None else _dumps(obj)) + "\n")
 
     assert report.total == report.kept + report.rejected, report.to_dict()

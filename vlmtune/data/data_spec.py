@@ -7,6 +7,7 @@ from typing import List
 from PIL import Image
 
 from .image import ImageLayout, ImageTokens
+from .image.orientation import size_under
 from .sample_encoding import encode_conversation
 from .templates import Template, get_template
 
@@ -27,6 +28,7 @@ class DataSpec:
     max_length: int = 4096
     system_message: str = None
     jpeg_augment: bool = False
+    exif: str = 'ignore'          # EXIF orientation rule (data/image/orientation.py)
 
     def __post_init__(self):
         # Templates that render with the tokenizer's own chat_template keep the tokenizer.
@@ -38,7 +40,7 @@ class DataSpec:
         layouts = []
         for rel in paths:
             with Image.open(Path(image_root) / rel) as img:
-                layouts.append(self.image_processor.layout(*img.size, n_images=len(paths)))
+                layouts.append(self.image_processor.layout(*size_under(img, self.exif), n_images=len(paths)))
         return layouts
 
     def encode(self, row: dict, images: list, max_length: int = None):

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from .data_spec import DataSpec, row_image_paths
+from .image.orientation import apply_rule
 from .sample_encoding import SampleRejected
 
 CACHE_VERSION = 2
@@ -73,7 +74,8 @@ class ConversationDataset(Dataset):
     def _cache_key(self) -> str:
         stat = self.data_path.stat()
         parts = [CACHE_VERSION, str(self.data_path.resolve()), stat.st_size, stat.st_mtime_ns, str(self.image_root),
-                 self.spec.template, self.spec.image_tokens, self.spec.image_processor, self.spec.max_length, self.spec.system_message, type(self.spec.tokenizer).__name__,
+                 self.spec.template, self.spec.image_tokens, self.spec.image_processor, self.spec.max_length,
+                 self.spec.system_message, self.spec.exif, type(self.spec.tokenizer).__name__,
                  len(self.spec.tokenizer), self.spec.tokenizer.name_or_path]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
@@ -115,7 +117,8 @@ class ConversationDataset(Dataset):
         paths = row_image_paths(row)
         processor, tiles, layouts, sizes = self.spec.image_processor, [], [], []
         for rel in paths:
-            with Image.open(self.image_root / rel) as img:
+            with Image.open(self.image_root / rel) as opened:
+                img = apply_rule(opened, self.spec.exif)
                 tiles.append(processor.process(img, len(paths), self.rng, self.spec.jpeg_augment))
                 layouts.append(processor.layout(*img.size, n_images=len(paths)))
                 sizes.append(img.size)

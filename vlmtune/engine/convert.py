@@ -73,9 +73,12 @@ def probe_logits(model, inputs):
 
 
 def training_settings(cfg) -> dict:
-    """Spec settings that must travel from training to serving (users.md #2): the tiling limit."""
+    """Spec settings that must travel from training to serving (users.md #2): the tiling limit, the EXIF rule."""
     dataset = cfg.train_dataloader.dataset
-    return {'image_processor': {'max_tiles': int(dataset['max_tiles'])}} if dataset.get('max_tiles') else {}
+    processor = {'max_tiles': int(dataset['max_tiles'])} if dataset.get('max_tiles') else {}
+    if dataset.get('exif'):
+        processor['exif'] = dataset['exif']  # the EXIF rule training used: every serving path applies it
+    return {'image_processor': processor} if processor else {}
 
 
 def convert(recipe, checkpoint, out, dtype='bf16', verify=True, overwrite=False, cfg_options=(), device='cpu',

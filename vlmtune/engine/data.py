@@ -5,6 +5,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ..data.collate import greedy_pack, pack_collate, pad_collate
+from ..data.image.orientation import check_rule
 from ..data.dataset import ConversationDataset
 from ..formats.parts import resolve_spec
 
@@ -28,14 +29,18 @@ class PackedDataset(Dataset):
 
 
 def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_length=4096, max_tiles=None,
-                        packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None):
+                        packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None, exif=None):
     """checkpoint / spec: the model, as the recipe's `model` names it (the data path asks its spec for the
-    template, image processor and image tokens; no weights are read)."""
+    template, image processor and image tokens; no weights are read). exif: the EXIF orientation rule
+    ('ignore' / 'transpose'; default: the model's, which is 'ignore' unless its folder says otherwise);
+    `vlmtune convert` writes it into the folder so every serving path applies it."""
     if not data_path or not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
     model_spec, tokenizer = resolve_spec(checkpoint, spec)
     if max_tiles:
         model_spec = model_spec.override({'image_processor': {'max_tiles': max_tiles}})
+    if exif:
+        model_spec = model_spec.override({'image_processor': {'exif': check_rule(exif)}})
     dataset = ConversationDataset(data_path, image_root, model_spec.data_spec(tokenizer, max_length, jpeg_augment),
                                   cache_dir=cache_dir, seed=seed)
     if dataset.rejects:

@@ -103,7 +103,13 @@ def load(folder, dtype=torch.float32, device='cpu', attn_implementation=None, wi
     return model, tokenizer
 
 
+# Layouts that record a non-default EXIF orientation rule (data/image/orientation.py).
+EXIF_RULE_LAYOUTS = ('internvl', 'vlmtune')
+
+
 def holds(layout: str, spec: ModelSpec) -> bool:
+    if spec.exif_rule != 'ignore' and layout not in EXIF_RULE_LAYOUTS:
+        return False
     return _adapter(layout).unsupported(spec) is None
 
 
@@ -128,6 +134,8 @@ def save(model: VisionLanguageModel, tokenizer, out, layout=None, dtype='bf16', 
     layout = layout or natural_layout(spec, base_folder)
     adapter = _adapter(layout)
     reason = adapter.unsupported(spec)
+    if reason is None and spec.exif_rule != 'ignore' and layout not in EXIF_RULE_LAYOUTS:
+        reason = f"the EXIF rule {spec.exif_rule!r} (it records none; its users' tools ignore EXIF)"
     if reason:
         holding = [name for name in PREFERENCE if holds(name, spec)]
         raise CheckpointError(f'the {layout} layout cannot hold {reason}; layouts that can: {holding}')

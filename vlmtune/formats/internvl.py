@@ -47,7 +47,8 @@ REQUIRED_VISION_FIELDS = ('image_size', 'patch_size', 'hidden_size', 'num_attent
                           'intermediate_size', 'num_hidden_layers')
 # Top-level fields the spec owns; everything else is carried through unchanged.
 OWNED = ('vision_config', 'llm_config', 'select_layer', 'downsample_ratio', 'ps_version', 'template', 'system_message',
-         'force_image_size', 'dynamic_image_size', 'use_thumbnail', 'min_dynamic_patch', 'max_dynamic_patch')
+         'force_image_size', 'dynamic_image_size', 'use_thumbnail', 'min_dynamic_patch', 'max_dynamic_patch',
+         'exif_orientation')
 # Package part -> official prefix.
 PREFIXES = {'vision_tower.': 'vision_model.', 'connector.': 'mlp1.', 'language_model.': 'language_model.'}
 SUPPORTED = {'vision_tower': ('intern_vit',), 'connector': ('pixel_shuffle_mlp',),
@@ -96,7 +97,8 @@ def spec_from_config(cfg: dict) -> ModelSpec:
         image_processor={'type': 'internvl_dynamic', 'image_size': cfg.get('force_image_size') or vision['image_size'],
                          'min_tiles': cfg.get('min_dynamic_patch', 1), 'max_tiles': cfg.get('max_dynamic_patch', 6),
                          'use_thumbnail': bool(cfg.get('use_thumbnail', True)),
-                         'dynamic': bool(cfg.get('dynamic_image_size', True))},
+                         'dynamic': bool(cfg.get('dynamic_image_size', True)),
+                         **({'exif': cfg['exif_orientation']} if cfg.get('exif_orientation') else {})},
         template=template,
         extras={NAME: {'fields': {k: v for k, v in cfg.items() if k not in OWNED}, 'order': list(cfg),
                        'force_image_size_null': cfg.get('force_image_size') is None}})
@@ -242,6 +244,8 @@ def config_dict(spec: ModelSpec, dtype) -> dict:
                  max_dynamic_patch=processor.max_tiles)
     if spec.system_message is not None:
         owned['system_message'] = spec.system_message
+    if spec.exif_rule != 'ignore':  # the official preprocessing ignores EXIF; only another rule is recorded
+        owned['exif_orientation'] = spec.exif_rule
     values = {**fields, **owned}
     kwargs = {k: values[k] for k in extras['order'] if k in values}
     kwargs.update({k: v for k, v in values.items() if k not in kwargs})

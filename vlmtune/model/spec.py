@@ -92,6 +92,11 @@ class ModelSpec:
     def build_image_processor(self):
         return build_image_processor(self.image_processor)
 
+    @property
+    def exif_rule(self) -> str:
+        """How EXIF orientation is treated (data/image/orientation.py): 'ignore' unless set."""
+        return self.image_processor.get('exif', 'ignore')
+
     def build_template(self) -> Template:
         return self.component('template').configure(self.settings('template'))
 
@@ -116,4 +121,4 @@ class ModelSpec:
 
     def data_spec(self, tokenizer, max_length: int = 4096, jpeg_augment: bool = False) -> DataSpec:
         return DataSpec(tokenizer, self.build_template(), self.build_image_processor(), self.image_tokens(),
-                        max_length, self.system_message, jpeg_augment)
+                        max_length, self.system_message, jpeg_augment, self.exif_rule)

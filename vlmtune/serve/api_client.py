@@ -2,9 +2,8 @@
 api_server, `vllm serve`): `ApiPipeline(url).chat(prompt, session, gen_config, stream)`.
 
 A session keeps the conversation as OpenAI messages; each image goes, as a PNG data URL, in the turn
-that brought it. The image is re-encoded from its pixels as stored (EXIF orientation not applied, the
-rule the official InternVL preprocessing follows), so a server that would rotate by EXIF sees what
-training saw.
+that brought it, with its EXIF block: the server applies the model's EXIF orientation rule (`vlmtune
+serve` runs vLLM with the rule the folder records).
 """
 import base64
 import io
@@ -16,7 +15,8 @@ from .pipeline import GenerationConfig, Response, Session, split_prompt
 
 def data_url(image) -> str:
     buffer = io.BytesIO()
-    image.save(buffer, format='PNG')
+    exif = image.getexif()
+    image.save(buffer, format='PNG', **({'exif': exif.tobytes()} if len(exif) else {}))
     return 'data:image/png;base64,' + base64.b64encode(buffer.getvalue()).decode()
 
 

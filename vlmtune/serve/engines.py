@@ -154,8 +154,10 @@ def free_port() -> int:
 def vllm_command(folder, host='127.0.0.1', port=8000, max_model_len=4096, max_images=1, lora=None, kv_cache_gib=1,
                  extra=()) -> tuple:
     """(argv, environment) for vLLM's OpenAI server on CPU. lora: {name: adapter folder}."""
+    from ..formats import read_spec
     folder = Path(folder).resolve()
-    cmd = [str(vllm_env()), '-m', 'vllm.entrypoints.openai.api_server', '--model', str(folder),
+    launcher = Path(__file__).with_name('vllm_launch.py')  # vLLM's server with the folder's EXIF rule
+    cmd = [str(vllm_env()), str(launcher), '--model', str(folder),
            '--served-model-name', folder.name, '--trust-remote-code', '--host', host, '--port', str(port),
            '--dtype', 'float32', '--max-model-len', str(max_model_len), '--enforce-eager',
            '--limit-mm-per-prompt', json.dumps({'image': max_images})]
@@ -165,7 +167,8 @@ def vllm_command(folder, host='127.0.0.1', port=8000, max_model_len=4096, max_im
     if lora:
         cmd += ['--enable-lora', '--max-lora-rank', '64', '--lora-modules',
                 *[f'{name}={Path(path).resolve()}' for name, path in lora.items()]]
-    env = dict(os.environ, VLLM_CPU_OMP_THREADS_BIND='nobind', VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib))
+    env = dict(os.environ, VLLM_CPU_OMP_THREADS_BIND='nobind', VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib),
+               VLMTUNE_EXIF_RULE=read_spec(folder).exif_rule)
     env.pop('PYTHONPATH', None)  # our packages are not vLLM's
     return cmd + list(extra), env
 

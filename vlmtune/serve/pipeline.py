@@ -15,6 +15,8 @@ from typing import Iterator, List, Optional
 import torch
 from PIL import Image
 
+from ..data.image.orientation import apply_rule
+
 _session_ids = itertools.count(1)
 
 
@@ -127,6 +129,7 @@ class TorchPipeline:
         return [self.image_processor.process(img, n_total).to(self.model.device, self.model.dtype) for img in images]
 
     def _generate(self, session, text, images, gen_config, streamer=None):
+        images = [apply_rule(img, self.model.spec.exif_rule) for img in images]  # as training opened them
         new = self._pixels(images, max(1, len(images)))
         question = tag_images(text, len(new))
         all_images, all_sizes = session.images + new, session.image_sizes + [img.size for img in images]
@@ -189,7 +192,7 @@ class TorchPipeline:
             indices = [i for i, (_, images) in enumerate(parsed) if bool(images) == with_image]
             if not indices:
                 continue
-            images = [parsed[i][1][0] for i in indices] if with_image else []
+            images = [apply_rule(parsed[i][1][0], self.model.spec.exif_rule) for i in indices] if with_image else []
             tiles = self._pixels(images, 1)
             with self._lock:
                 out = self.model.batch_chat(
@@ -211,6 +214,12 @@ class LMDeployPipeline:
                   else lmdeploy.PytorchEngineConfig(**engine_kwargs))
         self._lmdeploy = lmdeploy
         self._pipe = lmdeploy.pipeline(str(model_path), backend_config=config)
+        from ..formats import read_spec
+        self.exif_rule = read_spec(model_path).exif_rule  # LMDeploy takes pixels as given: the rule is ours
+
+    def _query(self, prompt):
+        text, images = split_prompt(prompt)
+        return text, lmdeploy_query(text, [apply_rule(img, self.exif_rule) for img in images])
 
     def _gen(self, gen_config):
         g = gen_config or GenerationConfig()
@@ -221,8 +230,8 @@ class LMDeployPipeline:
 
     def chat(self, prompt, session=None, gen_config=None, stream=False):
         session = session or Session()
-        text, images = split_prompt(prompt)
-        inner = self._pipe.chat(lmdeploy_query(text, images), session=session.backend_session, gen_config=self._gen(gen_config))
+        text, query = self._query(prompt)
+        inner = self._pipe.chat(query, session=session.backend_session, gen_config=self._gen(gen_config))
         session.backend_session = inner
         session.history.append((text, inner.response.text))
         session.response = Response(inner.response.text, inner.response.generate_token_len,
@@ -234,7 +243,7 @@ class LMDeployPipeline:
 
     def batch_answers(self, prompts, gen_config=None):
         """LMDeploy batches a list of prompts itself (continuous batching)."""
-        queries = [lmdeploy_query(*split_prompt(p)) for p in prompts]
+        queries = [self._query(p)[1] for p in prompts]
         return [r.text for r in self._pipe(queries, gen_config=self._gen(gen_config))]
 
 

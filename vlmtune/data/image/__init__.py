@@ -8,8 +8,10 @@ register = REGISTRY.register
 
 
 def build_image_processor(settings: dict):
-    """settings: {'type': name, **fields} -> processor instance."""
+    """settings: {'type': name, **fields} -> processor instance. `exif` (the EXIF orientation rule,
+    orientation.py) is applied where images are opened, before any processor sees them."""
     fields = dict(settings)
+    fields.pop('exif', None)
     return REGISTRY.get(fields.pop('type'))(**fields)
 
 
