@@ -1,9 +1,12 @@
-"""Gradio chat demo over `vlmtune.serve.pipeline`: `python demo/app.py MODEL [--host H] [--port P]`.
+"""Gradio chat demo over `vlmtune.serve.pipeline`: `python demo/app.py MODEL [--examples EVAL.jsonl]`.
 
 One pipeline is loaded per process; each browser session keeps its own chat Session in a gr.State.
-An uploaded image is attached to the next question; answers stream into the chatbot.
+An uploaded image is attached to the next question; answers stream into the chatbot. `--examples`
+fills a gallery with images and questions from an eval set (conversation JSONL), beside a few
+example prompts, so the model can be tried without bringing an image.
 """
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -24,12 +27,34 @@ def describe_backend(pipe) -> str:
     return f'{pipe.backend} (LMDeploy, GPU)'
 
 
+EXAMPLE_PROMPTS = ['Describe the image.', 'What is the main object in the picture?', 'What colour is it?']
+
+
+def examples_from(data_path, image_root=None, limit=8) -> list:
+    """[[image path, question]] from the first rows of a conversation JSONL that have one image."""
+    data_path = Path(data_path)
+    root = Path(image_root) if image_root else data_path.parent
+    examples = []
+    with open(data_path, encoding='utf-8') as handle:
+        for line in handle:
+            row = json.loads(line) if line.strip() else {}
+            image = row.get('image')
+            if isinstance(image, str) and (root / image).is_file() and row.get('conversations'):
+                question = row['conversations'][0]['value'].replace('<image>\n', '').replace('<image>', '').strip()
+                examples.append([str(root / image), question])
+            if len(examples) == limit:
+                break
+    if not examples:
+        raise ValueError(f'{data_path}: no rows with an image under {root} for the examples gallery')
+    return examples
+
+
 def new_state() -> dict:
     """Per-browser-session state: the pipeline Session and the image last sent into it."""
     return {'session': None, 'sent': None}
 
 
-def build_app(model_path, backend='auto', max_tiles=None) -> gr.Blocks:
+def build_app(model_path, backend='auto', max_tiles=None, examples=None) -> gr.Blocks:
     model_path = Path(model_path).resolve()
     backend = resolve_backend(model_path, backend)
     if max_tiles is not None and backend != 'torch':
@@ -84,7 +109,9 @@ def build_app(model_path, backend='auto', max_tiles=None) -> gr.Blocks:
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(type='filepath', label='Image', height=280, elem_id='image-input')
+                # image_mode=None: gradio hands over the uploaded file as it is (else it may re-save it
+                # turned upright by EXIF); the pipeline applies the model's own EXIF rule.
+                image = gr.Image(type='filepath', image_mode=None, label='Image', height=280, elem_id='image-input')
                 with gr.Accordion('Generation settings', open=False):
                     max_new = gr.Slider(1, 2048, value=256, step=1, label='max new tokens', elem_id='max-new')
                     temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label='temperature (0 = greedy)')
@@ -97,6 +124,11 @@ def build_app(model_path, backend='auto', max_tiles=None) -> gr.Blocks:
                                       elem_id='question')
                     send = gr.Button('Send', variant='primary', scale=1, elem_id='send')
                 clear = gr.Button('Clear', elem_id='clear')
+        with gr.Row():
+            if examples:
+                gr.Examples(examples, [image, text], label='Examples from the eval set (click one, then Send)',
+                            elem_id='examples', examples_per_page=8)
+            gr.Examples([[p] for p in EXAMPLE_PROMPTS], [text], label='Example prompts', elem_id='prompts')
         image.change(on_image, image, status)
         inputs = [text, image, chatbot, state, max_new, temperature, top_p]
         outputs = [chatbot, state, status, text]
@@ -114,8 +146,11 @@ def main(argv=None):
     ap.add_argument('--port', type=int, default=7860)
     ap.add_argument('--backend', choices=BACKENDS, default='auto')
     ap.add_argument('--max-tiles', type=int, default=None, help='cap on image tiles (default: the model\'s)')
+    ap.add_argument('--examples', help='eval-set conversation JSONL: its first images and questions as a gallery')
+    ap.add_argument('--images', help='image root of --examples (default: its folder)')
     args = ap.parse_args(argv)
-    app = build_app(args.model, backend=args.backend, max_tiles=args.max_tiles)
+    examples = examples_from(args.examples, args.images) if args.examples else None
+    app = build_app(args.model, backend=args.backend, max_tiles=args.max_tiles, examples=examples)
     app.queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 
 

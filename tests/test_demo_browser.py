@@ -58,12 +58,14 @@ def browser_tools():
 
 @pytest.fixture
 def demo_server(browser_tools, tiny_folder, tmp_path):
+    from vlmtune.bench.samples import write_sample
     port = free_port()
     log_path = tmp_path / 'demo.log'
+    examples = write_sample('conversations', tmp_path / 'eval')   # 4 colour swatches and their question
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED='False', PYTHONUNBUFFERED='1')
     with open(log_path, 'w') as log:
         proc = subprocess.Popen([sys.executable, str(REPO / 'demo' / 'app.py'), str(tiny_folder()),
-                                 '--port', str(port), '--backend', 'torch'],
+                                 '--port', str(port), '--backend', 'torch', '--examples', str(examples)],
                                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f'http://127.0.0.1:{port}/'
     try:
@@ -122,6 +124,22 @@ def test_demo_in_browser(browser_tools, demo_server, tiny_folder, tmp_path):
 
             page.locator('#clear').click()
             expect(page.locator('#chatbot [data-testid="user"]')).to_have_count(0)
+            expect(bot).to_have_count(0)
+
+            # The eval-set gallery: one click puts its image and question in place, and it answers.
+            gallery = page.locator('#examples')
+            expect(gallery).to_contain_text('What colour is the image?')
+            expect(gallery.locator('img')).to_have_count(4)
+            gallery.locator('img').first.click()
+            expect(question).to_have_value('What colour is the image?')
+            expect(page.locator('#image-input img')).to_have_count(1)
+            page.locator('#send').click()
+            expect(bot).to_have_count(1)
+            expect(status).not_to_contain_text('Generating', timeout=60_000)
+            assert page.locator('#chatbot img').count() >= 1   # the example's image went with the question
+            page.locator('#prompts').get_by_text('Describe the image.').click()
+            expect(question).to_have_value('Describe the image.')
+            page.locator('#clear').click()
             expect(bot).to_have_count(0)
 
             page.locator('#image-input input[type="file"]').set_input_files(str(bad))
