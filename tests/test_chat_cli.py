@@ -119,3 +119,18 @@ def test_unreadable_start_image_fails_before_loading(tmp_path, capsys):
     assert main([str(tmp_path / 'no-model'), '--image', str(tmp_path / 'missing.png')]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith('error: ') and 'missing.png: cannot read image' in err and '\n' not in err
+
+
+def test_quantized_loading_is_one_clear_line_without_a_gpu(tiny_folder, tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a GPU is present: 4/8-bit loading runs (gpu_train.sh covers bitsandbytes)')
+    for flag in ('--load-4bit', '--load-8bit'):
+        result = subprocess.run([sys.executable, '-m', 'vlmtune.cli', 'chat', str(tiny_folder()), flag],
+                                input='/exit\n', capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and 'needs a CUDA GPU (bitsandbytes has no CPU kernels)' in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    from vlmtune.cli import main
+    from vlmtune.bench.samples import write_sample
+    assert main(['eval', str(tiny_folder()), '--bench', 'pope', str(write_sample('pope', tmp_path / 'p')),
+                 '--load-8bit']) == 2

@@ -136,6 +136,8 @@ def eval_benchmark(args) -> int:
     if args.backend.startswith(('http://', 'https://')):   # a served model: --backend http://HOST:PORT/v1
         from .serve.api_client import ApiPipeline
         pipe = ApiPipeline(args.backend)
+    elif args.load_bits:
+        pipe = pipeline(args.model, backend='torch', load_bits=args.load_bits)
     else:
         pipe = pipeline(args.model, backend=args.backend)
     result, rows = run_benchmark(name, path, pipe, args.images, args.prompt, args.limit, args.batch_size,
@@ -257,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-new-tokens', type=int, default=None)
     p.add_argument('--backend', default='auto', help='auto | torch | turbomind | pytorch | a server URL (…/v1)')
     p.add_argument('--labels', nargs='+', help='compare: one name per results file (default: their folders)')
+    bits = p.add_mutually_exclusive_group()
+    bits.add_argument('--load-4bit', dest='load_bits', action='store_const', const=4, help='LLM in 4-bit (GPU)')
+    bits.add_argument('--load-8bit', dest='load_bits', action='store_const', const=8, help='LLM in 8-bit (GPU)')
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser('serve', help="a real engine's OpenAI-compatible server (LMDeploy on GPU, vLLM on CPU)")
@@ -308,9 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .formats import CheckpointError
+    from .serve.pipeline import NeedsGPU
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError, NeedsGPU) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
 

@@ -1,5 +1,6 @@
-"""QLoRA base: the LLM's Linear layers (not the output head) become bitsandbytes 4-bit NF4 layers.
-GPU only: bitsandbytes 0.45 has no CPU kernels for 4-bit."""
+"""QLoRA base and quantized inference (LLaVA's --load-4bit / --load-8bit): the LLM's Linear layers (not
+the output head, not MoE routers) become bitsandbytes 4-bit NF4 or 8-bit layers. GPU only:
+bitsandbytes 0.45 has no CPU kernels for them."""
 import torch
 from torch import nn
 
@@ -31,3 +32,30 @@ def quantize_llm_4bit(model, quantization: str = 'nf4') -> int:
         replaced += 1
     model.cuda()
     return replaced
+
+
+def quantize_llm_8bit(model) -> int:
+    """LLM.int8() inference weights (bitsandbytes Linear8bitLt, outlier threshold 6.0 as LLaVA's loader)."""
+    if not torch.cuda.is_available():
+        raise RuntimeError('8-bit loading needs a CUDA GPU: bitsandbytes 8-bit has no CPU kernels; load in '
+                           'full precision on CPU')
+    import bitsandbytes as bnb
+    replaced = 0
+    for parent, name, child in quantizable_linears(model.language_model):
+        q = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=child.bias is not None,
+                                has_fp16_weights=False, threshold=6.0)
+        q.weight = bnb.nn.Int8Params(child.weight.data.to('cpu', torch.float16), requires_grad=False,
+                                     has_fp16_weights=False)
+        if child.bias is not None:
+            q.bias = nn.Parameter(child.bias.data.to(torch.float16), requires_grad=False)
+        setattr(parent, name, q.cuda())
+        replaced += 1
+    model.cuda()
+    return replaced
+
+
+def quantize_for_inference(model, bits: int) -> int:
+    """bits 4 (NF4) or 8; a clear error on CPU."""
+    if bits not in (4, 8):
+        raise ValueError(f'{bits}-bit loading: choose 4 or 8')
+    return quantize_llm_4bit(model) if bits == 4 else quantize_llm_8bit(model)

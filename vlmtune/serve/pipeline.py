@@ -20,6 +20,10 @@ from ..data.image.orientation import apply_rule
 _session_ids = itertools.count(1)
 
 
+class NeedsGPU(RuntimeError):
+    """A feature that needs a CUDA GPU was asked for on a machine without one."""
+
+
 @dataclass
 class GenerationConfig:
     max_new_tokens: int = 512
@@ -101,9 +105,13 @@ class TorchPipeline:
     """The in-process vlmtune model; one lock serialises generation across threads."""
     backend = 'torch'
 
-    def __init__(self, model_path, device=None, dtype=None, max_tiles=None):
+    def __init__(self, model_path, device=None, dtype=None, max_tiles=None, load_bits=None):
+        """load_bits: 4 or 8 quantizes the LLM with bitsandbytes after loading (GPU only)."""
         from ..formats import load
         from ..formats.adapter import is_adapter, load_adapted
+        if load_bits and not torch.cuda.is_available():
+            raise NeedsGPU(f'--load-{load_bits}bit needs a CUDA GPU (bitsandbytes has no CPU kernels); '
+                               f'on CPU load the folder in full precision')
         device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         dtype = dtype or (torch.bfloat16 if device == 'cuda' else torch.float32)
         overrides = {'image_processor': {'max_tiles': max_tiles}} if max_tiles else None
@@ -112,6 +120,9 @@ class TorchPipeline:
             self._attach(*load_adapted(model_path, dtype=dtype, device=device, spec_overrides=overrides))
         else:
             self._attach(*load(model_path, dtype=dtype, device=device, spec_overrides=overrides))
+        if load_bits:
+            from ..engine.quantize import quantize_for_inference
+            quantize_for_inference(self.model, load_bits)
 
     @classmethod
     def from_model(cls, model, tokenizer) -> 'TorchPipeline':

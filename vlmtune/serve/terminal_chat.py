@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument('--max-new-tokens', type=int, default=512)
     parser.add_argument('--temperature', type=float, default=0.0, help='0 means greedy')
     parser.add_argument('--max-tiles', type=int, default=None, help='tiles per image (torch backend)')
+    bits = parser.add_mutually_exclusive_group()
+    bits.add_argument('--load-4bit', dest='load_bits', action='store_const', const=4,
+                      help='LLM in 4-bit NF4 (bitsandbytes, GPU, torch backend)')
+    bits.add_argument('--load-8bit', dest='load_bits', action='store_const', const=8,
+                      help='LLM in 8-bit LLM.int8() (bitsandbytes, GPU, torch backend)')
     return parser
 
 
@@ -42,8 +47,8 @@ def _load(args):
         _error('give a checkpoint folder, or --api URL')
         return None
     try:
-        backend = resolve_backend(args.model, args.backend)
-        kwargs = {}
+        backend = 'torch' if args.load_bits else resolve_backend(args.model, args.backend)
+        kwargs = {'load_bits': args.load_bits} if args.load_bits else {}
         if args.max_tiles is not None:
             if backend == 'torch':
                 kwargs['max_tiles'] = args.max_tiles
