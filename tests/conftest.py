@@ -207,3 +207,39 @@ def llava_written(llava_hubs, tmp_path_factory):
     """Those folders read into our names and written back by our adapters (`llava_tiny.write_folders`)."""
     from llava_tiny import write_folders
     return write_folders(llava_hubs, tmp_path_factory.mktemp('llava-written'))
+
+
+# --- one engine-width tiny model, its LoRA run, and one vLLM server for the serving tests ------------
+ENGINE_SPEC = dict(llm='qwen2', llm_width=128)   # head_dim 32: what vLLM's CPU attention takes
+
+
+@pytest.fixture(scope='session')
+def engine_base(tmp_path_factory):
+    return make_tiny_folder(tmp_path_factory.mktemp('engine') / 'tinyvl-base', TinySpec(**ENGINE_SPEC))
+
+
+@pytest.fixture(scope='session')
+def lora_run(engine_base, tmp_path_factory):
+    """20 LoRA steps on the LLM only (connector frozen) of the engine model, converted merged (fp32)
+    and as an adapter folder (`convert --adapter-only`)."""
+    from vlmtune.cli import main
+    root = tmp_path_factory.mktemp('adapter')
+    data, images = make_colour_dataset(root, n=32)
+    work, frozen = root / 'work', ['--cfg-options', 'model.projector=frozen']
+    run([sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work), '--checkpoint',
+         str(engine_base), '--data', str(data), '--images', str(images), *frozen], root)
+    for out, extra in ((root / 'merged', ['--dtype', 'fp32']), (root / 'tinyvl-adapter', ['--adapter-only'])):
+        assert main(['convert', str(RECIPE), str(work / 'iter_20.pth'), str(out), '--base', str(engine_base),
+                     *extra, *frozen]) == 0
+    return {'base': engine_base, 'merged': root / 'merged', 'adapter': root / 'tinyvl-adapter', 'root': root}
+
+
+@pytest.fixture(scope='session')
+def vllm_server(lora_run, tmp_path_factory):
+    """`vlmtune serve` of the engine model on vLLM (built on first use), the adapter beside it as 'tuned'."""
+    from vlmtune.serve.engines import server_for, vllm_env
+    vllm_env()
+    server = server_for(lora_run['base'], 'vllm', lora={'tuned': lora_run['adapter']},
+                        log_path=tmp_path_factory.mktemp('vllm') / 'vllm.log')
+    with server:
+        yield server

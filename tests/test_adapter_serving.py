@@ -1,37 +1,16 @@
 """Unmerged LoRA: `vlmtune convert --adapter-only` writes a PEFT adapter folder for the base; the torch
 pipeline and vLLM (--enable-lora) serve base + adapter with the merged folder's greedy answers."""
 import json
-import sys
 
-import pytest
-
-from conftest import REPO, run
-from train_data import make_colour_dataset
+from conftest import REPO
 from vlmtune.bench.samples import swatch
 from vlmtune.cli import main
 from vlmtune.serve import GenerationConfig, pipeline
 from vlmtune.serve.api_client import ApiPipeline, data_url
-from vlmtune.tiny import TinySpec, make_tiny_folder
 
 RECIPE = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
 GEN = GenerationConfig(max_new_tokens=6)
 QUESTIONS = [('What colour is it?', swatch(c)) for c in ('green', 'blue', 'white', 'red')]
-
-
-@pytest.fixture(scope='module')
-def lora_run(tmp_path_factory):
-    """20 LoRA steps on the LLM only (connector frozen) of an engine-width tiny model."""
-    root = tmp_path_factory.mktemp('adapter')
-    base = make_tiny_folder(root / 'tinyvl-base', TinySpec(llm='qwen2', llm_width=128))
-    data, images = make_colour_dataset(root, n=32)
-    work = root / 'work'
-    run([sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work), '--checkpoint', str(base),
-         '--data', str(data), '--images', str(images), '--cfg-options', 'model.projector=frozen'], root)
-    checkpoint = work / 'iter_20.pth'
-    for out, extra in ((root / 'merged', ['--dtype', 'fp32']), (root / 'tinyvl-adapter', ['--adapter-only'])):
-        assert main(['convert', str(RECIPE), str(checkpoint), str(out), '--base', str(base), *extra,
-                     '--cfg-options', 'model.projector=frozen']) == 0
-    return {'base': base, 'merged': root / 'merged', 'adapter': root / 'tinyvl-adapter', 'root': root}
 
 
 def test_adapter_folder_is_a_peft_adapter_naming_the_base(lora_run):
@@ -52,25 +31,21 @@ def test_torch_pipeline_answers_with_base_plus_adapter_as_merged(lora_run):
     assert adapted == merged and adapted != base, (adapted, merged, base)
 
 
-def test_vllm_serves_the_adapter_beside_the_base(lora_run, tmp_path):
-    from vlmtune.serve.engines import server_for, vllm_env
+def test_vllm_serves_the_adapter_beside_the_base(lora_run, vllm_server):
     from test_serve_engines import decoded
-    vllm_env()
     merged_pipe = pipeline(lora_run['merged'], backend='torch')
     merged = merged_pipe.batch_answers(QUESTIONS, GEN)
     base = pipeline(lora_run['base'], backend='torch').batch_answers(QUESTIONS, GEN)
-    server = server_for(lora_run['base'], 'vllm', lora={'tuned': lora_run['adapter']}, log_path=tmp_path / 'vllm.log')
-    with server:
-        answers = {}
-        for name in ('tuned', 'tinyvl-base'):
-            api = ApiPipeline(server.url, model=name)
-            answers[name] = []
-            for text, image in QUESTIONS:
-                reply = api.client.chat.completions.create(
-                    model=name, max_tokens=GEN.max_new_tokens, temperature=0, extra_body={'return_token_ids': True},
-                    messages=[{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': data_url(image)}},
-                                                           {'type': 'text', 'text': text}]}])
-                answers[name].append(decoded(merged_pipe, reply.choices[0].model_extra['token_ids']))
+    answers = {}
+    for name in ('tuned', 'tinyvl-base'):   # vlmtune serve BASE --lora tuned=ADAPTER: both served
+        api = ApiPipeline(vllm_server.url, model=name)
+        answers[name] = []
+        for text, image in QUESTIONS:
+            reply = api.client.chat.completions.create(
+                model=name, max_tokens=GEN.max_new_tokens, temperature=0, extra_body={'return_token_ids': True},
+                messages=[{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': data_url(image)}},
+                                                       {'type': 'text', 'text': text}]}])
+            answers[name].append(decoded(merged_pipe, reply.choices[0].model_extra['token_ids']))
     assert answers['tuned'] == merged and answers['tinyvl-base'] == base, answers
 
 

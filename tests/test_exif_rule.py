@@ -34,9 +34,10 @@ def photo(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def folders(tmp_path_factory):
+def folders(engine_base, tmp_path_factory):
+    """The served engine model (the official rule: ignore) and a copy that records 'transpose'."""
     root = tmp_path_factory.mktemp('exif-models')
-    ignore = make_tiny_folder(root / 'tinyvl-ignore', TinySpec(llm='qwen2', llm_width=128))
+    ignore = engine_base
     model, tokenizer = load(ignore)
     model.spec = model.spec.override({'image_processor': {'exif': 'transpose'}})
     return {'ignore': ignore, 'transpose': save(model, tokenizer, root / 'tinyvl-transpose', layout='internvl',
@@ -90,12 +91,10 @@ def first_token_logprobs(pipe, question, image):
     return torch.log_softmax(logits[0, -1].float(), -1)
 
 
-def test_vllm_applies_the_folder_rule_to_raw_photo_bytes(photo, folders, tmp_path):
+def test_vllm_applies_the_folder_rule_to_raw_photo_bytes(photo, folders, vllm_server):
     # InternVL's grid for the photo is 3 x 1 stored, 1 x 3 upright: the same prompt length, other tiles;
     # so the check is the first answer token's log-probabilities, ours under each rule against vLLM's.
     from vlmtune.serve.api_client import ApiPipeline, data_url
-    from vlmtune.serve.engines import server_for, vllm_env
-    vllm_env()
     raw = (photo / 'images' / 'phone.jpg').read_bytes()
     with Image.open(io.BytesIO(raw)) as stored:
         stored.load()
@@ -103,19 +102,18 @@ def test_vllm_applies_the_folder_rule_to_raw_photo_bytes(photo, folders, tmp_pat
         upright = first_token_logprobs(pipeline(folders['transpose'], backend='torch'), 'What is it?', stored)
         ours_url = data_url(stored.convert('RGB'))
     assert b'eXIf' in base64.b64decode(ours_url.split(',', 1)[1])   # the client keeps the EXIF block (PNG chunk)
-    with server_for(folders['ignore'], 'vllm', log_path=tmp_path / 'vllm.log') as server:
-        api = ApiPipeline(server.url)
-        # A client sending the file as it is, and ours (PNG with the EXIF block).
-        for url in ('data:image/jpeg;base64,' + base64.b64encode(raw).decode(), ours_url):
-            reply = api.client.chat.completions.create(
-                model=api.model, max_tokens=1, temperature=0, logprobs=True,
-                extra_body={'return_token_ids': True},
-                messages=[{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': url}},
-                                                       {'type': 'text', 'text': 'What is it?'}]}])
-            token = reply.choices[0].model_extra['token_ids'][0]
-            served = reply.choices[0].logprobs.content[0].logprob
-            assert abs(served - float(ours[token])) < 1e-4      # the stored pixels, as training saw them
-            assert abs(served - float(upright[token])) > 1e-3   # not turned upright
+    api = ApiPipeline(vllm_server.url, model=folders['ignore'].name)   # the shared server: rule 'ignore'
+    # A client sending the file as it is, and ours (PNG with the EXIF block).
+    for url in ('data:image/jpeg;base64,' + base64.b64encode(raw).decode(), ours_url):
+        reply = api.client.chat.completions.create(
+            model=api.model, max_tokens=1, temperature=0, logprobs=True,
+            extra_body={'return_token_ids': True},
+            messages=[{'role': 'user', 'content': [{'type': 'image_url', 'image_url': {'url': url}},
+                                                   {'type': 'text', 'text': 'What is it?'}]}])
+        token = reply.choices[0].model_extra['token_ids'][0]
+        served = reply.choices[0].logprobs.content[0].logprob
+        assert abs(served - float(ours[token])) < 1e-4      # the stored pixels, as training saw them
+        assert abs(served - float(upright[token])) > 1e-3   # not turned upright
 
 
 def test_bad_rule_is_one_line(tmp_path, capsys):

@@ -15,28 +15,28 @@ from vlmtune.bench.samples import COLOURS, swatch
 from vlmtune.cli import main
 from vlmtune.serve import GenerationConfig, pipeline
 from vlmtune.serve.api_client import ApiPipeline, data_url
-from vlmtune.serve.engines import ServeError, check_servable, served_chat_template, server_for, vllm_env
+from vlmtune.serve.engines import ServeError, check_servable, served_chat_template, vllm_env
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_folder, make_tiny_llava_folder
 
-ENGINE_SPEC = dict(llm_width=128)   # head_dim 32: what vLLM's CPU attention takes
 GEN = GenerationConfig(max_new_tokens=6)
+ENGINE_WIDTH = dict(llm_width=128)   # head_dim 32: what vLLM's CPU attention takes
 
 
 @pytest.fixture(scope='module')
-def folder(tmp_path_factory):
-    return make_tiny_folder(tmp_path_factory.mktemp('served') / 'tinyvl-served', TinySpec(llm='qwen2', **ENGINE_SPEC))
+def folder(engine_base):
+    return engine_base
 
 
 @pytest.fixture(scope='module')
-def server(folder, tmp_path_factory):
-    vllm_env()  # first use builds it (about 2 minutes)
-    with server_for(folder, 'vllm', log_path=tmp_path_factory.mktemp('log') / 'vllm.log') as running:
-        yield running
+def server(vllm_server):
+    return vllm_server
 
 
 @pytest.fixture(scope='module')
-def api(server):
-    return ApiPipeline(server.url)
+def api(server, folder):
+    api = ApiPipeline(server.url)
+    assert api.model == folder.name   # the base is listed first; the served adapter ('tuned') after it
+    return api
 
 
 @pytest.fixture(scope='module')
@@ -137,8 +137,8 @@ def test_unservable_folders_are_refused_with_the_reason(tmp_path, capsys):
     with pytest.raises(ServeError, match="head_dim is 16; vllm takes 32, 64"):
         check_servable(narrow, 'vllm')
     with pytest.raises(ServeError, match="head_dim is 32; turbomind takes 64, 128"):
-        check_servable(make_tiny_folder(tmp_path / 'w32', TinySpec(llm='qwen2', **ENGINE_SPEC)), 'turbomind')
-    own = make_tiny_folder(tmp_path / 'own', TinySpec(llm='qwen2', **ENGINE_SPEC), layout='vlmtune')
+        check_servable(make_tiny_folder(tmp_path / 'w32', TinySpec(llm='qwen2', **ENGINE_WIDTH)), 'turbomind')
+    own = make_tiny_folder(tmp_path / 'own', TinySpec(llm='qwen2', **ENGINE_WIDTH), layout='vlmtune')
     with pytest.raises(ServeError, match='the vlmtune layout is ours alone .*--to internvl'):
         check_servable(own, 'vllm')
     assert main(['serve', str(narrow), '--engine', 'vllm']) == 2   # refused before any engine starts
@@ -147,9 +147,9 @@ def test_unservable_folders_are_refused_with_the_reason(tmp_path, capsys):
 
 # --- engine x layout: vLLM's own engine on each of our layouts --------------------------------------
 def layout_folders(root):
-    spec = TinySpec(llm='qwen2', **ENGINE_SPEC)
-    return {'internvl (InternLM2)': make_tiny_folder(root / 'iv-internlm2', TinySpec(llm='internlm2', **ENGINE_SPEC)),
-            'internvl (Qwen3)': make_tiny_folder(root / 'iv-qwen3', TinySpec(llm='qwen3', **ENGINE_SPEC)),
+    spec = TinySpec(llm='qwen2', **ENGINE_WIDTH)
+    return {'internvl (InternLM2)': make_tiny_folder(root / 'iv-internlm2', TinySpec(llm='internlm2', **ENGINE_WIDTH)),
+            'internvl (Qwen3)': make_tiny_folder(root / 'iv-qwen3', TinySpec(llm='qwen3', **ENGINE_WIDTH)),
             'internvl_hf (Qwen2)': make_tiny_folder(root / 'ivhf-qwen2', spec, layout='internvl_hf'),
             'llava_hf (Llama)': make_tiny_llava_folder(root / 'llava', TinyLlavaSpec()),
             'llava_next_hf (Llama)': make_tiny_llava_folder(root / 'llava-next', TinyLlavaSpec(), next_=True)}
