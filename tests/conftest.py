@@ -236,10 +236,14 @@ def lora_run(engine_base, tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def vllm_server(lora_run, tmp_path_factory):
-    """`vlmtune serve` of the engine model on vLLM (built on first use), the adapter beside it as 'tuned'."""
-    from vlmtune.serve.engines import server_for, vllm_env
+    """`vlmtune serve` (the CLI, as users start it) of the engine model on vLLM (built on first use), the
+    adapter beside it as 'tuned'."""
+    from vlmtune.serve.engines import Server, free_port, vllm_env
     vllm_env()
-    server = server_for(lora_run['base'], 'vllm', lora={'tuned': lora_run['adapter']},
-                        log_path=tmp_path_factory.mktemp('vllm') / 'vllm.log')
+    port = free_port()
+    cmd = [sys.executable, '-m', 'vlmtune.cli', 'serve', str(lora_run['base']), '--engine', 'vllm', '--port', str(port),
+           '--lora', f"tuned={lora_run['adapter']}"]
+    server = Server(cmd, dict(os.environ), f'http://127.0.0.1:{port}/v1',
+                    log_path=tmp_path_factory.mktemp('vllm') / 'serve.log')
     with server:
         yield server

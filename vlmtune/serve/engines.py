@@ -6,6 +6,7 @@ it is named with the reason and the fix, before minutes of start-up.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -241,6 +242,8 @@ def serve(folder, engine='auto', host='127.0.0.1', port=8000, max_model_len=4096
     if host not in ('127.0.0.1', 'localhost', '::1'):
         print(f'note: listening on {host}: reachable from other machines, without authentication', flush=True)
     print(f'starting: {" ".join(server.cmd)}', flush=True)
+    # A SIGTERM to us (a service manager, a test) stops the engine too, instead of orphaning it.
+    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(143)))
     server.start(timeout=900)
     print(f'\nserving {folder} at {server.url} (OpenAI API). Try:\n  vlmtune chat --api {server.url}\n'
           f'  python -c "from openai import OpenAI; c = OpenAI(base_url=\'{server.url}\', api_key=\'-\'); '
