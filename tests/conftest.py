@@ -244,6 +244,8 @@ def vllm_server(lora_run, tmp_path_factory):
     cmd = [sys.executable, '-m', 'vlmtune.cli', 'serve', str(lora_run['base']), '--engine', 'vllm', '--port', str(port),
            '--lora', f"tuned={lora_run['adapter']}"]
     server = Server(cmd, dict(os.environ), f'http://127.0.0.1:{port}/v1',
-                    log_path=tmp_path_factory.mktemp('vllm') / 'serve.log')
-    with server:
+                    log_path=tmp_path_factory.mktemp('vllm') / 'serve.log').start()
+    try:
         yield server
+    finally:
+        server.stop(grace=15)   # the CLI stops its engine first (SIGTERM, then SIGKILL after 5 s)
