@@ -152,8 +152,17 @@ def main(argv=None):
           f'mean of {args.skip + 1}..{args.iters}', flush=True)
     rows = []
     xtuner_cfg = xtuner_config(folder, data_json, images, args.iters, root / 'xtuner_internvl_lora.py')
+    # XTuner loads the model in bf16 and keeps mlp1 in fp32 unless DeepSpeed casts the module: its CPU run
+    # needs ZeRO-2 with bf16 on. Otherwise our CPU-safe JSON, with XTuner's own (DeepSpeed's default)
+    # bucket sizes: xtuner's deepspeed_zero2.json sets none.
+    ds = json.loads(Path(zero2).read_text())
+    ds['bf16'] = {'enabled': True}
+    for key in ('reduce_bucket_size', 'allgather_bucket_size'):
+        ds['zero_optimization'].pop(key, None)
+    zero2_bf16 = root / 'zero2_cpu_bf16.json'
+    zero2_bf16.write_text(json.dumps(ds, indent=1))
     rows.append(('bf16', measure('XTuner InternVL_V1_5 (bf16)', [
-        sys.executable, '-m', 'vlmtune.engine.xtuner_main', str(xtuner_cfg), '--deepspeed', zero2,
+        sys.executable, '-m', 'vlmtune.engine.xtuner_main', str(xtuner_cfg), '--deepspeed', str(zero2_bf16),
         '--work-dir', str(root / 'work-xtuner')], root, args.skip, tokens)))
     recipe = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
     for dtype in args.dtypes:
