@@ -238,7 +238,8 @@ def lora_run(engine_base, tmp_path_factory):
 def vllm_server(lora_run, tmp_path_factory):
     """`vlmtune serve` (the CLI, as users start it) of the engine model on vLLM (built on first use), the
     adapter beside it as 'tuned'."""
-    from vlmtune.serve.engines import Server, free_port, vllm_env
+    from vlmtune.net import free_port
+    from vlmtune.serve.engines import Server, vllm_env
     vllm_env()
     port = free_port()
     cmd = [sys.executable, '-m', 'vlmtune.cli', 'serve', str(lora_run['base']), '--engine', 'vllm', '--port', str(port),

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+# PyPI's torchvision 0.28 beside a CPU torch needs the fix vLLM's environment gets too (serve/engines.py);
+# Python runs sitecustomize.py from PYTHONPATH at start-up.
+from vlmtune.serve.engines import TORCHVISION_CPU_FIX
+
 CACHE = Path(os.environ.get('VLMTUNE_SIDE_ENVS', Path.home() / '.cache' / 'vlmtune' / 'side-envs'))
 
 # Each set is what that transformers needs beyond the project venv (torch, sentencepiece, PIL, ...);
@@ -25,14 +29,6 @@ ENVS = {
                 'torchvision==0.28.0'],
 }
 
-# PyPI's torchvision 0.28 is a CUDA build; beside a CPU torch its import dies registering fake kernels
-# for torchvision::nms / qnms, ops that only its CUDA library defines. Declaring the two schemas first
-# is enough for the image transforms. Python runs sitecustomize.py from PYTHONPATH at start-up.
-TORCHVISION_CPU_FIX = '''import torch
-_lib = torch.library.Library('torchvision', 'FRAGMENT')
-for _op in ('nms', 'qnms'):
-    _lib.define(_op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
-'''
 
 
 def side_env(name: str, pins=None, timeout: int = 1800) -> Path:

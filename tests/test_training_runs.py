@@ -74,8 +74,8 @@ def test_sigkill_then_resume_reaches_same_final_loss(plain_run, ws):
 def test_two_nodes_match_one_process(plain_run, ws):
     """XTuner's multi-node variables: two torchrun launches (one process each, gloo on 127.0.0.1) x batch 2
     give the 1-process x batch 4 loss trajectory."""
-    from vlmtune.engine.launch import _free_port
-    work_dir, port = ws['root'] / 'two_nodes', _free_port()
+    from vlmtune.net import free_port
+    work_dir, port = ws['root'] / 'two_nodes', free_port()
     cmd = vlmtune_cmd(ws, work_dir, '--cfg-options', 'train_dataloader.batch_size=2')
     nodes = [subprocess.Popen(cmd, cwd=ws['root'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, 'NNODES': '2', 'NODE_RANK': str(rank), 'ADDR': '127.0.0.1',

@@ -3,7 +3,6 @@ resolve DeepSpeed configs (CPU-safe variants without a GPU), run xtuner's traine
 several processes) on a free port and return its real exit status (`xtuner train` itself returns 0
 after a crash)."""
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from mmengine.config import Config
 from mmengine.config.utils import ConfigParsingError
 
 from ..formats import read_spec
+from ..net import free_port
 from . import recipes
 from .recipes import RECIPES_DIR, RecipeError
 from .trainability import validate_modes
@@ -124,12 +124,6 @@ def find_last_checkpoint(work_dir: Path) -> str:
     return marker.read_text().strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def single_process_env(environ=None) -> dict:
     """The child's environment for one process. Without a launcher, DeepSpeed's `init_distributed`
     finds RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT/LOCAL_RANK incomplete, runs its MPI discovery and
@@ -138,7 +132,7 @@ def single_process_env(environ=None) -> dict:
     port unless the user chose one."""
     env = dict(os.environ if environ is None else environ)
     if not env.get('MASTER_PORT'):
-        env['MASTER_PORT'] = str(_free_port())
+        env['MASTER_PORT'] = str(free_port())
     for key, value in (('MASTER_ADDR', '127.0.0.1'), ('RANK', '0'), ('LOCAL_RANK', '0'), ('WORLD_SIZE', '1')):
         env.setdefault(key, value)
     return env
@@ -159,7 +153,7 @@ def torchrun_options(nproc: int, nodes: int, environ=None) -> list:
                              f'ADDR:PORT; NODE_RANK is 0..{nodes - 1})')
         return options + [f'--nnodes={nodes}', f'--node_rank={env["NODE_RANK"]}', f'--master_addr={addr}',
                           f'--master_port={port}']
-    return options + [f'--master_port={port or _free_port()}']
+    return options + [f'--master_port={port or free_port()}']
 
 
 def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, nproc=None, seed=None) -> int:

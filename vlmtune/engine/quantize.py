@@ -15,23 +15,31 @@ def quantizable_linears(language_model):
                 yield parent, name, child
 
 
+def _replace_linears(model, quantized) -> int:
+    """Each quantizable Linear of the LLM -> quantized(child) (a bitsandbytes layer, on the GPU)."""
+    replaced = 0
+    for parent, name, child in quantizable_linears(model.language_model):
+        setattr(parent, name, quantized(child).cuda())
+        replaced += 1
+    model.cuda()
+    return replaced
+
+
 def quantize_llm_4bit(model, quantization: str = 'nf4') -> int:
     if not torch.cuda.is_available():
         raise RuntimeError('QLoRA (4-bit base) needs a CUDA GPU: bitsandbytes 4-bit has no CPU kernels; '
                            'use llm="lora" without quantization on CPU')
     import bitsandbytes as bnb
     compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    replaced = 0
-    for parent, name, child in quantizable_linears(model.language_model):
+
+    def quantized(child):
         q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
                               compute_dtype=compute_dtype, quant_type=quantization)
         q.weight = bnb.nn.Params4bit(child.weight.data.to('cpu'), requires_grad=False, quant_type=quantization)
         if child.bias is not None:
             q.bias = nn.Parameter(child.bias.data, requires_grad=False)
-        setattr(parent, name, q.cuda())
-        replaced += 1
-    model.cuda()
-    return replaced
+        return q
+    return _replace_linears(model, quantized)
 
 
 def quantize_llm_8bit(model) -> int:
@@ -40,18 +48,16 @@ def quantize_llm_8bit(model) -> int:
         raise RuntimeError('8-bit loading needs a CUDA GPU: bitsandbytes 8-bit has no CPU kernels; load in '
                            'full precision on CPU')
     import bitsandbytes as bnb
-    replaced = 0
-    for parent, name, child in quantizable_linears(model.language_model):
+
+    def quantized(child):
         q = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=child.bias is not None,
                                 has_fp16_weights=False, threshold=6.0)
         q.weight = bnb.nn.Int8Params(child.weight.data.to('cpu', torch.float16), requires_grad=False,
                                      has_fp16_weights=False)
         if child.bias is not None:
             q.bias = nn.Parameter(child.bias.data.to(torch.float16), requires_grad=False)
-        setattr(parent, name, q.cuda())
-        replaced += 1
-    model.cuda()
-    return replaced
+        return q
+    return _replace_linears(model, quantized)
 
 
 def quantize_for_inference(model, bits: int) -> int:

