@@ -6,6 +6,7 @@ from pathlib import Path
 from PIL import Image
 
 from .data_spec import DataSpec, row_image_paths
+from .image.orientation import size_under
 from .rejects import IGNORE_INDEX
 
 
@@ -51,7 +52,7 @@ def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
     grids = []
     for rel, layout in zip(row_image_paths(row), layouts):
         with Image.open(Path(image_root) / rel) as img:
-            width, height = img.size
+            width, height = size_under(img, spec.exif)  # the size training tiles under the model's EXIF rule
         cols, rows_ = spec.image_processor.grid(width, height, len(layouts))
         grids.append({'image': rel, 'size': [width, height], 'grid': [cols, rows_], 'tiles': layout.tiles})
     encoded = spec.encode(row, layouts)

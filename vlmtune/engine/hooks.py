@@ -10,6 +10,7 @@ from mmengine.logging import print_log
 from PIL import Image
 
 from ..data.dataset import ConversationDataset
+from ..data.image.orientation import apply_rule
 
 
 def unwrap(model):
@@ -44,7 +45,8 @@ class ChatProbeHook(Hook):
             pixels = None
             if probe.get('image'):
                 with Image.open(probe['image']) as image:
-                    pixels = processor.process(image.convert('RGB')).to(model.device, model.dtype)
+                    image = apply_rule(image.convert('RGB'), model.spec.exif_rule)  # as training opens it
+                    pixels = processor.process(image).to(model.device, model.dtype)
             answer = model.chat(tokenizer, pixels, probe['question'],
                                 dict(max_new_tokens=self.max_new_tokens, do_sample=False))
             self.answers.append({'iter': runner.iter, 'question': probe['question'], 'answer': answer})
