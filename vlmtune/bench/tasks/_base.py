@@ -87,6 +87,14 @@ def require(row: dict, keys, where: str):
         raise ValueError(f'{where}: missing {", ".join(map(repr, absent))} (has {", ".join(map(repr, row))})')
 
 
+def image_root(images, path: Path, *candidates: str) -> Path:
+    """--images when given, else the first of the benchmark's usual folders beside its file that exists,
+    else the file's own folder."""
+    if images:
+        return Path(images)
+    return next((path.parent / c for c in candidates if c and (path.parent / c).is_dir()), path.parent)
+
+
 def image_file(root: Path, name: str, where: str, extensions=('',)) -> Path:
     """root/name (trying each extension), or an error naming the row and the fix."""
     for extension in extensions:

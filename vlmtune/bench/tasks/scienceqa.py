@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..answers import letters, option_lines
 from . import register
-from ._base import MultipleChoice, Question, image_file, plain_summary, read_json, require
+from ._base import MultipleChoice, Question, image_file, image_root, plain_summary, read_json, require
 
 SPLIT = 'test'
 
@@ -22,9 +22,7 @@ class ScienceQA(MultipleChoice):
         splits = path.parent / 'pid_splits.json'
         pids = read_json(splits, 'pid_splits.json')[SPLIT] if splits.is_file() else \
             [pid for pid, p in problems.items() if p.get('split', SPLIT) == SPLIT]
-        root = Path(images) if images else next(
-            (d for d in (path.parent / 'images' / SPLIT, path.parent / SPLIT, path.parent / 'images') if d.is_dir()),
-            path.parent)
+        root = image_root(images, path, f'images/{SPLIT}', SPLIT, 'images')
         questions, without_image = [], 0
         for pid in pids:
             where = f'{path}: problem {pid}'

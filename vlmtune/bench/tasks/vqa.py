@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..vqa_normalise import textvqa_normalise, vqa_accuracy, vqa_normalise
 from . import register
-from ._base import SHORT_ANSWER, Benchmark, Question, image_file, plain_summary, read_json, require
+from ._base import SHORT_ANSWER, Benchmark, Question, image_file, image_root, plain_summary, read_json, require
 
 
 class TenAnswerVQA(Benchmark):
@@ -46,8 +46,7 @@ class VQAv2(TenAnswerVQA):
         annotations_path = annotations_beside(path)
         annotations = {a['question_id']: a for a in read_json(annotations_path, 'VQAv2 annotations')['annotations']}
         subtype = data.get('data_subtype', '')
-        root = Path(images) if images else next((d for d in (path.parent / subtype, path.parent / 'images')
-                                                 if subtype and d.is_dir()), path.parent)
+        root = image_root(images, path, subtype, 'images' if subtype else None)
         questions = []
         for number, row in enumerate(data['questions']):
             where = f'{path}: questions[{number}]'
@@ -72,8 +71,7 @@ class TextVQA(TenAnswerVQA):
     def read(self, path, images=None):
         path = Path(path)
         data = read_json(path, 'TextVQA JSON: {"data": [{question_id, question, image_id, answers}]}')
-        root = Path(images) if images else next((d for d in (path.parent / 'train_images', path.parent / 'images')
-                                                 if d.is_dir()), path.parent)
+        root = image_root(images, path, 'train_images', 'images')
         questions = []
         for number, row in enumerate(data['data']):
             where = f'{path}: data[{number}]'
@@ -93,7 +91,7 @@ class GQA(Benchmark):
     def read(self, path, images=None):
         path = Path(path)
         data = read_json(path, 'GQA questions: {question_id: {imageId, question, answer}}')
-        root = Path(images) if images else next((d for d in (path.parent / 'images',) if d.is_dir()), path.parent)
+        root = image_root(images, path, 'images')
         questions = []
         for qid, row in data.items():
             where = f'{path}: question {qid}'
