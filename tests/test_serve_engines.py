@@ -183,3 +183,13 @@ def test_vllm_serves_each_layout_as_the_pipeline_answers(tmp_path, capsys):
         table.append(f"| {name} | loads in {entry['load_s']} s, greedy answers equal |")
     with capsys.disabled():
         print('\n| layout (LLM) | vLLM CPU |\n|---|---|\n' + '\n'.join(table))
+
+
+def test_the_vllm_env_fix_is_a_standalone_module():
+    """sitecustomize.py of vLLM's environment runs there alone: only absolute imports, of torch."""
+    import ast
+    from vlmtune.serve.engines import TORCHVISION_CPU_FIX
+    tree = ast.parse(TORCHVISION_CPU_FIX)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [(type(n).__name__, getattr(n, 'level', 0), [a.name for a in n.names]) for n in imports] == \
+        [('Import', 0, ['torch'])]

@@ -33,8 +33,6 @@ ENGINES_FOR = {
 # PyPI's torchvision beside vLLM's CPU torch is a CUDA build whose import dies registering fake kernels
 # for torchvision::nms / qnms; declaring the two schemas first is enough for the image transforms.
 TORCHVISION_CPU_FIX = '''import torch
-
-from ..net import free_port
 _lib = torch.library.Library('torchvision', 'FRAGMENT')
 for _op in ('nms', 'qnms'):
     _lib.define(_op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
