@@ -2,7 +2,7 @@
 data (read + tile + encode + collate), ViT, connector, LLM forward, backward, optimizer, and the rest
 of a measured `vlmtune train` iteration (DeepSpeed, runner, hooks).
 
-    python benchmarks/bench_profile.py FOLDER DATA.jsonl IMAGES [--dtype bf16] [--steps 5]
+    python benchmarks/bench_profile.py FOLDER DATA.jsonl IMAGES [--dtype bf16] [--steps 16]
 """
 import argparse
 import time
@@ -29,11 +29,12 @@ def module_timer(modules: dict, totals: dict):
             handle.remove()
 
 
-def profile_step(folder, data_jsonl, images, dtype='bf16', lora=None, steps=5, batch=2):
+def profile_step(folder, data_jsonl, images, dtype='bf16', lora=None, steps=16, batch=2):
     from mmengine.registry import MODELS
     from vlmtune.engine import build_train_dataset, vlm_collate
     from vlmtune.engine.launch import load_recipe
     from vlmtune.engine.recipes import resolve
+    from vlmtune.engine.sampler import LengthGroupedSampler
     lora = lora or dict(r=128, alpha=256, dropout=0.05)
     cfg = load_recipe(resolve(RECIPE), [f'model.checkpoint={folder}', 'model.projector=frozen', 'model.vit=frozen',
                                f'model.dtype={dtype}', f'model.lora.r={lora["r"]}', f'model.lora.alpha={lora["alpha"]}',
@@ -41,18 +42,20 @@ def profile_step(folder, data_jsonl, images, dtype='bf16', lora=None, steps=5, b
     wrapper = MODELS.build(cfg.model)
     wrapper.train()
     dataset = build_train_dataset(folder, data_jsonl, images, max_length=8192, max_tiles=12)
+    order = iter(LengthGroupedSampler(dataset, seed=0))  # the recipe's sampler: the batches training sees
     params = [p for p in wrapper.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     vlm = wrapper.model
     parts = {'ViT': vlm.vision_tower, 'connector': vlm.connector, 'LLM forward': vlm.language_model}
-    totals = {'data': 0.0, 'backward': 0.0, 'optimizer': 0.0}
+    totals, tiles = {'data': 0.0, 'backward': 0.0, 'optimizer': 0.0}, 0
     for step in range(steps + 1):  # step 0 warms up
         if step == 1:
             totals = {k: 0.0 for k in totals}
             forward_totals = {}
         start = time.perf_counter()
-        samples = [dataset[(step * batch + i) % len(dataset)] for i in range(batch)]
+        samples = [dataset[next(order)] for _ in range(batch)]
         collated = vlm_collate(samples)
+        tiles += sum(int(s['pixel_values'].shape[0]) for s in samples) if step else 0
         totals['data'] += time.perf_counter() - start
         with module_timer(parts, forward_totals if step else {}):
             loss = wrapper(collated['data'], mode='loss')['loss']
@@ -63,11 +66,10 @@ def profile_step(folder, data_jsonl, images, dtype='bf16', lora=None, steps=5, b
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         totals['optimizer'] += time.perf_counter() - start
-    tiles = sum(int(s['pixel_values'].shape[0]) for s in samples)
-    return {**{k: v / steps for k, v in forward_totals.items()}, **{k: v / steps for k, v in totals.items()}}, tiles
+    return {**{k: v / steps for k, v in forward_totals.items()}, **{k: v / steps for k, v in totals.items()}}, tiles / steps
 
 
-def print_profile(folder, data_jsonl, images, measured_s_per_iter=None, dtype='bf16', lora=None, steps=5):
+def print_profile(folder, data_jsonl, images, measured_s_per_iter=None, dtype='bf16', lora=None, steps=16):
     profile, tiles = profile_step(folder, data_jsonl, images, dtype, lora, steps)
     order = ['data', 'ViT', 'connector', 'LLM forward', 'backward', 'optimizer']
     total = sum(profile[k] for k in order)
@@ -75,7 +77,7 @@ def print_profile(folder, data_jsonl, images, measured_s_per_iter=None, dtype='b
     if measured_s_per_iter:
         rows.append(('DeepSpeed + runner + hooks (measured iteration - the parts)', max(0.0, measured_s_per_iter - total)))
     whole = measured_s_per_iter or total
-    print(f'\nprofile of our step ({dtype}, batch 2, {tiles} tiles in the last batch, mean of {steps} steps):')
+    print(f'\nprofile of our step ({dtype}, batch 2, {tiles:.1f} tiles per batch, mean of {steps} steps):')
     print('| part | ms | share |\n|---|---|---|')
     for name, seconds in rows:
         print(f'| {name} | {1000 * seconds:.1f} | {100 * seconds / whole:.0f}% |')
@@ -95,7 +97,7 @@ def main():
     parser.add_argument('data')
     parser.add_argument('images')
     parser.add_argument('--dtype', default='bf16')
-    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--steps', type=int, default=16)
     args = parser.parse_args()
     print_profile(args.folder, args.data, args.images, dtype=args.dtype, steps=args.steps)
 

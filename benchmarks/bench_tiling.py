@@ -7,6 +7,10 @@ two outputs agree (atol 1e-6).
 
     python benchmarks/bench_tiling.py            # 24 images, 5 repetitions
     python benchmarks/bench_tiling.py --quick    # 12 images, 2 repetitions
+
+Then the loader on JPEG files (`load_and_tile`, float32 and uint8 tiles) beside what it cannot avoid
+(decode + the two PIL resizes), as a fraction of that limit; the uint8 tiles, normalised, equal the
+float32 ones exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from vlmtune.data.tiling import (  # noqa: E402
     IMAGENET_STD,
     TilingConfig,
     choose_grid,
+    load_and_tile,
+    normalize_uint8,
     tile_image,
 )
 
@@ -91,6 +97,44 @@ class ResizeFloor:
             img.resize((s, s))
 
 
+class DecodeResizeLimit:
+    """What loading a JPEG cannot avoid: decode, RGB, the two PIL resizes (the data path's limit)."""
+
+    def __init__(self, image_size: int, max_num: int):
+        self.floor = ResizeFloor(image_size, max_num)
+
+    def __call__(self, path) -> None:
+        with Image.open(path) as im:
+            self.floor(im.convert("RGB"))
+
+
+def jpeg_fractions(images, cfg: TilingConfig, reps: int) -> dict:
+    """The loader on JPEG files beside its decode + resize limit: {path name: (img/s, fraction of the
+    limit)}, best repetition per file. The uint8 tiles, normalised, must equal the float32 ones."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-tiling-"))
+    files = []
+    for k, img in enumerate(images):
+        files.append(folder / f"{k:02d}.jpg")
+        img.save(files[-1], quality=90)
+    for path in files:
+        floats, raw = load_and_tile(path, cfg), load_and_tile(path, cfg, uint8=True)
+        assert raw.dtype == torch.uint8 and torch.equal(normalize_uint8(raw), floats), path
+    paths = {
+        "decode + resizes (limit)": DecodeResizeLimit(cfg.image_size, cfg.max_num),
+        "load_and_tile float32": lambda p: load_and_tile(p, cfg),
+        "load_and_tile uint8": lambda p: load_and_tile(p, cfg, uint8=True),
+    }
+    runs = {name: [] for name in paths}
+    for rep in range(reps):
+        for name in list(paths) if rep % 2 == 0 else list(paths)[::-1]:
+            runs[name].append(time_pass(paths[name], files))
+    best = {name: sum(min(t[k] for t in times) for k in range(len(files))) for name, times in runs.items()}
+    limit = best["decode + resizes (limit)"]
+    return {name: (len(files) / seconds, limit / seconds) for name, seconds in best.items()}
+
+
 def time_pass(fn, images) -> list[float]:
     """Seconds per image for one pass over ``images``."""
     per_image = []
@@ -107,6 +151,7 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=None, help="number of images (24)")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions (5)")
     parser.add_argument("--max-num", type=int, default=12)
+    parser.add_argument("--jpegs", type=int, default=8, help="JPEG files for the loader's fraction of its limit")
     parser.add_argument("--image-size", type=int, default=448)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads (1 = DataLoader worker)"
@@ -186,6 +231,12 @@ def main(argv=None) -> None:
         f"{1e3 * extra_base:.1f} -> {1e3 * extra_new:.1f} ms/img "
         f"({extra_base / max(extra_new, 1e-9):.1f}x)"
     )
+
+    jpegs = images[: args.jpegs]
+    print(f"\n{len(jpegs)} JPEGs (quality 90), decoded from disk each time:")
+    print(f"{'path':<26}{'img/s':>8}{'of the limit':>14}")
+    for name, (rate, fraction) in jpeg_fractions(jpegs, cfg, reps).items():
+        print(f"{name:<26}{rate:>8.1f}{fraction:>14.2f}")
 
 
 if __name__ == "__main__":

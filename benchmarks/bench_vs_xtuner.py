@@ -5,7 +5,7 @@ installed xtuner at run time, paths / batch / iterations / lr substituted) and o
 under `--deepspeed zero2` (the CPU-safe variant without a GPU). Prints s/iter (iterations `--skip`..N),
 samples/s, tokens/s and peak RSS of each, the ratios, and a profile of our step.
 
-    python benchmarks/bench_vs_xtuner.py [--iters 60] [--skip 10] [--dtypes bf16 fp32] [--shape tiny|2b]
+    python benchmarks/bench_vs_xtuner.py [--iters 60] [--skip 10] [--dtypes bf16 fp32] [--repeats 3] [--shape tiny|2b]
 
 LoRA r 128 / alpha 256 / dropout 0.05 on the LLM, ViT and projector frozen, batch 2, 448 px, <= 12 tiles.
 XTuner's InternVL_V1_5 loads the folder in bf16 whatever is asked (fp32 fails in its mlp1 on CPU), so its row
@@ -130,15 +130,23 @@ def measure(name, cmd, cwd, skip, tokens):
             'peak_rss_mib': peak_mib, 'iters_timed': len(kept), 'wall_s': time.perf_counter() - started}
 
 
+def median_run(runs: list) -> dict:
+    """The run with the median s/iter (the upper one of an even count), its peak RSS the largest seen."""
+    ordered = sorted(runs, key=lambda r: r['s_per_iter'])
+    return dict(ordered[len(ordered) // 2], peak_rss_mib=max(r['peak_rss_mib'] for r in runs))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=60)
     parser.add_argument('--skip', type=int, default=10, help='iterations left out of the mean (warm-up)')
     parser.add_argument('--rows', type=int, default=32)
     parser.add_argument('--dtypes', nargs='+', default=['bf16', 'fp32'])
+    parser.add_argument('--repeats', type=int, default=1, help='runs of each row, in alternating order; the '
+                        'table shows each row\'s median run (this machine drifts by +-15%% between runs)')
     parser.add_argument('--shape', choices=sorted(SHAPES), default='tiny')
     parser.add_argument('--no-profile', action='store_true')
-    parser.add_argument('--profile-steps', type=int, default=5)
+    parser.add_argument('--profile-steps', type=int, default=16, help='16: one pass over the default 32 rows')
     args = parser.parse_args(argv)
     from vlmtune.engine.launch import resolve_deepspeed
     from vlmtune.tiny import TinySpec, make_tiny_folder
@@ -150,7 +158,6 @@ def main(argv=None):
     print(f'model: tiny InternVL ({args.shape}) {folder}; {args.rows} rows, {tokens:.0f} tokens/sample; batch 2, '
           f'LoRA r {LORA["r"]}, ViT + projector frozen, ZeRO-2 ({Path(zero2).name}); {args.iters} iterations, '
           f'mean of {args.skip + 1}..{args.iters}', flush=True)
-    rows = []
     xtuner_cfg = xtuner_config(folder, data_json, images, args.iters, root / 'xtuner_internvl_lora.py')
     # XTuner loads the model in bf16 and keeps mlp1 in fp32 unless DeepSpeed casts the module: its CPU run
     # needs ZeRO-2 with bf16 on. Otherwise our CPU-safe JSON, with XTuner's own (DeepSpeed's default)
@@ -161,24 +168,38 @@ def main(argv=None):
         ds['zero_optimization'].pop(key, None)
     zero2_bf16 = root / 'zero2_cpu_bf16.json'
     zero2_bf16.write_text(json.dumps(ds, indent=1))
-    rows.append(('bf16', measure('XTuner InternVL_V1_5 (bf16)', [
-        sys.executable, '-m', 'vlmtune.engine.xtuner_main', str(xtuner_cfg), '--deepspeed', str(zero2_bf16),
-        '--work-dir', str(root / 'work-xtuner')], root, args.skip, tokens)))
     recipe = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
-    for dtype in args.dtypes:
-        rows.append((dtype, measure(f'vlmtune train ({dtype})', [
+
+    def xtuner_run(rep):
+        return measure('XTuner InternVL_V1_5 (bf16)', [
+            sys.executable, '-m', 'vlmtune.engine.xtuner_main', str(xtuner_cfg), '--deepspeed', str(zero2_bf16),
+            '--work-dir', str(root / f'work-xtuner-{rep}')], root, args.skip, tokens)
+
+    def our_run(dtype):
+        return lambda rep: measure(f'vlmtune train ({dtype})', [
             sys.executable, '-m', 'vlmtune.cli', 'train', str(recipe), '--checkpoint', str(folder), '--data',
-            str(data_jsonl), '--images', str(images), '--deepspeed', 'zero2', '--work-dir', str(root / f'work-{dtype}'),
-            '--cfg-options', *our_options(dtype, args.iters)], root, args.skip, tokens)))
-    base = rows[0][1]
+            str(data_jsonl), '--images', str(images), '--deepspeed', 'zero2', '--work-dir',
+            str(root / f'work-{dtype}-{rep}'), '--cfg-options', *our_options(dtype, args.iters)], root, args.skip, tokens)
+    runners = [xtuner_run] + [our_run(dtype) for dtype in args.dtypes]
+    runs = [[] for _ in runners]
+    for rep in range(args.repeats):  # alternating order: slow drifts of the machine hit every row alike
+        for k in (range(len(runners)) if rep % 2 == 0 else reversed(range(len(runners)))):
+            runs[k].append(runners[k](rep))
+            print(f"  run {rep + 1}/{args.repeats}: {runs[k][-1]['name']} {runs[k][-1]['s_per_iter']:.3f} s/iter",
+                  flush=True)
+    rows = [median_run(r) for r in runs]
+    base = rows[0]
     print('\n| run | s/iter | samples/s | tokens/s | peak RSS MiB | vs XTuner (bf16) |\n|---|---|---|---|---|---|')
-    for _, row in rows:
+    for row in rows:
         print(f"| {row['name']} | {row['s_per_iter']:.3f} | {row['samples_s']:.2f} | {row['tokens_s']:.0f} | "
               f"{row['peak_rss_mib']:.0f} | {base['s_per_iter'] / row['s_per_iter']:.2f}x |")
-    (root / 'results.json').write_text(json.dumps([r for _, r in rows], indent=1))
+    if args.repeats > 1:
+        print(f'(median of {args.repeats} runs each; s/iter of every run: ' + '; '.join(
+            f"{r[0]['name']} " + ', '.join(f"{x['s_per_iter']:.3f}" for x in r) for r in runs) + ')')
+    (root / 'results.json').write_text(json.dumps(runs, indent=1))
     if not args.no_profile:
         from bench_profile import print_profile  # noqa: E402  (benchmarks/ is the script's folder)
-        print_profile(folder, data_jsonl, images, rows[1][1]['s_per_iter'] if len(rows) > 1 else None,
+        print_profile(folder, data_jsonl, images, rows[1]['s_per_iter'] if len(rows) > 1 else None,
                       dtype=args.dtypes[0], lora=LORA, steps=args.profile_steps)
     print(f'\nresults: {root / "results.json"}')
 

@@ -56,7 +56,8 @@ def teacher_forced_scores(model, dataset, limit=None, batch_size=4) -> dict:
     for start in range(0, count, batch_size):
         batch = pad_collate([dataset[i] for i in range(start, min(start + batch_size, count))], 0)
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        batch['pixel_values'] = batch['pixel_values'].to(model.dtype)
+        if batch['pixel_values'].is_floating_point():  # uint8 tiles (the training loader's): the model normalises
+            batch['pixel_values'] = batch['pixel_values'].to(model.dtype)
         logits = model(**{k: v for k, v in batch.items() if k != 'labels'}).logits.float()[:, :-1]
         labels = batch['labels'][:, 1:]
         mask = labels != -100

@@ -29,6 +29,11 @@ class DataSpec:
     system_message: str = None
     jpeg_augment: bool = False
     exif: str = 'ignore'          # EXIF orientation rule (data/image/orientation.py)
+    uint8_pixels: bool = False    # uint8 tiles where the processor can (the model normalises them)
+
+    @property
+    def pixels_as_uint8(self) -> bool:
+        return self.uint8_pixels and getattr(self.image_processor, 'uint8_pixels', False)
 
     def __post_init__(self):
         # Templates that render with the tokenizer's own chat_template keep the tokenizer.

@@ -116,17 +116,18 @@ class ConversationDataset(Dataset):
         row = self.row(self.indices[index])
         paths = row_image_paths(row)
         processor, tiles, layouts, sizes = self.spec.image_processor, [], [], []
+        raw = {'uint8': True} if self.spec.pixels_as_uint8 else {}
         for rel in paths:
             with Image.open(self.image_root / rel) as opened:
                 img = apply_rule(opened, self.spec.exif)
-                tiles.append(processor.process(img, len(paths), self.rng, self.spec.jpeg_augment))
+                tiles.append(processor.process(img, len(paths), self.rng, self.spec.jpeg_augment, **raw))
                 layouts.append(processor.layout(*img.size, n_images=len(paths)))
                 sizes.append(img.size)
         if paths:
             pixel_values = torch.cat(tiles)
             image_flags = torch.ones(len(pixel_values), dtype=torch.long)
         else:  # text-only: a white image whose features are dropped (image_flags 0)
-            pixel_values = processor.blank()
+            pixel_values = processor.blank(**raw)
             image_flags = torch.zeros(len(pixel_values), dtype=torch.long)
         encoded = self.spec.encode(row, layouts, self.spec.max_length)
         return {'input_ids': torch.tensor(encoded.input_ids), 'labels': torch.tensor(encoded.labels),

@@ -140,8 +140,9 @@ def _scale_shift() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize_uint8(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 [..., 3, H, W] -> float32 ToTensor+Normalize equivalent (for tests/tools)."""
-    scale, shift = _scale_shift()
+    """uint8 [..., 3, H, W] -> float32 ToTensor+Normalize equivalent, on the pixels' device (the
+    model normalises the training loader's uint8 tiles with it)."""
+    scale, shift = (t.to(pixels.device) for t in _scale_shift())
     out = pixels.to(torch.float32)
     return out.mul_(scale).add_(shift)
 
@@ -159,38 +160,43 @@ def _pil_to_uint8(img: Image.Image) -> torch.Tensor:
 
 
 def _write_grid(canvas: Image.Image, cols: int, rows: int, size: int, out: torch.Tensor) -> None:
-    """Normalise an (size*cols, size*rows) RGB canvas into ``out`` [rows*cols, 3, size, size]."""
+    """An (size*cols, size*rows) RGB canvas into ``out`` [rows*cols, 3, size, size]: normalised when
+    ``out`` is float32, the raw bytes when it is uint8."""
     pixels = _pil_to_uint8(canvas)
     # [rows*S, cols*S, 3] -> [rows, cols, 3, S, S]: tile k = (row k // cols, col k % cols).
     tiles = pixels.view(rows, size, cols, size, 3).permute(0, 2, 4, 1, 3)
     dst = out.view(rows, cols, 3, size, size)
-    dst.copy_(tiles)  # one pass: uint8 -> float32 and HWC -> CHW tile layout
-    scale, shift = _scale_shift()
-    dst.mul_(scale).add_(shift)
+    dst.copy_(tiles)  # one pass: (uint8 -> float32 and) HWC -> CHW tile layout
+    if out.dtype == torch.float32:
+        scale, shift = _scale_shift()
+        dst.mul_(scale).add_(shift)
 
 
 def tile_image(
-    img: Image.Image, cfg: TilingConfig, rng: Optional[random.Random] = None
+    img: Image.Image, cfg: TilingConfig, rng: Optional[random.Random] = None, uint8: bool = False
 ) -> torch.Tensor:
     """Tile one image per the InternVL contract -> float32 [n_tiles, 3, S, S].
 
     With ``cfg.dynamic`` False the result is a single S x S resized tile.
     ``rng`` only feeds the JPEG augmentation (None: global ``random`` state).
+    ``uint8``: the tiles' bytes, not normalised (``normalize_uint8`` gives the float32 tiles, exactly:
+    the same two float32 operations on the same bytes), a quarter of the memory to copy and collate.
     """
     img = _to_rgb(img)
     if cfg.jpeg_augment:
         img = jpeg_reencode(img, rng)
     size = cfg.image_size
+    dtype = torch.uint8 if uint8 else torch.float32
 
     if not cfg.dynamic:
-        out = torch.empty((1, 3, size, size), dtype=torch.float32)
+        out = torch.empty((1, 3, size, size), dtype=dtype)
         _write_grid(img.resize((size, size)), 1, 1, size, out)
         return out
 
     cols, rows = choose_grid(img.width, img.height, cfg.min_num, cfg.max_num, size)
     n = cols * rows
     add_thumbnail = cfg.use_thumbnail and n > 1
-    out = torch.empty((n + int(add_thumbnail), 3, size, size), dtype=torch.float32)
+    out = torch.empty((n + int(add_thumbnail), 3, size, size), dtype=dtype)
     # PIL's default filter for RGB resize is bicubic, as in the official code.
     _write_grid(img.resize((size * cols, size * rows)), cols, rows, size, out[:n])
     if add_thumbnail:
@@ -202,8 +208,9 @@ def load_and_tile(
     path: Union[str, PathLike, BinaryIO],
     cfg: TilingConfig,
     rng: Optional[random.Random] = None,
+    uint8: bool = False,
 ) -> torch.Tensor:
     """Open an image file (path or binary file object), convert to RGB, and tile it."""
     with Image.open(path) as im:
         rgb = im.convert("RGB")
-    return tile_image(rgb, cfg, rng)
+    return tile_image(rgb, cfg, rng, uint8)

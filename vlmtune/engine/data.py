@@ -29,11 +29,14 @@ class PackedDataset(Dataset):
 
 
 def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_length=4096, max_tiles=None,
-                        packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None, exif=None):
+                        packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None, exif=None,
+                        uint8_pixels=True):
     """checkpoint / spec: the model, as the recipe's `model` names it (the data path asks its spec for the
     template, image processor and image tokens; no weights are read). exif: the EXIF orientation rule
     ('ignore' / 'transpose'; default: the model's, which is 'ignore' unless its folder says otherwise);
-    `vlmtune convert` writes it into the folder so every serving path applies it."""
+    `vlmtune convert` writes it into the folder so every serving path applies it. uint8_pixels: tiles
+    leave the loader as bytes where the image processor can hand them out (InternVL's), and the model
+    normalises them on its device (the same float32 numbers, a quarter of the host memory traffic)."""
     if not data_path or not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
     model_spec, tokenizer = resolve_spec(checkpoint, spec)
@@ -41,7 +44,8 @@ def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_le
         model_spec = model_spec.override({'image_processor': {'max_tiles': max_tiles}})
     if exif:
         model_spec = model_spec.override({'image_processor': {'exif': check_rule(exif)}})
-    dataset = ConversationDataset(data_path, image_root, model_spec.data_spec(tokenizer, max_length, jpeg_augment),
+    dataset = ConversationDataset(data_path, image_root, model_spec.data_spec(tokenizer, max_length, jpeg_augment,
+                                                                             uint8_pixels),
                                   cache_dir=cache_dir, seed=seed)
     if dataset.rejects:
         print(f'{data_path}: {len(dataset.rejects)} row(s) cannot be trained and are skipped, e.g. '

@@ -93,7 +93,7 @@ class VLTuneModel(BaseModel):
         if mode != 'loss':
             with torch.no_grad():
                 return self.model(**_model_inputs(data))
-        outputs = self.model(**_model_inputs(data))
+        outputs = self.model(**_model_inputs(data), return_logits=False)  # the loss is all training reads
         loss = outputs.loss
         if not torch.isfinite(loss):
             step = MessageHub.get_current_instance().get_info('iter', 'unknown')

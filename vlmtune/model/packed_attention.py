@@ -4,13 +4,16 @@ A packed row carries a block-diagonal causal mask (data/collate.py). Dense SDPA 
 O(row_length^2) per layer, most of it on pairs the mask throws away; without flash-attn's varlen
 kernels (CPU, or GPUs without flash-attn) that makes packing slower than padding. This runs causal
 SDPA on each sample's block instead, so the cost is the sum of the samples' own squares. Any other
-mask (padded batches, generation with a cache) goes to transformers' plain SDPA unchanged.
+mask (padded batches, generation with a cache) goes to transformers' plain SDPA unchanged. On CPU in
+half precision, attention with a backward to come runs in fp32 (model/cpu_half.py).
 """
 import inspect
 
 import torch
 import torch.nn.functional as F
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+from .cpu_half import differentiable_attention
 
 NAME = 'sdpa_packed'
 _last = {'mask': None, 'segments': None}  # every layer gets the same mask tensor: split it once
@@ -35,15 +38,16 @@ def block_segments(mask: torch.Tensor):
 
 def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
                         **kwargs):
+    def dense(q, k, v, mask):
+        return sdpa_attention_forward(module, q, k, v, mask, dropout=dropout, scaling=scaling, is_causal=is_causal,
+                                      **kwargs)
     if attention_mask is None or query.shape[2] != key.shape[2] or query.shape[0] != 1:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+        return differentiable_attention(dense, query, key, value, attention_mask)
     if _last['mask'] is not attention_mask:
         _last.update(mask=attention_mask, segments=block_segments(attention_mask))
     segments = _last['segments']
     if segments is None or len(segments) == 1:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+        return differentiable_attention(dense, query, key, value, attention_mask)
     groups = getattr(module, 'num_key_value_groups', 1)
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     pieces = []
@@ -51,9 +55,10 @@ def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, 
         if end - start == 1:  # one key: softmax is 1, the output is the value (padding tokens)
             pieces.append(value[:, :, start:end])
         else:
-            pieces.append(F.scaled_dot_product_attention(
-                query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], dropout_p=dropout,
-                scale=scaling, is_causal=True))
+            pieces.append(differentiable_attention(
+                lambda q, k, v, _: F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scaling,
+                                                                  is_causal=True),
+                query[:, :, start:end], key[:, :, start:end], value[:, :, start:end]))
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 
@@ -67,7 +72,27 @@ def enable_packed_attention(language_model) -> bool:
         return False
     ALL_ATTENTION_FUNCTIONS[NAME] = packed_sdpa_forward
     config._attn_implementation = NAME
+    for module in language_model.modules():
+        if hasattr(type(module), '_update_causal_mask') and not hasattr(module, '_mask_decided_as_sdpa'):
+            module._update_causal_mask = _decided_as_sdpa(module._update_causal_mask, config)
+            module._mask_decided_as_sdpa = True
     return True
+
+
+def _decided_as_sdpa(update_causal_mask, config):
+    """transformers 4.48 decides the LLM's mask by the implementation's name, and only "sdpa" may skip
+    it: a causal batch without padding (or a right-padded training batch, model/vlm.py) then runs SDPA's
+    causal kernel. Under any other name it builds and applies a [batch, 1, L, L] float mask every step.
+    Deciding under "sdpa" keeps that shortcut; packed rows' block masks pass through as before."""
+    def update(*args, **kwargs):
+        if config._attn_implementation != NAME:  # switched since (e.g. to flash-attn): decided as that
+            return update_causal_mask(*args, **kwargs)
+        config._attn_implementation = 'sdpa'
+        try:
+            return update_causal_mask(*args, **kwargs)
+        finally:
+            config._attn_implementation = NAME
+    return update
 
 
 def _uses_interface(language_model) -> bool:

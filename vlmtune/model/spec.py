@@ -119,6 +119,7 @@ class ModelSpec:
         start, context, end = self.build_template().image_tokens
         return ImageTokens(per_tile=per_tile, start=start, context=context, end=end, merge=merge, tile_grid=tile_grid)
 
-    def data_spec(self, tokenizer, max_length: int = 4096, jpeg_augment: bool = False) -> DataSpec:
+    def data_spec(self, tokenizer, max_length: int = 4096, jpeg_augment: bool = False,
+                  uint8_pixels: bool = False) -> DataSpec:
         return DataSpec(tokenizer, self.build_template(), self.build_image_processor(), self.image_tokens(),
-                        max_length, self.system_message, jpeg_augment, self.exif_rule)
+                        max_length, self.system_message, jpeg_augment, self.exif_rule, uint8_pixels)

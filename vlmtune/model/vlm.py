@@ -104,7 +104,10 @@ class VisionLanguageModel(nn.Module):
 
     def image_embeddings(self, pixel_values, image_flags=None, image_sizes=None) -> torch.Tensor:
         """The images' token embeddings in order, [tokens, llm width]; tiles with flag 0 are dropped;
-        spatial merges need each image's (width, height)."""
+        spatial merges need each image's (width, height). uint8 tiles (the training loader's) are
+        normalised here, on the model's device."""
+        if pixel_values.dtype == torch.uint8:
+            pixel_values = self.image_processor.normalize(pixel_values)
         features = self.extract_feature(pixel_values)
         if image_flags is not None:
             features = features[image_flags.reshape(-1).to(features.device) == 1]
@@ -130,14 +133,23 @@ class VisionLanguageModel(nn.Module):
 
     def forward(self, pixel_values, input_ids=None, attention_mask=None, position_ids=None, image_flags=None,
                 past_key_values=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, image_sizes=None):
+                output_hidden_states=None, return_dict=None, image_sizes=None, return_logits=True):
+        """return_logits=False (training): with labels, only the loss (see _labelled_loss)."""
         if self.img_context_token_id is None:
             raise RuntimeError('call set_tokenizer(tokenizer) first (the image context token id is unknown)')
         image_embeds = self.image_embeddings(pixel_values, image_flags, image_sizes)
         attention_mask, position_ids = llm_attention_inputs(self.language_model.config, attention_mask, position_ids)
         native_moe = labels is not None and self._native_router_loss(attention_mask)
-        outputs = self.language_model(inputs_embeds=self.splice(input_ids, image_embeds),
-                                      attention_mask=attention_mask, position_ids=position_ids,
+        # Training a dense LLM: no padding mask where none is needed (flash-attn keeps it: it unpads, so
+        # pads cost nothing there) and, unless asked for logits, the LM head on the labelled positions only.
+        dense_training = labels is not None and past_key_values is None and not self._moe_llm()
+        if dense_training and self.language_model.config._attn_implementation != 'flash_attention_2':
+            attention_mask = unneeded_padding_mask_dropped(attention_mask)
+        embeds = self.splice(input_ids, image_embeds)
+        if dense_training and not return_logits:
+            loss = self._labelled_loss(embeds, attention_mask, position_ids, labels)
+            return VLMOutput(loss=loss, lm_loss=loss)
+        outputs = self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                       past_key_values=past_key_values, use_cache=use_cache,
                                       output_hidden_states=output_hidden_states,
                                       **({'output_router_logits': True} if native_moe else {}))
@@ -152,6 +164,20 @@ class VisionLanguageModel(nn.Module):
                 loss = lm_loss + weight * aux_loss.to(lm_loss.device)
         return VLMOutput(loss=loss, lm_loss=lm_loss, aux_loss=aux_loss, logits=outputs.logits,
                          past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states)
+
+    def _moe_llm(self) -> bool:
+        return self.moe is not None or hasattr(self.language_model.config, 'router_aux_loss_coef')
+
+    def _labelled_loss(self, embeds, attention_mask, position_ids, labels) -> torch.Tensor:
+        """The mean next-token cross entropy over labels != -100, with the LM head run on those positions
+        only: the same loss without the [batch, length, vocab] fp32 logits (2 x 8k tokens x InternVL2-2B's
+        92k vocabulary: 6 GB) or their log-softmax."""
+        hidden = self.language_model.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
+                                                   position_ids=position_ids, use_cache=False).last_hidden_state
+        targets = labels[:, 1:].to(hidden.device)
+        trained = targets != -100
+        logits = self.language_model.get_output_embeddings()(hidden[:, :-1][trained]).float()
+        return F.cross_entropy(logits, targets[trained])
 
     def _native_router_loss(self, attention_mask) -> bool:
         """Ask a native MoE LLM (a config with router_aux_loss_coef) for its load-balancing loss? Not for
@@ -269,6 +295,19 @@ def llm_attention_inputs(config, attention_mask, position_ids):
         raise ValueError('a packed row (4-D attention mask) under flash_attention_2 needs its position_ids: '
                          'they mark where each sample starts (data/collate.py pack_collate)')
     return None, position_ids
+
+
+def unneeded_padding_mask_dropped(attention_mask):
+    """None for a right-padded [batch, length] training mask, else the mask. Under causal attention no
+    real token sees a pad (pads come after it), and the loss never reads a pad (labels -100), so the
+    loss and its gradients are the same without the mask; without it the LLM's SDPA runs its causal
+    kernel instead of transformers building and applying a [batch, 1, L, L] float mask every step.
+    Not for MoE LLMs (routers count pads in their balance loss and capacity), left padding or holes."""
+    if attention_mask is None or attention_mask.dim() != 2:
+        return attention_mask
+    lengths = attention_mask.sum(-1, keepdim=True)
+    prefix = torch.arange(attention_mask.shape[1], device=attention_mask.device) < lengths
+    return None if torch.equal(prefix, attention_mask.bool()) else attention_mask
 
 
 def _build(cls, settings: dict, init_weights: bool = True, **kwargs):

@@ -2,11 +2,12 @@
 ratio within [min_tiles, max_tiles], S x S tiles in row-major order, a thumbnail when there is more
 than one tile, ImageNet normalisation. Multi-image samples share the tile budget."""
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import torch
 
-from ..tiling import TilingConfig, blank_image, choose_grid, count_tiles, tile_image, tiles_per_image
+from ..tiling import (TilingConfig, blank_image, choose_grid, count_tiles, normalize_uint8, tile_image,
+                      tiles_per_image)
 from . import register
 from .tokens import ImageLayout
 
@@ -15,6 +16,7 @@ from .tokens import ImageLayout
 @dataclass(frozen=True)
 class InternVLDynamic:
     type: ClassVar[str] = 'internvl_dynamic'
+    uint8_pixels: ClassVar[bool] = True  # process(..., uint8=True) / normalize(): the model normalises
     image_size: int = 448
     min_tiles: int = 1
     max_tiles: int = 6
@@ -44,10 +46,16 @@ class InternVLDynamic:
     def layout(self, width: int, height: int, n_images: int = 1) -> ImageLayout:
         return ImageLayout(tiles=self.num_tiles(width, height, n_images))
 
-    def process(self, image, n_images: int = 1, rng=None, jpeg_augment: bool = False) -> torch.Tensor:
-        """PIL image -> float32 [tiles, 3, S, S]."""
-        return tile_image(image, self.tiling(n_images, jpeg_augment), rng if jpeg_augment else None)
+    def process(self, image, n_images: int = 1, rng=None, jpeg_augment: bool = False,
+                uint8: bool = False) -> torch.Tensor:
+        """PIL image -> float32 [tiles, 3, S, S] (uint8: the bytes, for `normalize` where the model runs)."""
+        return tile_image(image, self.tiling(n_images, jpeg_augment), rng if jpeg_augment else None, uint8)
 
-    def blank(self) -> torch.Tensor:
+    def blank(self, uint8: bool = False) -> torch.Tensor:
         """Pixels for a text-only sample: a white image, one tile (its features are dropped)."""
-        return tile_image(blank_image(), TilingConfig(image_size=self.image_size, max_num=1))
+        return tile_image(blank_image(), TilingConfig(image_size=self.image_size, max_num=1), uint8=uint8)
+
+    @staticmethod
+    def normalize(pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 tiles -> the float32 tiles `process` returns, on the tiles' device."""
+        return normalize_uint8(pixels)

@@ -19,6 +19,8 @@ import torch.utils.checkpoint
 from torch import nn
 from transformers.modeling_utils import no_init_weights
 
+from ..cpu_half import use_patch_conv
+
 
 class TransformersViT(nn.Module):
     # Set by each tower.
@@ -45,7 +47,7 @@ class TransformersViT(nn.Module):
         self.gradient_checkpointing = False
         # transformers' own constructor and init; the wrapper is dropped, its `vision_model` kept.
         with no_init_weights(_enable=not init_weights):
-            self.vision_model = self.build_vision_model(self.config)
+            self.vision_model = use_patch_conv(self.build_vision_model(self.config))
 
     @classmethod
     def build_vision_model(cls, config) -> nn.Module:

@@ -18,6 +18,7 @@ from torch import nn
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from . import register
+from ..cpu_half import PatchConv2d
 
 # The official config schema's defaults (InternVisionConfig).
 DEFAULTS = dict(num_channels=3, patch_size=14, image_size=224, qkv_bias=False, hidden_size=3200, num_attention_heads=25,
@@ -32,7 +33,7 @@ class Embeddings(nn.Module):
         super().__init__()
         self.grid = cfg.image_size // cfg.patch_size
         self.class_embedding = nn.Parameter(torch.randn(1, 1, cfg.hidden_size))
-        self.patch_embedding = nn.Conv2d(cfg.num_channels, cfg.hidden_size, cfg.patch_size, cfg.patch_size)
+        self.patch_embedding = PatchConv2d(cfg.num_channels, cfg.hidden_size, cfg.patch_size, cfg.patch_size)
         self.position_embedding = nn.Parameter(torch.randn(1, self.grid ** 2 + 1, cfg.hidden_size))
 
     def resampled_patch_positions(self, height: int, width: int) -> torch.Tensor:

@@ -3,9 +3,9 @@
 # on one GPU; use accumulative_counts=2 on two GPUs), lr 4e-5. A recipe sets `checkpoint` and the
 # data paths, then updates `model` and `train_dataloader['dataset']` with them.
 from mmengine.config import read_base
-from mmengine.dataset import InfiniteSampler
 
 from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
+from vlmtune.engine.sampler import LengthGroupedSampler
 
 with read_base():
     from .runtime import *
@@ -22,7 +22,8 @@ model = dict(type=VLTuneModel, checkpoint=checkpoint, vit='frozen', projector='f
              attn_implementation='auto', gradient_checkpointing=True)
 train_dataloader = dict(
     batch_size=4, num_workers=4, persistent_workers=False,
-    sampler=dict(type=InfiniteSampler, shuffle=True),  # no restart stall between epochs
+    # infinite (no restart stall between epochs); similar lengths batched together (official group_by_length)
+    sampler=dict(type=LengthGroupedSampler, shuffle=True),
     collate_fn=dict(type=vlm_collate),
     dataset=dict(type=build_train_dataset, checkpoint=checkpoint, data_path=data_path, image_root=image_root,
                  max_length=max_length, max_tiles=max_tiles, packing=False, jpeg_augment=False))
