@@ -90,6 +90,14 @@ def our_options(dtype, iters):
             'default_hooks.logger.interval=1']
 
 
+def our_command(folder, data_jsonl, images, work_dir, dtype, iters, deepspeed=None) -> list:
+    """`vlmtune train` of the tiny LoRA recipe with the benchmark's settings."""
+    recipe = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
+    return [sys.executable, '-m', 'vlmtune.cli', 'train', str(recipe), '--checkpoint', str(folder), '--data',
+            str(data_jsonl), '--images', str(images), *(['--deepspeed', deepspeed] if deepspeed else []),
+            '--work-dir', str(work_dir), '--cfg-options', *our_options(dtype, iters)]
+
+
 def run_measured(cmd, cwd, env=None) -> tuple:
     """(returncode, output, peak RSS in MiB): wait4's usage of the child covers the descendants it reaped
     (the trainer `vlmtune train` launches), its ru_maxrss the largest of them."""
@@ -130,6 +138,30 @@ def measure(name, cmd, cwd, skip, tokens):
             'peak_rss_mib': peak_mib, 'iters_timed': len(kept), 'wall_s': time.perf_counter() - started}
 
 
+def alternate(runners: list, repeats: int) -> list:
+    """Each runner(rep) `repeats` times, in alternating order (slow drifts of the machine hit every row
+    alike); per runner, its runs."""
+    runs = [[] for _ in runners]
+    for rep in range(repeats):
+        for k in (range(len(runners)) if rep % 2 == 0 else reversed(range(len(runners)))):
+            runs[k].append(runners[k](rep))
+            print(f"  run {rep + 1}/{repeats}: {runs[k][-1]['name']} {runs[k][-1]['s_per_iter']:.3f} s/iter", flush=True)
+    return runs
+
+
+def print_rows(runs: list, ratio: str, repeats: int) -> list:
+    """The table of each runner's median run, the ratio column against the first; -> those rows."""
+    rows = [median_run(r) for r in runs]
+    print(f'\n| run | s/iter | samples/s | tokens/s | peak RSS MiB | {ratio} |\n|---|---|---|---|---|---|')
+    for row in rows:
+        print(f"| {row['name']} | {row['s_per_iter']:.3f} | {row['samples_s']:.2f} | {row['tokens_s']:.0f} | "
+              f"{row['peak_rss_mib']:.0f} | {rows[0]['s_per_iter'] / row['s_per_iter']:.2f}x |")
+    if repeats > 1:
+        print(f'(median of {repeats} runs each; s/iter of every run: ' + '; '.join(
+            f"{r[0]['name']} " + ', '.join(f"{x['s_per_iter']:.3f}" for x in r) for r in runs) + ')')
+    return rows
+
+
 def median_run(runs: list) -> dict:
     """The run with the median s/iter (the upper one of an even count), its peak RSS the largest seen."""
     ordered = sorted(runs, key=lambda r: r['s_per_iter'])
@@ -168,7 +200,6 @@ def main(argv=None):
         ds['zero_optimization'].pop(key, None)
     zero2_bf16 = root / 'zero2_cpu_bf16.json'
     zero2_bf16.write_text(json.dumps(ds, indent=1))
-    recipe = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
 
     def xtuner_run(rep):
         return measure('XTuner InternVL_V1_5 (bf16)', [
@@ -176,26 +207,11 @@ def main(argv=None):
             '--work-dir', str(root / f'work-xtuner-{rep}')], root, args.skip, tokens)
 
     def our_run(dtype):
-        return lambda rep: measure(f'vlmtune train ({dtype})', [
-            sys.executable, '-m', 'vlmtune.cli', 'train', str(recipe), '--checkpoint', str(folder), '--data',
-            str(data_jsonl), '--images', str(images), '--deepspeed', 'zero2', '--work-dir',
-            str(root / f'work-{dtype}-{rep}'), '--cfg-options', *our_options(dtype, args.iters)], root, args.skip, tokens)
+        return lambda rep: measure(f'vlmtune train ({dtype})', our_command(
+            folder, data_jsonl, images, root / f'work-{dtype}-{rep}', dtype, args.iters, 'zero2'), root, args.skip, tokens)
     runners = [xtuner_run] + [our_run(dtype) for dtype in args.dtypes]
-    runs = [[] for _ in runners]
-    for rep in range(args.repeats):  # alternating order: slow drifts of the machine hit every row alike
-        for k in (range(len(runners)) if rep % 2 == 0 else reversed(range(len(runners)))):
-            runs[k].append(runners[k](rep))
-            print(f"  run {rep + 1}/{args.repeats}: {runs[k][-1]['name']} {runs[k][-1]['s_per_iter']:.3f} s/iter",
-                  flush=True)
-    rows = [median_run(r) for r in runs]
-    base = rows[0]
-    print('\n| run | s/iter | samples/s | tokens/s | peak RSS MiB | vs XTuner (bf16) |\n|---|---|---|---|---|---|')
-    for row in rows:
-        print(f"| {row['name']} | {row['s_per_iter']:.3f} | {row['samples_s']:.2f} | {row['tokens_s']:.0f} | "
-              f"{row['peak_rss_mib']:.0f} | {base['s_per_iter'] / row['s_per_iter']:.2f}x |")
-    if args.repeats > 1:
-        print(f'(median of {args.repeats} runs each; s/iter of every run: ' + '; '.join(
-            f"{r[0]['name']} " + ', '.join(f"{x['s_per_iter']:.3f}" for x in r) for r in runs) + ')')
+    runs = alternate(runners, args.repeats)
+    rows = print_rows(runs, 'vs XTuner (bf16)', args.repeats)
     (root / 'results.json').write_text(json.dumps(runs, indent=1))
     if not args.no_profile:
         from bench_profile import print_profile  # noqa: E402  (benchmarks/ is the script's folder)

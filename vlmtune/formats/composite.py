@@ -27,10 +27,12 @@ ARCHITECTURE = 'CompositeModel'
 MODEL_DIR = Path(__file__).parents[1] / 'model'
 REMOTE_DIR = Path(__file__).parent / 'composite_remote'
 INTERNVL_REMOTE = Path(__file__).parent / 'internvl_remote'
-SHIPPED = {'vision_tower': ('_transformers_vit.py', 'clip.py', 'siglip.py', 'blip2_vision.py'),
+SHIPPED = {'.': ('cpu_half.py',),  # the towers' CPU half-precision patch convolution
+           'vision_tower': ('_transformers_vit.py', 'clip.py', 'siglip.py', 'blip2_vision.py'),
            'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py'),
            'llm': ('qwen3.py', 'qwen3_moe.py')}  # used where transformers is older than 4.51
 REGISTRY_IMPORT, SHIM = 'from . import register\n', 'from ._composite_register import register\n'
+PARENT_IMPORTS = {'from ..cpu_half import': 'from .cpu_half import'}  # model/ files sit beside them in a folder
 TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision', 'intern_vit'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
                                                              'resampler', *(f'mlp{d}x_gelu' for d in range(1, 9)))
 LLMS = ('qwen2', 'llama', 'phi3', 'qwen2_moe', 'mixtral', 'qwen3', 'qwen3_moe')
@@ -105,7 +107,10 @@ def copy_remote_code(out: Path) -> None:
             text = (MODEL_DIR / folder / name).read_text(encoding='utf-8')
             if text.count(REGISTRY_IMPORT) > 1:
                 raise RuntimeError(f'{folder}/{name}: more than one registry import to rewrite')
-            (out / name).write_text(text.replace(REGISTRY_IMPORT, SHIM), encoding='utf-8')
+            text = text.replace(REGISTRY_IMPORT, SHIM)
+            for package_import, folder_import in PARENT_IMPORTS.items():
+                text = text.replace(package_import, folder_import)
+            (out / name).write_text(text, encoding='utf-8')
 
 
 def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_shard_bytes: int, base_folder=None):
