@@ -83,10 +83,10 @@ def print_profile(folder, data_jsonl, images, measured_s_per_iter=None, dtype='b
     for name, seconds in rows:
         print(f'| {name} | {1000 * seconds:.1f} | {100 * seconds / whole:.0f}% |')
     biggest = max(rows, key=lambda r: r[1])[0]
-    hints = {'data': 'the loader: uint8 tiles normalised on the model device, tile-count bucketing, workers',
-             'ViT': 'the frozen ViT: no grad through it, fewer tiles (max_tiles), bf16 where the CPU has it',
-             'backward': 'recomputation (gradient_checkpointing off where memory allows)',
-             'optimizer': 'a fused / foreach AdamW', 'LLM forward': 'packing (fewer pad tokens), SDPA',
+    hints = {'data': 'decode + the two resizes: the loader runs near that limit (bench_tiling.py); workers overlap it',
+             'ViT': "the frozen ViT's attention over 1025 patches per tile: fewer tiles (max_tiles)",
+             'backward': 'SDPA backward and the LoRA matmuls (no recomputation: gradient_checkpointing is off)',
+             'optimizer': 'a fused / foreach AdamW', 'LLM forward': 'SDPA over the longest row: length grouping',
              'connector': 'the pixel-shuffle copy'}
     print(f'largest: {biggest} -> {hints.get(biggest, "DeepSpeed on CPU: its ZeRO-2 bookkeeping per step")}')
     return profile
