@@ -126,13 +126,23 @@ def jpeg_fractions(images, cfg: TilingConfig, reps: int) -> dict:
         "load_and_tile float32": lambda p: load_and_tile(p, cfg),
         "load_and_tile uint8": lambda p: load_and_tile(p, cfg, uint8=True),
     }
+    best = {name: best_total(times) for name, times in time_alternating(paths, files, reps).items()}
+    limit = best["decode + resizes (limit)"]
+    return {name: (len(files) / seconds, limit / seconds) for name, seconds in best.items()}
+
+
+def time_alternating(paths: dict, items, reps: int) -> dict:
+    """{name: per repetition, the per-item seconds}; which path goes first alternates per repetition."""
     runs = {name: [] for name in paths}
     for rep in range(reps):
         for name in list(paths) if rep % 2 == 0 else list(paths)[::-1]:
-            runs[name].append(time_pass(paths[name], files))
-    best = {name: sum(min(t[k] for t in times) for k in range(len(files))) for name, times in runs.items()}
-    limit = best["decode + resizes (limit)"]
-    return {name: (len(files) / seconds, limit / seconds) for name, seconds in best.items()}
+            runs[name].append(time_pass(paths[name], items))
+    return runs
+
+
+def best_total(times) -> float:
+    """Each item's fastest repetition, summed (robust to load spikes from other jobs)."""
+    return sum(min(t[k] for t in times) for k in range(len(times[0])))
 
 
 def time_pass(fn, images) -> list[float]:
@@ -179,12 +189,7 @@ def main(argv=None) -> None:
     assert worst <= 1e-6, f"fast path differs from per-tile path by {worst}"
     n_tiles = sum(fast(img).shape[0] for img in images)
 
-    # per repetition: list of per-image seconds; alternate which path goes first
-    runs = {name: [] for name in paths}
-    for rep in range(reps):
-        order = list(paths) if rep % 2 == 0 else list(paths)[::-1]
-        for name in order:
-            runs[name].append(time_pass(paths[name], images))
+    runs = time_alternating(paths, images, reps)
 
     print(
         f"{n_images} images, {n_tiles} tiles, max_num={args.max_num}, "
@@ -194,13 +199,12 @@ def main(argv=None) -> None:
     print(f"{'pipeline':<22}{'best img/s':>12}{'median img/s':>14}{'ms/img (best)':>15}")
     best_rate, median_rate = {}, {}
     for name, times in runs.items():
-        # best: each image's fastest repetition (robust to load spikes from other jobs)
-        best_total = sum(min(t[k] for t in times) for k in range(n_images))
-        best_rate[name] = n_images / best_total
+        best = best_total(times)
+        best_rate[name] = n_images / best
         median_rate[name] = n_images / statistics.median(sum(t) for t in times)
         print(
             f"{name:<22}{best_rate[name]:>12.1f}{median_rate[name]:>14.1f}"
-            f"{1e3 * best_total / n_images:>15.1f}"
+            f"{1e3 * best / n_images:>15.1f}"
         )
 
     # per-size breakdown (best repetition per image, summed over images of that size)

