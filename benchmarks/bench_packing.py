@@ -82,13 +82,12 @@ def run_mode(mode, folder, data, steps, batch_size, max_length, device='cpu', gr
 def plan(families=None) -> list:
     """[(family, None)] for each family to run, [(family, why)] for each that is skipped."""
     from vlmtune.model.llm import REGISTRY
-    from vlmtune.tiny import LLM_FAMILIES
     rows = []
     for family in families or REGISTRY.names():
         if family not in REGISTRY:
             raise SystemExit(f'unknown LLM family {family!r}; registered: {REGISTRY.names()}')
-        rows.append((family, None if family in LLM_FAMILIES else
-                     f'vlmtune.tiny cannot build it yet; it builds {", ".join(sorted(LLM_FAMILIES))}'))
+        rows.append((family, None if REGISTRY.get(family).packing else
+                     'skipped (its entry says packed rows are not computed per sample: packing=False)'))
     return rows
 
 

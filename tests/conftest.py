@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from vlmtune.formats.internvl import held_llms
 from vlmtune.tiny import TinySpec, make_tiny_folder, make_tiny_parts
 from train_data import assert_equal_trained_tokens, make_colour_dataset
 from vlmtune.engine import build_train_dataset
 from vlmtune.engine.launch import shortcut_options
 
 REPO = Path(__file__).resolve().parent.parent
-FAMILIES = ['qwen2', 'internlm2', 'phi3', 'llama']
+FAMILIES = [entry.family for entry in held_llms()]  # every LLM family the official layout holds
 VITS = ['300m', '6b']
 
 

@@ -27,7 +27,9 @@ from vlmtune.data.templates import get_template
 from vlmtune.data.tiling import TilingConfig, choose_grid, tile_image
 from vlmtune.formats import CheckpointError, layout_of, load, save
 from vlmtune.formats import internvl_hf as ivhf
+from vlmtune.formats import internvl_hf_config as ivcfg
 from vlmtune.formats.common import read_state_dict
+from vlmtune.formats.internvl import held_llms
 from vlmtune.formats.internvl_hf_processor import preprocessor_config, write_processor_files
 from vlmtune.formats.internvl_remote.conversation import get_conv_template
 from vlmtune.formats.internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
@@ -35,7 +37,14 @@ from vlmtune.formats.tokenizers import INTERNVL_TOKENS
 from vlmtune.tiny import CHATML_SPECIALS, CORPUS
 
 ENVS = ('tf-4.57', 'tf-5.24')
-FAMILIES = {'qwen2': '300m', 'internlm2': '6b', 'llama': '300m', 'phi3': '300m', 'qwen3': '300m', 'qwen3_moe': '300m'}
+# Every LLM family the official layout holds (hence -hf too); InternLM2 with the 6B-style ViT.
+FAMILIES = {entry.family: '6b' if entry.key_map else '300m' for entry in held_llms()}
+# What a version of transformers' own InternVL cannot run, with the error it raises (asserted, not skipped).
+KNOWN_LIMITS = {('tf-4.57', 'qwen2_moe'): "Qwen2MoeModel.forward() got an unexpected keyword argument 'image_sizes'"}
+
+
+def owner_runs(env, family) -> bool:
+    return (env, family) not in KNOWN_LIMITS
 TOKENS_PER_TILE = 4  # tiny folders: 56 px tiles, 14 px patches, downsample 0.5
 QUESTION = 'What is in the image?'
 TEXTS = ['What is in the image? A cat.', '  two  spaces\nand a newline\n', '图中的菜是什么？请直接回答选项字母。',
@@ -147,7 +156,7 @@ def prefix_tokenizer(tmp_path_factory):
               'dynamic_image_size': True, 'use_thumbnail': True, 'llm_config': {'eos_token_id': 2}}
     template = get_template('internlm2-chat')
     write_processor_files(official, config, hf, template.processor_chat_template(), template.end_token, 256)
-    (hf / 'config.json').write_text(json.dumps({'model_type': 'internvl', 'architectures': [ivhf.HF_ARCH]}))
+    (hf / 'config.json').write_text(json.dumps({'model_type': 'internvl', 'architectures': [ivcfg.HF_ARCH]}))
     texts = TEXTS + [official_prompt(config, [('user', ' What is in the image? '), ('assistant', None)])]
     return hf, {t: tokenizer(t).input_ids for t in texts}
 
@@ -178,9 +187,9 @@ def hf_results(cases, pixel_job, prefix_tokenizer, tmp_path_factory):
             sep = get_conv_template(case['config']['template']).sep.strip()
             run = dict(folder=str(case['hf']), inputs=case['inputs'], sep=sep, texts=TEXTS + ['<video>'],
                        image=str(case['hf'].parent / 'probe.png'), question=QUESTION)
-            if name in FAMILIES:
+            if name in FAMILIES and owner_runs(env, name):
                 run['save_to'] = str(root / f'saved-{env}-{name}')
-            if env == 'tf-5.24' and name in FAMILIES:
+            if env == 'tf-5.24' and name in FAMILIES and owner_runs('tf-4.57', name):
                 run['also_load'] = str(root / f'saved-tf-4.57-{name}')
             runs.append(run)
         runs.append(dict(folder=str(prefix_tokenizer[0]), texts=list(prefix_tokenizer[1])))
@@ -195,6 +204,9 @@ def hf_results(cases, pixel_job, prefix_tokenizer, tmp_path_factory):
 def test_logits_and_generate_equal_remote_code(cases, hf_results, env, family):
     result, case = hf_results[env]['by_name'][family], cases[family]
     assert not hf_results[env]['vlmtune_imported']
+    if not owner_runs(env, family):
+        assert KNOWN_LIMITS[env, family] in result['error']
+        return
     assert result['processor_classes'][0] == 'InternVLProcessor'
     diff = (result['logits'] - case['official']['logits']).abs().max().item()
     package = (result['logits'] - case['package']['logits']).abs().max().item()
@@ -208,7 +220,8 @@ def test_logits_and_generate_equal_remote_code(cases, hf_results, env, family):
 @pytest.mark.parametrize('env', ENVS)
 def test_processor_prompt_ids_and_pixels(cases, hf_results, env, family):
     result, case = hf_results[env]['by_name'][family], cases[family]
-    assert result['chat_template_prompt'] == case['chat_prompt'].replace('<image>', '<IMG_CONTEXT>')
+    if owner_runs(env, family):  # the probe renders the chat template after the model ran; the rest needs no model
+        assert result['chat_template_prompt'] == case['chat_prompt'].replace('<image>', '<IMG_CONTEXT>')
     assert result['image_prompt'] == case['image_prompt'].replace('<image>', '<IMG_CONTEXT>')
     assert result['image_input_ids'] == case['image_ids']
     assert result['chat_template_input_ids'] == case['image_ids']  # apply_chat_template(tokenize=True)
@@ -244,7 +257,7 @@ def test_keys_written_by_transformers_read_back(cases, hf_results):
     and 5.24 loads 4.57's save with the same logits."""
     for family in FAMILIES:
         official = read_state_dict(cases[family]['folder'])
-        for env in ENVS:
+        for env in [env for env in ENVS if owner_runs(env, family)]:
             saved = hf_results[env]['root'] / f'saved-{env}-{family}'
             keys = hf_results[env]['by_name'][family]['saved_keys']
             assert any(k.startswith('language_model.model.') for k in keys) == (env == 'tf-4.57'), keys[:3]
@@ -252,13 +265,14 @@ def test_keys_written_by_transformers_read_back(cases, hf_results):
             back = ivhf.state_from_hf(read_state_dict(saved), hf)
             assert back.keys() == official.keys()
             assert all(torch.equal(back[k], official[k]) for k in official)
-            ours = ivhf.official_config(json.loads((cases[family]['hf'] / 'config.json').read_text()))
-            again = ivhf.official_config(hf)  # newer versions may add fields (4.57: phi3 partial_rotary_factor)
+            ours = ivcfg.official_config(json.loads((cases[family]['hf'] / 'config.json').read_text()))
+            again = ivcfg.official_config(hf)  # newer versions may add fields (4.57: phi3 partial_rotary_factor)
             assert {k: v for k, v in again.items() if k != 'llm_config'} == \
                 {k: v for k, v in ours.items() if k != 'llm_config'}, (env, family)
             assert {k: again['llm_config'].get(k) for k in ours['llm_config']} == ours['llm_config'], (env, family)
         result = hf_results['tf-5.24']['by_name'][family]
-        assert torch.equal(result['also_load_logits'], result['logits'])
+        if owner_runs('tf-4.57', family):
+            assert torch.equal(result['also_load_logits'], result['logits'])
 
 
 @pytest.mark.parametrize('env', ENVS)
@@ -286,13 +300,13 @@ def _assert_same_official(back, original):
     """Every official field equal: top level and LLM (all but PretrainedConfig bookkeeping), vision
     (every InternVisionConfig field)."""
     for key in set(back) | set(original):
-        if key in ivhf.GENERIC_KEYS or key in ('vision_config', 'llm_config'):
+        if key in ivcfg.GENERIC_KEYS or key in ('vision_config', 'llm_config'):
             continue
         assert back.get(key) == original.get(key), key
     assert back.get('torch_dtype') == original.get('torch_dtype')
     for key in VISION_FIELDS:
         assert back['vision_config'][key] == original['vision_config'][key], key
-    a, b = ivhf._clean(back['llm_config']), ivhf._clean(original['llm_config'])
+    a, b = ivcfg._clean(back['llm_config']), ivcfg._clean(original['llm_config'])
     assert a == b, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
     assert back['llm_config'].get('torch_dtype') == original['llm_config'].get('torch_dtype')
     if 'auto_map' in original['llm_config']:
@@ -323,10 +337,10 @@ def test_roundtrip_is_exact(tiny_folder, tmp_path, family):
     for part in ('vision_config', 'llm_config'):
         official[part] = {**official[part], 'torch_dtype': 'bfloat16'}
     bf16 = {k: v.to(torch.bfloat16) for k, v in original.items()}
-    cfg = ivhf.hf_config(official, image_token_id=7, tokens_per_tile=4)
+    cfg = ivcfg.hf_config(official, image_token_id=7, tokens_per_tile=4)
     back_state = ivhf.state_from_hf(ivhf.state_to_hf(bf16, official), cfg)
     assert all(back_state[k].dtype == torch.bfloat16 and torch.equal(back_state[k], bf16[k]) for k in bf16)
-    _assert_same_official(ivhf.official_config(json.loads(json.dumps(cfg))), official)
+    _assert_same_official(ivcfg.official_config(json.loads(json.dumps(cfg))), official)
 
 
 def test_hub_style_folder_without_own_record(tiny_folder, tmp_path):
@@ -336,7 +350,7 @@ def test_hub_style_folder_without_own_record(tiny_folder, tmp_path):
     cfg = json.loads((hf / 'config.json').read_text())
     cfg.pop(ivhf.OWN_KEY)
     pre = json.loads((hf / 'preprocessor_config.json').read_text())
-    back = ivhf.official_config(cfg, pre)
+    back = ivcfg.official_config(cfg, pre)
     original = json.loads((folder / 'config.json').read_text())
     for key in ('template', 'force_image_size', 'dynamic_image_size', 'use_thumbnail', 'min_dynamic_patch',
                 'max_dynamic_patch', 'select_layer', 'downsample_ratio', 'ps_version'):
@@ -354,21 +368,21 @@ def test_what_hf_cannot_hold_is_refused(tiny_folder, tmp_path):
     }
     for message, change in bad.items():
         with pytest.raises(ValueError, match=message):
-            ivhf.hf_config({**official, **change}, image_token_id=7, tokens_per_tile=4)
+            ivcfg.hf_config({**official, **change}, image_token_id=7, tokens_per_tile=4)
     with pytest.raises(ValueError, match='Qwen2ForCausalLM'):  # the error names what is supported
-        ivhf.hf_config({**official, 'llm_config': {**official['llm_config'], 'architectures': ['GemmaForCausalLM']}}, 7, 4)
+        ivcfg.hf_config({**official, 'llm_config': {**official['llm_config'], 'architectures': ['GemmaForCausalLM']}}, 7, 4)
     with pytest.raises(ValueError, match='eps'):
-        ivhf.hf_config({**official, 'vision_config': {**official['vision_config'], 'qk_normalization': True,
+        ivcfg.hf_config({**official, 'vision_config': {**official['vision_config'], 'qk_normalization': True,
                                                        'layer_norm_eps': 1e-5}}, 7, 4)
     with pytest.raises(ValueError, match='unknown official key'):
         ivhf.state_to_hf({'vision_model.encoder.layers.0.attn.extra': torch.zeros(1)}, official)
-    cfg = ivhf.hf_config(official, 7, 4)
+    cfg = ivcfg.hf_config(official, 7, 4)
     with pytest.raises(ValueError, match='final LayerNorm'):
-        ivhf.official_config({**cfg, 'vision_config': {**cfg['vision_config'], 'use_mean_pooling': False}})
+        ivcfg.official_config({**cfg, 'vision_config': {**cfg['vision_config'], 'use_mean_pooling': False}})
     with pytest.raises(ValueError, match='default'):
-        ivhf.official_config({**cfg, 'vision_feature_select_strategy': 'full'})
+        ivcfg.official_config({**cfg, 'vision_feature_select_strategy': 'full'})
     with pytest.raises(ValueError, match='no official InternVL LLM'):
-        ivhf.official_config({**cfg, 'text_config': {**cfg['text_config'], 'model_type': 'gemma'}})
+        ivcfg.official_config({**cfg, 'text_config': {**cfg['text_config'], 'model_type': 'gemma'}})
     # A refused folder leaves nothing behind; an existing target is not replaced unless asked.
     (tmp_path / 'v1').mkdir()
     for name in folder.iterdir():

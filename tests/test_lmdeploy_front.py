@@ -28,6 +28,7 @@ from transformers import AutoConfig  # noqa: E402
 from vlmtune.data.templates import render_prompt  # noqa: E402
 from vlmtune.data.tiling import TilingConfig, count_tiles, tile_image  # noqa: E402
 from vlmtune.formats import load  # noqa: E402
+from vlmtune.formats.internvl import held_llms  # noqa: E402
 from vlmtune.formats.internvl_remote.conversation import get_conv_template  # noqa: E402
 from vlmtune.data.image import ImageTokens  # noqa: E402
 from vlmtune.tiny import TinySpec, make_tiny_folder  # noqa: E402
@@ -35,13 +36,12 @@ from vlmtune.formats.tokenizers import load_tokenizer  # noqa: E402
 
 IMAGE_SIZE = 56
 NUM_IMAGE_TOKEN = (IMAGE_SIZE // 14) ** 2 // 4  # 4 for these tiny models
-# family -> (LLM architecture, template, max_dynamic_patch written into the folder). The two
-# families get different max_dynamic_patch so the tests show LMDeploy reads the folder's value.
-FAMILIES = {'qwen2': ('Qwen2ForCausalLM', 'internvl2_5', 12),
-            'internlm2': ('InternLM2ForCausalLM', 'internlm2-chat', 6),
-            # InternVL3.5's LLMs; under 4.48 LMDeploy reads them through the folder's shipped Qwen3 code.
-            'qwen3': ('Qwen3ForCausalLM', 'internvl2_5', 12),
-            'qwen3_moe': ('Qwen3MoeForCausalLM', 'internvl2_5', 6)}
+# family -> (LLM architecture, template, max_dynamic_patch written into the folder), for every family the
+# internvl layout holds and an LMDeploy engine serves (the entries say). Families alternate max_dynamic_patch
+# so the tests show LMDeploy reads the folder's value. Under 4.48 LMDeploy reads Qwen3 / Qwen3-MoE through
+# the folder's shipped code.
+FAMILIES = {entry.family: (entry.architecture, entry.default_template, (12, 6)[i % 2])
+            for i, entry in enumerate(e for e in held_llms() if {'turbomind', 'lmdeploy-pytorch'} & set(e.engines))}
 # (width, height, PIL mode)
 IMAGES = [(800, 600, 'RGB'), (300, 1000, 'RGB'), (56, 56, 'RGB'), (2000, 200, 'RGB'), (120, 56, 'RGB'),
           (448, 448, 'RGB'), (57, 300, 'L'), (640, 480, 'RGBA')]
@@ -151,24 +151,18 @@ def _load_turbomind_supported_models():
 
 
 def test_turbomind_support_depends_on_head_dim(family, tmp_path):
-    """TurboMind takes InternVL with a Qwen2/Qwen3/InternLM2/Llama LLM only for head_dim 64 or 128;
-    otherwise `pipeline(..., TurbomindEngineConfig())` silently falls back to the PyTorch engine.
-    The default tiny folders (head_dim 16) are therefore PyTorch-engine-only; tools/gpu_smoke.sh
-    builds a head_dim-128 one."""
+    """TurboMind takes InternVL with an LLM its entry says it serves (LMDeploy's own list is the oracle of
+    the entry's `engines`), and only for head_dim 64 or 128; otherwise `pipeline(..., TurbomindEngineConfig())`
+    silently falls back to the PyTorch engine. The default tiny folders (head_dim 16; Qwen3's explicit 32)
+    are therefore PyTorch-engine-only; tools/gpu_smoke.sh builds a head_dim-128 one."""
+    from vlmtune.model.llm import REGISTRY
     is_supported = _load_turbomind_supported_models().is_supported
-    assert is_supported(family['folder']) is False  # head_dim 16 (64 / 4 heads), Qwen3's explicit 32
+    assert is_supported(family['folder']) is False
     shaped = make_tiny_folder(tmp_path / f'tm_{family["llm"]}',
                               TinySpec(llm=family['llm'], image_size=IMAGE_SIZE, llm_width=256, llm_heads=2,
                                        llm_head_dim=128,
                                        llm_kv_heads=2, llm_intermediate=512))
-    assert is_supported(str(shaped)) is True
-
-
-def test_turbomind_rejects_phi3(tmp_path):
-    is_supported = _load_turbomind_supported_models().is_supported
-    folder = make_tiny_folder(tmp_path / 'tm_phi3', TinySpec(llm='phi3', image_size=IMAGE_SIZE, llm_width=256,
-                                                              llm_heads=2, llm_kv_heads=2, llm_intermediate=512))
-    assert is_supported(str(folder)) is False
+    assert is_supported(str(shaped)) is ('turbomind' in REGISTRY.get(family['llm']).engines), family['llm']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +343,7 @@ def test_stop_tokens_include_end_of_turn(family, chat_template, lmd_tokenizer, o
 
     model, tok = ours
     end_of_turn = get_conv_template(family['template']).sep.strip()
-    assert end_of_turn == '<|im_end|>'
+    assert end_of_turn == model.template.end_token  # the official template's separator = ours
     im_end = tok.convert_tokens_to_ids(end_of_turn)
     assert lmd_tokenizer.indexes_containing_token(end_of_turn) == [im_end]
 
@@ -367,11 +361,12 @@ def test_stop_tokens_include_end_of_turn(family, chat_template, lmd_tokenizer, o
     assert im_end in gen.stop_token_ids
     assert lmd_tokenizer.eos_token_id in gen.stop_token_ids
     assert set(gen.stop_token_ids) == set(eos_list) | {lmd_tokenizer.eos_token_id} | set(engine_stop_words or [])
-    if family['llm'] != 'internlm2':
-        # eos_token is <|im_end|> itself
-        assert chat_template.stop_words == ['<|im_end|>'] and lmd_tokenizer.eos_token_id == im_end
+    from vlmtune.model.llm import REGISTRY
+    if REGISTRY.get(family['llm']).tiny_tokenizer == 'bpe':
+        # the tiny BPE tokenizers' eos_token is the end-of-turn token itself
+        assert chat_template.stop_words == [end_of_turn] and lmd_tokenizer.eos_token_id == im_end
     else:
-        # InternLM2: tokenizer eos is </s>; <|im_end|> comes only from generation_config.json
+        # InternLM2: tokenizer eos is </s>; the end of turn comes only from generation_config.json
         assert chat_template.stop_words == ['</s>'] and lmd_tokenizer.eos_token_id != im_end
     # vlmtune's chat() stops on the same token
     assert im_end == tok.convert_tokens_to_ids(end_of_turn)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from vlmtune.formats import internlm2_keys
-from vlmtune.formats.internlm2_keys import fuse_wqkv, split_wqkv
+from vlmtune.model.llm import internlm2_keys
+from vlmtune.model.llm.internlm2_keys import fuse_wqkv, split_wqkv
 from vlmtune.formats.internvl_remote import modeling_internlm2 as remote_internlm2
 from vlmtune.formats.internvl_remote.configuration_internlm2 import InternLM2Config
 from vlmtune.formats.internvl_remote.modeling_internvl_chat import pixel_shuffle as remote_pixel_shuffle

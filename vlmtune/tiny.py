@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .data.templates.internvl import SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
+from .data.templates import get_template
+from .data.templates.internvl import CHATML_TOKENS, SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25
 from .formats import save
 from .formats.parts import save_llm_folder, save_vision_folder
 from .formats.tokenizers import INTERNVL_TOKENS
@@ -21,14 +22,9 @@ from .model.llm import REGISTRY as LLMS
 from .model.spec import ModelSpec
 from .model.vlm import VisionLanguageModel
 
-# The families the factory builds (llm_config_dict knows their fields), each with its default template;
-# the architecture is the LLM registry's.
-DEFAULT_TEMPLATE = {'qwen2': 'internvl2_5', 'internlm2': 'internlm2-chat', 'phi3': 'phi3-chat',
-                    'llama': 'internlm2-chat', 'qwen3': 'internvl2_5', 'qwen3_moe': 'internvl2_5', 'qwen2_moe': 'internvl2_5',
-                    'mixtral': 'internlm2-chat'}
-LLM_FAMILIES = {family: LLMS.get(family).architecture for family in DEFAULT_TEMPLATE}
-CHATML_SPECIALS = ['<|im_start|>', '<|im_end|>']
-PHI3_SPECIALS = ['<|system|>', '<|user|>', '<|assistant|>', '<|end|>']
+# Every registered LLM family can be built tiny: its entry gives the family's config fields (tiny_config),
+# its default template and how its tokenizer is trained (model/llm/entry.py).
+CHATML_SPECIALS = list(CHATML_TOKENS)
 
 CORPUS = [SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25,
           'What is in the image? A cat. What color is it? It is red, green, blue, yellow or white.',
@@ -42,9 +38,9 @@ CORPUS = [SYSTEM_MESSAGE_V2, SYSTEM_MESSAGE_V25,
 
 @dataclass
 class TinySpec:
-    llm: str = 'qwen2'               # qwen2 | internlm2 | phi3 | llama | qwen3 | qwen3_moe | qwen2_moe | mixtral
+    llm: str = 'qwen2'               # any registered LLM family (vlmtune.model.llm.REGISTRY)
     vit: str = '300m'                # 300m (LayerNorm, qkv bias) | 6b (RMSNorm, q/k norm)
-    template: str = None             # default per family
+    template: str = None             # default: the family entry's default_template
     image_size: int = 56
     patch_size: int = 14
     vit_width: int = 32
@@ -106,9 +102,9 @@ def train_sentencepiece_tokenizer(specials, vocab_size, workdir: Path, corpus):
 
 
 def build_tokenizer(spec: TinySpec, template: str, workdir: Path, image_tokens: bool = True):
-    specials = PHI3_SPECIALS if template == 'phi3-chat' else CHATML_SPECIALS
+    specials = list(get_template(template).special_tokens) or CHATML_SPECIALS  # the end-of-turn token last
     corpus = CORPUS + [t for t in (spec.extra_corpus, spec.system_message) if t] * 8
-    if spec.llm == 'internlm2':
+    if LLMS.get(spec.llm).tiny_tokenizer == 'sentencepiece':
         # Byte fallback alone takes 256 pieces, so SentencePiece needs a larger vocabulary.
         tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir, corpus)
     else:
@@ -119,40 +115,16 @@ def build_tokenizer(spec: TinySpec, template: str, workdir: Path, image_tokens: 
 
 
 def llm_config_dict(spec: TinySpec, tokenizer) -> dict:
-    arch = LLM_FAMILIES[spec.llm]
+    """The fields every decoder-only tiny LLM shares, completed by the family entry's `tiny_config`."""
+    entry = LLMS.get(spec.llm)
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
-    common = dict(architectures=[arch], vocab_size=max(len(tokenizer), spec.llm_vocab_rows), hidden_size=spec.llm_width,
-                  intermediate_size=spec.llm_intermediate, num_hidden_layers=spec.llm_layers,
-                  num_attention_heads=spec.llm_heads, num_key_value_heads=spec.llm_kv_heads,
-                  max_position_embeddings=4096, rms_norm_eps=1e-6, rope_theta=10000.0,
-                  bos_token_id=bos, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                  tie_word_embeddings=False, initializer_range=0.02)
-    if spec.llm == 'qwen2':
-        common.update(model_type='qwen2', use_sliding_window=False, sliding_window=4096)
-    elif spec.llm == 'internlm2':
-        common.update(model_type='internlm2', bias=False)
-    elif spec.llm == 'phi3':
-        common.update(model_type='phi3', original_max_position_embeddings=4096, sliding_window=None)
-    elif spec.llm in ('qwen3', 'qwen3_moe'):  # InternVL3.5's LLMs, with the released models' fixed fields
-        common.update(model_type=spec.llm, head_dim=spec.llm_head_dim, rope_theta=1000000.0, attention_bias=False,
-                      use_sliding_window=False, sliding_window=None, max_window_layers=spec.llm_layers,
-                      hidden_act='silu', attention_dropout=0.0, use_cache=True)
-        if spec.llm == 'qwen3_moe':
-            common.update(num_experts=spec.llm_experts, num_experts_per_tok=spec.llm_experts_per_token,
-                          moe_intermediate_size=spec.llm_moe_intermediate, norm_topk_prob=True, decoder_sparse_step=1,
-                          mlp_only_layers=[], output_router_logits=False, router_aux_loss_coef=0.001)
-    elif spec.llm == 'qwen2_moe':
-        common.update(model_type='qwen2_moe', use_sliding_window=False, sliding_window=4096, num_experts=spec.llm_experts,
-                      num_experts_per_tok=spec.llm_experts_per_token, moe_intermediate_size=spec.llm_moe_intermediate,
-                      shared_expert_intermediate_size=spec.llm_moe_intermediate, norm_topk_prob=True,
-                      decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001)
-    elif spec.llm == 'mixtral':
-        common.update(model_type='mixtral', num_local_experts=spec.llm_experts, intermediate_size=spec.llm_moe_intermediate,
-                      num_experts_per_tok=spec.llm_experts_per_token, router_jitter_noise=0.0, sliding_window=None,
-                      router_aux_loss_coef=0.001)
-    else:
-        common.update(model_type='llama')
-    return common
+    common = dict(architectures=[entry.architecture], vocab_size=max(len(tokenizer), spec.llm_vocab_rows),
+                  hidden_size=spec.llm_width, intermediate_size=spec.llm_intermediate,
+                  num_hidden_layers=spec.llm_layers, num_attention_heads=spec.llm_heads,
+                  num_key_value_heads=spec.llm_kv_heads, max_position_embeddings=4096, rms_norm_eps=1e-6,
+                  rope_theta=10000.0, bos_token_id=bos, eos_token_id=tokenizer.eos_token_id,
+                  pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False, initializer_range=0.02)
+    return entry.tiny_config(common, spec)
 
 
 def vision_config_dict(spec: TinySpec) -> dict:
@@ -178,11 +150,11 @@ def model_spec(spec: TinySpec, tokenizer, template: str) -> ModelSpec:
 def build_tiny_model(spec: TinySpec, image_tokens: bool = True):
     """-> (VisionLanguageModel with random fp32 weights, tokenizer). image_tokens=False: a tokenizer
     without the InternVL tokens (an LLM as released, for building from parts)."""
-    if spec.llm not in LLM_FAMILIES:
-        raise ValueError(f'unknown LLM family {spec.llm!r}; choose from {sorted(LLM_FAMILIES)}')
+    if spec.llm not in LLMS:
+        raise ValueError(f'unknown LLM family {spec.llm!r}; choose from {LLMS.names()}')
     if spec.vit not in ('300m', '6b'):
         raise ValueError(f"unknown ViT flavour {spec.vit!r}; choose '300m' or '6b'")
-    template = spec.template or DEFAULT_TEMPLATE[spec.llm]
+    template = spec.template or LLMS.get(spec.llm).default_template
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = build_tokenizer(spec, template, Path(tmp), image_tokens)
         # Keep the tokenizer usable after the temp dir goes: reload it from a saved copy in memory.

@@ -7,9 +7,10 @@ and connectors, copied as they are but for their registry import (there is no re
 Weights keep the package's names. The tokenizer carries the template's chat template, and
 preprocessor_config.json names the transformers image processor that computes the same pixels
 (CLIPImageProcessor for the centre crop, BlipImageProcessor for the plain resize).
-Held: towers clip / siglip / blip2_vision / intern_vit (the internvl layout's InternViT code), any connector file shipped here, LLMs that transformers
-4.48 builds from their config (qwen2, llama, phi3, qwen2_moe, mixtral) and Qwen3 / Qwen3-MoE (their shipped
-copies below 4.51), the `square` processor.
+Held: towers clip / siglip / blip2_vision / intern_vit (the internvl layout's InternViT code), any connector
+file shipped here, every LLM family whose entry the installed transformers builds from its config or whose
+entry ships its own files (Qwen3 / Qwen3-MoE below transformers 4.51) under the package's parameter names, the
+`square` processor.
 """
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Optional
 
 import transformers
 
+from ..model.llm import entries
 from ..model.spec import ModelSpec
 from .common import DTYPE_NAMES, folder_architecture, read_json, read_state_dict, write_json, write_weights
 from .tokenizers import load_tokenizer as _load_tokenizer
@@ -30,12 +32,19 @@ INTERNVL_REMOTE = Path(__file__).parent / 'internvl_remote'
 SHIPPED = {'.': ('cpu_half.py',),  # the towers' CPU half-precision patch convolution
            'vision_tower': ('_transformers_vit.py', 'clip.py', 'siglip.py', 'blip2_vision.py'),
            'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py'),
-           'llm': ('qwen3.py', 'qwen3_moe.py')}  # used where transformers is older than 4.51
+           'llm': tuple(sorted({name for entry in entries() for name in entry.shipped_files}))}
 REGISTRY_IMPORT, SHIM = 'from . import register\n', 'from ._composite_register import register\n'
 PARENT_IMPORTS = {'from ..cpu_half import': 'from .cpu_half import'}  # model/ files sit beside them in a folder
 TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision', 'intern_vit'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
                                                              'resampler', *(f'mlp{d}x_gelu' for d in range(1, 9)))
-LLMS = ('qwen2', 'llama', 'phi3', 'qwen2_moe', 'mixtral', 'qwen3', 'qwen3_moe')
+
+
+def held_llms() -> list:
+    """Families the folder's code builds: transformers' own class, or the entry's shipped files, with the
+    package's parameter names (a family with a key map of its own keeps its release names elsewhere)."""
+    return [e.family for e in entries() if e.key_map is None and (e.in_transformers or e.shipped_files)]
+
+
 AUTO_MAP = {'AutoConfig': 'configuration_composite.CompositeConfig',
             'AutoModel': 'modeling_composite.CompositeModel',
             'AutoModelForCausalLM': 'modeling_composite.CompositeModel'}
@@ -64,8 +73,8 @@ def unsupported(spec: ModelSpec) -> Optional[str]:
         return f"vision_tower {spec.vision_tower['type']!r} (the composite layout ships {list(TOWERS)})"
     if spec.connector['type'] not in CONNECTORS:
         return f"connector {spec.connector['type']!r} (the composite layout ships {sorted(CONNECTORS)})"
-    if spec.family not in LLMS or spec.llm.get('moe'):
-        return f"LLM {spec.family!r} (the composite layout builds transformers' own {list(LLMS)})"
+    if spec.family not in held_llms() or spec.llm.get('moe'):
+        return f"LLM {spec.family!r} (the composite layout builds transformers' own {held_llms()})"
     if spec.image_processor['type'] != 'square':
         return f"image processor {spec.image_processor['type']!r} (the composite layout has square only)"
     return None

@@ -14,9 +14,9 @@ from typing import Optional
 import transformers
 
 from ..data.templates import REGISTRY as TEMPLATES
-from ..model.llm import REGISTRY as LLM_REGISTRY, family_of
+from ..model.llm import REGISTRY as LLM_REGISTRY
+from ..model.llm import entries, family_of
 from ..model.spec import ModelSpec
-from . import internlm2_keys
 from .common import DTYPE_NAMES, CheckpointError, read_json, read_state_dict, write_json, write_weights
 from .internvl_remote.configuration_internvl_chat import LLM_CONFIG_CLASSES, InternVLChatConfig
 from .tokenizers import load_tokenizer, save_tokenizer
@@ -28,13 +28,15 @@ REMOTE_FILES = ['configuration_internvl_chat.py', 'configuration_intern_vit.py',
                 'modeling_intern_vit.py', 'conversation.py',
                 # modeling_internvl_chat.py imports these for InternLM2 LLMs, so every folder ships them.
                 'configuration_internlm2.py', 'modeling_internlm2.py', 'qwen3.py', 'qwen3_moe.py']
-# Qwen3 / Qwen3-MoE for transformers < 4.51: the package's own components, shipped as they are (self-contained).
+# LLMs newer than the installed transformers (Qwen3 / Qwen3-MoE below 4.51): the package's own component
+# files, shipped as they are (self-contained), as their entries say.
 LLM_DIR = Path(__file__).parents[1] / 'model' / 'llm'
-SHIPPED_FROM_LLM = ('qwen3.py', 'qwen3_moe.py')
-QWEN3_ARCHITECTURES = ('Qwen3ForCausalLM', 'Qwen3MoeForCausalLM')
+SHIPPED_FROM_LLM = tuple(sorted({name for entry in entries() for name in entry.shipped_files}))
+SHIPPING_ARCHITECTURES = tuple(entry.architecture for entry in entries() if entry.shipped_files)
 # The remote code finds those beside it in a folder; inside the package the LLM registry has them.
-for _arch in QWEN3_ARCHITECTURES:
-    LLM_CONFIG_CLASSES[_arch] = LLM_CONFIG_CLASSES[_arch] or LLM_REGISTRY.get(family_of(_arch)).config_class
+for _arch in SHIPPING_ARCHITECTURES:
+    if _arch in LLM_CONFIG_CLASSES:
+        LLM_CONFIG_CLASSES[_arch] = LLM_CONFIG_CLASSES[_arch] or LLM_REGISTRY.get(family_of(_arch)).config_class
 INTERNLM2_TOKENIZER_FILE = 'tokenization_internlm2.py'
 AUTO_MAP = {'AutoConfig': 'configuration_internvl_chat.InternVLChatConfig',
             'AutoModel': 'modeling_internvl_chat.InternVLChatModel',
@@ -53,6 +55,11 @@ OWNED = ('vision_config', 'llm_config', 'select_layer', 'downsample_ratio', 'ps_
 PREFIXES = {'vision_tower.': 'vision_model.', 'connector.': 'mlp1.', 'language_model.': 'language_model.'}
 SUPPORTED = {'vision_tower': ('intern_vit',), 'connector': ('pixel_shuffle_mlp',),
              'image_processor': ('internvl_dynamic',)}
+
+
+def held_llms() -> list:
+    """The LLM entries this layout holds: those whose architecture the remote code builds."""
+    return [entry for entry in entries() if entry.architecture in LLM_CONFIG_CLASSES]
 
 
 def detect(folder) -> bool:
@@ -126,30 +133,32 @@ def unsupported(spec: ModelSpec) -> Optional[str]:
 
 # --- key maps -------------------------------------------------------------------------------------
 def to_layout(state: dict, spec: ModelSpec) -> dict:
-    """Package keys -> official keys."""
-    return _map(state, spec, PREFIXES, internlm2_keys.to_official)
+    """Package keys -> official keys (an LLM with release names of its own: its entry's key map)."""
+    key_map = spec.component('llm').key_map
+    return _map(state, spec, PREFIXES, key_map.to_release if key_map else None)
 
 
 def from_layout(state: dict, spec: ModelSpec) -> dict:
     """Official keys -> package keys."""
-    return _map(state, spec, {v: k for k, v in PREFIXES.items()}, internlm2_keys.from_official)
+    key_map = spec.component('llm').key_map
+    return _map(state, spec, {v: k for k, v in PREFIXES.items()}, key_map.from_release if key_map else None)
 
 
-def _map(state, spec, prefixes, internlm2_map):
+def _map(state, spec, prefixes, llm_map):
     out, llm = {}, {}
     for key, value in state.items():
         prefix = next((p for p in prefixes if key.startswith(p)), None)
         if prefix is None:
             out[key] = value  # reported as unexpected by the loader
-        elif prefix == 'language_model.' and spec.family == 'internlm2':
+        elif prefix == 'language_model.' and llm_map is not None:
             llm[key[len(prefix):]] = value
         else:
             out[prefixes[prefix] + key[len(prefix):]] = value
     if llm:
         try:
-            out.update({'language_model.' + k: v for k, v in internlm2_map(llm).items()})
+            out.update({'language_model.' + k: v for k, v in llm_map(llm).items()})
         except KeyError as exc:
-            raise CheckpointError(f'unexpected InternLM2 weight key language_model.{exc.args[0]}') from None
+            raise CheckpointError(f'unexpected {spec.family} weight key language_model.{exc.args[0]}') from None
     return out
 
 
@@ -284,7 +293,7 @@ def copy_remote_code(out: Path, llm_architecture: str, base_folder=None) -> None
     # A base folder that carries official remote code keeps its own files.
     # Qwen3 LLMs (InternVL3.5) get ours: the official 3.5 code imports transformers' Qwen3 (>= 4.51 only).
     official = base is not None and (base / 'modeling_internvl_chat.py').exists()
-    source = base if official and llm_architecture not in QWEN3_ARCHITECTURES else REMOTE_DIR
+    source = base if official and llm_architecture not in SHIPPING_ARCHITECTURES else REMOTE_DIR
     names = list(REMOTE_FILES)
     if llm_architecture == 'InternLM2ForCausalLM':
         names.append(INTERNLM2_TOKENIZER_FILE)

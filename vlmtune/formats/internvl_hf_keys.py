@@ -6,21 +6,38 @@ import re
 
 import torch
 
-from .internlm2_keys import fuse_wqkv, split_wqkv
+from ..model.llm.internlm2_keys import fuse_wqkv, split_wqkv
 
 OWN_KEY = 'vlmtune'  # the -hf config.json key that keeps what only the official layout knows
-LLM_TYPES = {'Qwen2ForCausalLM': 'qwen2', 'LlamaForCausalLM': 'llama', 'Phi3ForCausalLM': 'phi3',
-             'InternLM2ForCausalLM': 'llama', 'Qwen3ForCausalLM': 'qwen3', 'Qwen3MoeForCausalLM': 'qwen3_moe',
-             'Qwen2MoeForCausalLM': 'qwen2_moe', 'MixtralForCausalLM': 'mixtral'}
-HF_TO_ARCH = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'phi3': 'Phi3ForCausalLM',
-              'qwen3': 'Qwen3ForCausalLM', 'qwen3_moe': 'Qwen3MoeForCausalLM', 'qwen2_moe': 'Qwen2MoeForCausalLM',
-              'mixtral': 'MixtralForCausalLM'}
+
+
+def text_types() -> dict:
+    """LLM architecture -> the -hf text_config model_type, for the LLMs the official layout holds: the
+    family's own, or the transformers family that computes it (the entry's hf_text_type: InternLM2 -> llama)."""
+    from .internvl import held_llms
+    return {entry.architecture: entry.hf_text_type or entry.model_type for entry in held_llms()}
+
+
+def architecture_of_text_type(model_type: str):
+    """An -hf text model_type -> the official LLM architecture of that family (None if none)."""
+    from .internvl import held_llms
+    return next((e.architecture for e in held_llms() if e.hf_text_type is None and e.model_type == model_type), None)
+
+
+def converted(architecture: str) -> bool:
+    """Does the -hf text model come from another family than the official LLM (fused weights to split)?"""
+    return text_types()[architecture] != _entry(architecture).model_type
+
+
+def _entry(architecture: str):
+    from ..model.llm import REGISTRY, family_of
+    return REGISTRY.get(family_of(architecture))
 
 
 def _arch(llm: dict) -> str:
     arch = (llm.get('architectures') or [None])[0]
-    if arch not in LLM_TYPES:
-        raise ValueError(f'internvl_hf: LLM {arch!r} is not supported; supported: {sorted(LLM_TYPES)}')
+    if arch not in text_types():
+        raise ValueError(f'internvl_hf: LLM {arch!r} is not supported; supported: {sorted(text_types())}')
     return arch
 
 
@@ -111,7 +128,7 @@ def _invert(table: dict) -> dict:
 
 def state_to_hf(state: dict, official: dict) -> dict:
     """Official state dict -> the -hf class's state dict (bitwise: splits only copy rows)."""
-    rules = _rules(_arch(official['llm_config']) == 'InternLM2ForCausalLM')
+    rules = _rules(converted(_arch(official['llm_config'])))
     heads = _heads(official['llm_config'])
     out = {}
     for key, t in state.items():
@@ -125,8 +142,8 @@ def state_to_hf(state: dict, official: dict) -> dict:
 
 def state_from_hf(state: dict, hf: dict) -> dict:
     """-hf state dict (5.x names, or the older names 4.57's save_pretrained writes) -> official."""
-    arch = (hf.get(OWN_KEY) or {}).get('llm_architecture') or HF_TO_ARCH.get(hf['text_config'].get('model_type'))
-    internlm2 = arch == 'InternLM2ForCausalLM'
+    arch = (hf.get(OWN_KEY) or {}).get('llm_architecture') or architecture_of_text_type(hf['text_config'].get('model_type'))
+    internlm2 = converted(arch)
     rules, heads = _rules(internlm2), _heads(hf['text_config'])
     out, fused = {}, {}
     for key, t in state.items():

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from ..data.templates import get_template
+from ..model.llm import REGISTRY as LLMS
 from ..model.llm import family_of
 from ..model.spec import ModelSpec, SpecError
 from ..model.vision_tower import REGISTRY as VISION_TOWERS
 from ..model.vlm import VisionLanguageModel
-from . import internlm2_keys
 from .common import CheckpointError, read_json, read_state_dict, read_training_checkpoint, write_json, write_weights
 from .tokenizers import add_image_tokens, load_tokenizer
 
@@ -101,8 +101,9 @@ def _grow_rows(weight: torch.Tensor, rows: int) -> torch.Tensor:
 
 def _llm_state(llm: dict, vocab_rows: int) -> dict:
     state = read_state_dict(llm['pretrained'])
-    if llm['type'] == 'internlm2':
-        state = internlm2_keys.from_official(state)
+    key_map = LLMS.get(llm['type']).key_map
+    if key_map is not None:  # a family released under names of its own (InternLM2)
+        state = key_map.from_release(state)
     embeddings = ('model.embed_tokens.weight', 'lm_head.weight')
     return {k: _grow_rows(v, vocab_rows) if k in embeddings else v for k, v in state.items()}
 
@@ -173,8 +174,9 @@ def save_vision_folder(model: VisionLanguageModel, out) -> Path:
 
 def save_llm_folder(model: VisionLanguageModel, tokenizer, out) -> Path:
     """A plain transformers causal-LM folder (transformers' own save_pretrained) with its tokenizer."""
-    if model.spec.family == 'internlm2':  # its folders are remote-code ones with official names
-        raise CheckpointError('LLM folders are written for families with transformers parameter names, not internlm2')
+    if model.spec.component('llm').key_map is not None:  # its folders are remote-code ones with release names
+        raise CheckpointError(f'LLM folders are written for families with transformers parameter names, not '
+                              f'{model.spec.family}')
     out = Path(out)
     model.language_model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))

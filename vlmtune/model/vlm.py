@@ -169,14 +169,14 @@ class VisionLanguageModel(nn.Module):
         return self.moe is not None or hasattr(self.language_model.config, 'router_aux_loss_coef')
 
     def _labelled_loss(self, embeds, attention_mask, position_ids, labels) -> torch.Tensor:
-        """The mean next-token cross entropy over labels != -100, with the LM head run on those positions
-        only: the same loss without the [batch, length, vocab] fp32 logits (2 x 8k tokens x InternVL2-2B's
+        """The mean next-token cross entropy over labels != -100, with the LM head (the family entry's
+        `logits`: soft-capping and the like included) run on those positions only: the same loss without the [batch, length, vocab] fp32 logits (2 x 8k tokens x InternVL2-2B's
         92k vocabulary: 6 GB) or their log-softmax."""
         hidden = self.language_model.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
                                                    position_ids=position_ids, use_cache=False).last_hidden_state
         targets = labels[:, 1:].to(hidden.device)
         trained = targets != -100
-        logits = self.language_model.get_output_embeddings()(hidden[:, :-1][trained]).float()
+        logits = self.spec.component('llm').logits(self.language_model, hidden[:, :-1][trained]).float()
         return F.cross_entropy(logits, targets[trained])
 
     def _native_router_loss(self, attention_mask) -> bool:
@@ -226,7 +226,7 @@ class VisionLanguageModel(nn.Module):
         config = dict(generation_config, eos_token_id=tokenizer.convert_tokens_to_ids(end))
         output = self.generate(pixel_values=pixel_values, input_ids=inputs['input_ids'].to(device),
                                attention_mask=inputs['attention_mask'].to(device), image_sizes=image_sizes, **config)
-        return [text.split(end)[0].strip() for text in tokenizer.batch_decode(output, skip_special_tokens=True)]
+        return [text.split(end)[0].strip() for text in decode_answers(tokenizer, output)]
 
     def chat(self, tokenizer, pixel_values, question, generation_config, history=None, return_history=False,
              num_patches_list=None, verbose=False, image_sizes=None):
@@ -275,6 +275,15 @@ class VisionLanguageModel(nn.Module):
                                 None if image_sizes is None else torch.as_tensor(image_sizes))
         finally:
             tokenizer.padding_side = side
+
+
+def decode_answers(tokenizer, rows) -> list:
+    """Generated ids -> text as the official chat() decodes them (its tokenizer is the slow one): the
+    tokenizer's own special tokens are skipped, the family's added ones (`<ref>`, `<box>`, `</quad>`, ...)
+    are kept as text. A fast tokenizer's skip_special_tokens would drop those too."""
+    special = set(tokenizer.all_special_ids)
+    return tokenizer.batch_decode([[t for t in row.tolist() if t not in special] for row in rows],
+                                  skip_special_tokens=False)
 
 
 def llm_attention_inputs(config, attention_mask, position_ids):

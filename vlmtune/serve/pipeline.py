@@ -278,7 +278,8 @@ def resolve_backend(model_path, backend='auto') -> str:
         from ..formats.adapter import is_adapter
         if is_adapter(model_path):
             return 'torch'  # TurboMind serves merged folders only
-        return 'pytorch' if read_spec(model_path).family == 'phi3' else 'turbomind'  # TurboMind has no Phi3
+        # TurboMind where the LLM's entry says it serves the family, else LMDeploy's PyTorch engine.
+        return 'turbomind' if 'turbomind' in read_spec(model_path).component('llm').engines else 'pytorch'
     return 'torch'
 
 

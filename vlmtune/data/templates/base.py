@@ -37,6 +37,7 @@ class Template:
     open_role: Optional[str] = None  # the open assistant turn's header when it differs from roles[1]
     image_tokens: Tuple[str, str, str] = INTERNVL_IMAGE   # (start, context, end) an image becomes
     added_tokens: Tuple[str, ...] = INTERNVL_ADDED         # what the family adds to an LLM's tokenizer
+    special_tokens: Tuple[str, ...] = ()  # the format's own special tokens (end-of-turn last) a tokenizer needs
 
     @property
     def end_token(self) -> str:

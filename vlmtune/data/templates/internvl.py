@@ -12,12 +12,14 @@ SYSTEM_MESSAGE_V25 = ('你是书生·万象，英文名是InternVL，是由上�
 
 CHATML_SYSTEM = '<|im_start|>system\n'
 CHATML_ROLES = ('<|im_start|>user\n', '<|im_start|>assistant\n')
+CHATML_TOKENS = ('<|im_start|>', '<|im_end|>')
+PHI3_TOKENS = ('<|system|>', '<|user|>', '<|assistant|>', '<|end|>')
 
 register(Template('internvl2_5', CHATML_SYSTEM, SYSTEM_MESSAGE_V25, CHATML_ROLES, '<|im_end|>\n',
-                  stop_tokens=('<|im_end|>',)))
+                  stop_tokens=('<|im_end|>',), special_tokens=CHATML_TOKENS))
 register(Template('Hermes-2', CHATML_SYSTEM, SYSTEM_MESSAGE_V2, CHATML_ROLES, '<|im_end|>',
-                  stop_tokens=('<|im_end|>',), keep_bos=False))
+                  stop_tokens=('<|im_end|>',), keep_bos=False, special_tokens=CHATML_TOKENS))
 register(Template('internlm2-chat', CHATML_SYSTEM, SYSTEM_MESSAGE_V2, CHATML_ROLES, '<|im_end|>',
-                  stop_tokens=('<|im_end|>',), strip_values=True))
+                  stop_tokens=('<|im_end|>',), strip_values=True, special_tokens=CHATML_TOKENS))
 register(Template('phi3-chat', '<|system|>\n', SYSTEM_MESSAGE_V2, ('<|user|>\n', '<|assistant|>\n'), '<|end|>',
-                  stop_tokens=('<|end|>',)))
+                  stop_tokens=('<|end|>',), special_tokens=PHI3_TOKENS))

@@ -5,7 +5,8 @@ the official LoRA target (one LoRA on wqkv, not three). Caches, SDPA / flash-att
 attention and gradient checkpointing come from Llama.
 
 Package parameter names are Llama's plus `self_attn.wqkv`; the official InternLM2 names
-(`attention.wqkv`, `feed_forward.w1`, `output`, ...) are a layout concern (formats/internlm2_keys.py).
+(`attention.wqkv`, `feed_forward.w1`, `output`, ...) are the entry's key map (internlm2_keys.py).
+transformers has no InternLM2 class: its `-hf` form is a Llama (`hf_text_type`), wqkv split into q/k/v.
 settings: {'config': the InternLM2 config dict (official field names)}.
 """
 from torch import nn
@@ -14,7 +15,9 @@ from transformers.models.llama.modeling_llama import (LlamaAttention, LlamaDecod
                                                       LlamaModel, LlamaPreTrainedModel, LlamaRMSNorm,
                                                       LlamaRotaryEmbedding)
 
-from . import register
+from . import add
+from .entry import KeyMap, LLMEntry
+from .internlm2_keys import from_official, to_official
 from .qwen3 import rotary_cached_attention
 
 LLAMA_FIELDS = ('vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
@@ -98,21 +101,12 @@ class InternLM2ForCausalLM(_OfficialInit, LlamaForCausalLM):
         self.post_init()
 
 
-class InternLM2LM:
-    family, architecture = 'internlm2', 'InternLM2ForCausalLM'
-    lora_targets = ['self_attn.wqkv', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']
-
-    def config(self, settings: dict) -> LlamaConfig:
-        return llama_config(settings['config'])
-
-    def build(self, settings: dict, attn_implementation: str = 'sdpa'):
-        config = self.config(settings)
-        config._attn_implementation = attn_implementation
-        return InternLM2ForCausalLM(config)
-
-    @staticmethod
-    def blocks(model):
-        return list(model.model.layers)
+def tiny_config(common: dict, spec) -> dict:
+    return {**common, 'model_type': 'internlm2', 'bias': False}
 
 
-register('internlm2')(InternLM2LM())
+add(LLMEntry('internlm2', 'InternLM2ForCausalLM', LlamaConfig, InternLM2ForCausalLM,
+             default_template='internlm2-chat', tiny_config=tiny_config,
+             lora_targets=('self_attn.wqkv', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'),
+             key_map=KeyMap(to_release=to_official, from_release=from_official), hf_text_type='llama',
+             tiny_tokenizer='sentencepiece', make_config=llama_config, released_model_type='internlm2'))

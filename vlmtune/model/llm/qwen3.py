@@ -133,31 +133,17 @@ class Qwen3ForCausalLM(Qwen3PreTrainedModel, LlamaForCausalLM):
         self.post_init()
 
 
-ATTENTION_MLP = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
-                 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']
+def tiny_config(common: dict, spec) -> dict:
+    """InternVL3.5's LLMs, with the released models' fixed fields (head_dim >= 32, as real engines need)."""
+    return {**common, 'model_type': spec.llm, 'head_dim': spec.llm_head_dim, 'rope_theta': 1000000.0,
+            'attention_bias': False, 'use_sliding_window': False, 'sliding_window': None,
+            'max_window_layers': spec.llm_layers, 'hidden_act': 'silu', 'attention_dropout': 0.0, 'use_cache': True}
 
 
-class Qwen3LM:
-    """The package's family entry (config, build, LoRA targets, blocks)."""
-    family, architecture, config_class, model_class = 'qwen3', 'Qwen3ForCausalLM', Qwen3Config, Qwen3ForCausalLM
-    lora_targets = ATTENTION_MLP
-
-    def config(self, settings: dict):
-        return self.config_class(**settings['config'])
-
-    def build(self, settings: dict, attn_implementation: str = 'sdpa'):
-        config = self.config(settings)
-        config._attn_implementation = attn_implementation
-        return self.model_class(config)
-
-    @staticmethod
-    def blocks(model):
-        return list(model.model.layers)
-
-
-try:  # the package's LLM registry; absent when this file ships inside a checkpoint folder
-    from . import register
+try:  # the package's registry and entry type; absent when this file ships inside a checkpoint folder
+    from . import entry, register  # (not `from .entry`: transformers would look for entry.py in the folder)
 except ImportError:
     register = None
-if register is not None:
-    register('qwen3')(Qwen3LM())
+if register is not None:  # shipped by remote-code folders for transformers older than 4.51
+    register('qwen3')(entry.LLMEntry('qwen3', 'Qwen3ForCausalLM', Qwen3Config, Qwen3ForCausalLM, default_template='internvl2_5',
+                               tiny_config=tiny_config, native_moe='qwen3_moe', shipped_files=('qwen3.py',)))

@@ -16,7 +16,7 @@ from transformers.cache_utils import DynamicCache
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 from transformers.models.qwen2_moe.modeling_qwen2_moe import load_balancing_loss_func
 
-from .qwen3 import Qwen3Config, Qwen3DecoderLayer, Qwen3ForCausalLM, Qwen3LM, Qwen3MLP, Qwen3Model
+from .qwen3 import Qwen3Config, Qwen3DecoderLayer, Qwen3ForCausalLM, Qwen3MLP, Qwen3Model
 
 
 class Qwen3MoeConfig(Qwen3Config):
@@ -162,19 +162,23 @@ class Qwen3MoeForCausalLM(Qwen3ForCausalLM):
                                          router_logits=outputs.router_logits if output_router_logits else None)
 
 
-class Qwen3MoeLM(Qwen3LM):
-    family, architecture, config_class, model_class = ('qwen3_moe', 'Qwen3MoeForCausalLM', Qwen3MoeConfig,
-                                                       Qwen3MoeForCausalLM)
-    # Attention and every FFN (dense layers' and each expert's); the router `mlp.gate` stays frozen
-    # unless a recipe adds it (a Linear named exactly `gate`, so no other target matches it).
-    packed_router_loss = True  # its aux loss leaves a 4-D (packed) mask out, unlike transformers 4.48's MoE classes
-    lora_targets = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj',
-                    'gate_proj', 'up_proj', 'down_proj']
+def tiny_config(common: dict, spec) -> dict:
+    from .qwen3 import tiny_config as qwen3_tiny_config
+    return {**qwen3_tiny_config(common, spec), 'num_experts': spec.llm_experts,
+            'num_experts_per_tok': spec.llm_experts_per_token, 'moe_intermediate_size': spec.llm_moe_intermediate,
+            'norm_topk_prob': True, 'decoder_sparse_step': 1, 'mlp_only_layers': [], 'output_router_logits': False,
+            'router_aux_loss_coef': 0.001}
 
 
-try:  # the package's LLM registry; absent when this file ships inside a checkpoint folder
-    from . import register
+try:  # the package's registry and entry type; absent when this file ships inside a checkpoint folder
+    from . import entry, register  # (not `from .entry`: transformers would look for entry.py in the folder)
 except ImportError:
     register = None
 if register is not None:
-    register('qwen3_moe')(Qwen3MoeLM())
+    # Attention and every FFN (dense layers' and each expert's); the router `mlp.gate` stays frozen unless a
+    # recipe adds it (a Linear named exactly `gate`, so no other target matches it). Its aux loss leaves a 4-D
+    # (packed) mask out, unlike transformers 4.48's MoE classes.
+    register('qwen3_moe')(entry.LLMEntry('qwen3_moe', 'Qwen3MoeForCausalLM', Qwen3MoeConfig, Qwen3MoeForCausalLM,
+                                   default_template='internvl2_5', tiny_config=tiny_config,
+                                   lora_targets=entry.ATTENTION + ('gate_proj', 'up_proj', 'down_proj'),
+                                   shipped_files=('qwen3.py', 'qwen3_moe.py'), packed_router_loss=True))

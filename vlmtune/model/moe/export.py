@@ -7,27 +7,32 @@ mapping"), with dropless inference equal to ours:
 | qwen2 | qwen2_moe | the same, plus the always-on shared expert with its `down_proj` zeroed (it adds 0) |
 | llama | mixtral | Mixtral has no dense layers: those become E identical experts (any routing gives the FFN) |
 
-Anything else raises, naming what is supported. -> (llm spec dict, LLM state under package names).
+Which dense family exports to which is each dense entry's `native_moe`; anything else raises, naming what is supported. -> (llm spec dict, LLM state under package names).
 """
 import torch
 
+from ..llm import REGISTRY as LLMS
+from ..llm import entries
 from ..spec import ModelSpec
 from .upcycle import MoESettings, moe_layer_indices
 
-NATIVE = {'qwen3': 'qwen3_moe', 'qwen2': 'qwen2_moe', 'llama': 'mixtral'}
-ARCHITECTURES = {'qwen3_moe': 'Qwen3MoeForCausalLM', 'qwen2_moe': 'Qwen2MoeForCausalLM', 'mixtral': 'MixtralForCausalLM'}
 FFN = ('gate_proj', 'up_proj', 'down_proj')
 MIXTRAL_FFN = {'gate_proj': 'w1', 'down_proj': 'w2', 'up_proj': 'w3'}
 
 
+def native_targets() -> dict:
+    """dense family -> its native MoE family, as the dense entries say (`native_moe`)."""
+    return {entry.family: entry.native_moe for entry in entries() if entry.native_moe}
+
+
 def native_family(llm_spec: dict) -> str:
-    family = llm_spec['type']
-    if family not in NATIVE:
+    family, targets = llm_spec['type'], native_targets()
+    if family not in targets:
         raise ValueError(f'an upcycled {family} LLM has no native MoE architecture to export to; supported: '
-                         + ', '.join(f'{d} -> {m}' for d, m in NATIVE.items()) + ' (or save the vlmtune layout)')
-    if family == 'llama' and (llm_spec['config'].get('mlp_bias') or llm_spec['config'].get('attention_bias')):
-        raise ValueError('llama -> mixtral needs a Llama without attention/MLP biases (Mixtral has none)')
-    return NATIVE[family]
+                         + ', '.join(f'{d} -> {m}' for d, m in targets.items()) + ' (or save the vlmtune layout)')
+    if targets[family] == 'mixtral' and (llm_spec['config'].get('mlp_bias') or llm_spec['config'].get('attention_bias')):
+        raise ValueError(f'{family} -> mixtral needs an LLM without attention/MLP biases (Mixtral has none)')
+    return targets[family]
 
 
 def native_config(llm_spec: dict) -> dict:
@@ -37,7 +42,7 @@ def native_config(llm_spec: dict) -> dict:
     dense = [i for i in range(config['num_hidden_layers']) if i not in layers]
     family = native_family(llm_spec)
     common = dict(num_experts_per_tok=settings.top_k, router_aux_loss_coef=settings.router_aux_loss_coef,
-                  output_router_logits=False, architectures=[ARCHITECTURES[family]], model_type=family)
+                  output_router_logits=False, architectures=[LLMS.get(family).architecture], model_type=family)
     if family == 'mixtral':
         config.update(common, num_local_experts=settings.num_experts, router_jitter_noise=0.0,
                       sliding_window=None)

@@ -1,0 +1,104 @@
+"""An LLM family entry: everything the package knows about one family, in one place (timm's habit of
+keeping `default_cfgs` beside the model). Layouts, the tiny factory, MoE export, serving and the tests
+read these fields; none of them restates a family's facts.
+
+| field | what it says | who reads it |
+|---|---|---|
+| family, architecture | registry name; transformers' `*ForCausalLM` name in config.json | layouts, `family_of` |
+| config_class, model_class | the classes (a class, or a name in `transformers`) | building, remote-code folders |
+| default_template | the chat template of this LLM when a folder names none | tiny factory, hub `-hf` folders |
+| tiny_config | (common tiny fields, TinySpec) -> the tiny model's config dict | tiny factory, contract tests |
+| tiny_tokenizer | how the tiny factory trains its tokenizer: 'bpe' / 'sentencepiece' / 'llama' | tiny factory |
+| lora_targets, blocks_path | LoRA's Linear suffixes; the decoder blocks `partial:K` counts | trainability |
+| logits | (causal LM, hidden states) -> logits, exactly as the class's forward | the labelled-positions loss |
+| native_moe | the native MoE family an upcycled model of this family exports to | MoE export |
+| engines | real engines that serve this LLM inside a family layout | serving |
+| key_map | the family's released parameter names, where they differ from the package's | internvl layout, parts |
+| hf_text_type | transformers' model_type that computes it where the family has no class (InternLM2: llama) | internvl_hf |
+| shipped_files | model/llm files a remote-code folder ships (LLMs newer than the pinned transformers) | composite layout |
+| packed_router_loss | a native MoE whose router loss leaves packed (4-D mask) rows out correctly | the model's loss |
+| packing | packed rows (4-D block mask, restarting position ids) are computed per sample | the data path |
+| make_config, released_model_type | for a family whose config dict is not its config class's fields | building |
+"""
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+import transformers
+
+ATTENTION = ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj')
+ATTENTION_MLP = ATTENTION + ('mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj')
+ENGINES = ('vllm', 'lmdeploy-pytorch', 'turbomind')
+
+
+def lm_head_logits(model, hidden):
+    """Logits as most causal LMs make them: the output embedding (lm_head) on the last hidden states."""
+    return model.get_output_embeddings()(hidden)
+
+
+def _resolve(obj):
+    """A class given directly, or a name: 'LlamaConfig' (in transformers) or 'module.path.Name'."""
+    if not isinstance(obj, str):
+        return obj
+    if '.' in obj:
+        module, _, name = obj.rpartition('.')
+        return getattr(importlib.import_module(module), name)
+    return getattr(transformers, obj)
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """A family's released parameter names <-> the package's, on LLM-relative keys (`model.layers.0...`)."""
+    to_release: Callable[[dict], dict]
+    from_release: Callable[[dict], dict]
+
+
+@dataclass(frozen=True)
+class LLMEntry:
+    family: str
+    architecture: str
+    config_class: Any
+    model_class: Any
+    default_template: str
+    tiny_config: Callable[[dict, Any], dict]
+    lora_targets: Tuple[str, ...] = ATTENTION_MLP
+    blocks_path: str = 'model.layers'
+    logits: Callable = lm_head_logits
+    native_moe: Optional[str] = None
+    engines: Tuple[str, ...] = ENGINES
+    key_map: Optional[KeyMap] = None
+    hf_text_type: Optional[str] = None
+    shipped_files: Tuple[str, ...] = ()
+    tiny_tokenizer: str = 'bpe'
+    packed_router_loss: bool = False
+    packing: bool = True
+    make_config: Optional[Callable[[dict], Any]] = None  # when the config dict is not config_class's own fields
+    released_model_type: Optional[str] = None           # config.json's model_type when config_class has another
+
+    def config(self, settings: dict):
+        """The transformers config object of a spec's `llm` settings ({'config': dict, ...})."""
+        if self.make_config is not None:
+            return self.make_config(settings['config'])
+        return _resolve(self.config_class)(**settings['config'])
+
+    @property
+    def model_type(self) -> str:
+        return self.released_model_type or _resolve(self.config_class).model_type
+
+    def build(self, settings: dict, attn_implementation: str = 'sdpa'):
+        config = self.config(settings)
+        config._attn_implementation = attn_implementation
+        return _resolve(self.model_class)(config)
+
+    def blocks(self, model) -> list:
+        """The decoder blocks (`partial:K` trains blocks K..) of a built causal LM."""
+        module = model
+        for name in self.blocks_path.split('.'):
+            module = getattr(module, name)
+        return list(module)
+
+    @property
+    def in_transformers(self) -> bool:
+        """Does the installed transformers build this family from its config (AutoModelForCausalLM)?"""
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(self.model_type) == self.architecture
