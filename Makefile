@@ -25,4 +25,4 @@ demo: setup
 # vLLM's CPU build in its own environment (~/.cache/vlmtune/engines; about 2 minutes and 3.5 GB, once);
 # `vlmtune serve` also builds it on first use.
 serve-env: setup
-	$(PY) -m vlmtune.serve.engines
+	$(PY) -m vlmtune.side_envs

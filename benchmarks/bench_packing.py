@@ -41,12 +41,12 @@ def run_mode(mode, folder, data, steps, batch_size, max_length, device='cpu', gr
     """One timed LoRA training run (after two warm-up steps): `padded` batches of `batch_size`, `packed`
     rows of `max_length`, or `qlora` (padded, 4-bit LLM; needs CUDA). Also used by gpu_train.py."""
     import torch
-    from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
+    from vlmtune.engine import TrainingModel, build_train_dataset, vlm_collate
     torch.manual_seed(0)
     on_gpu = device == 'cuda'
     dataset = build_train_dataset(folder, data, Path(data).parent / 'images', max_length=max_length, max_tiles=6,
                                   packing=(mode == 'packed'))
-    model = VLTuneModel(folder, vit='frozen', projector='full', llm='lora',
+    model = TrainingModel(folder, vision_tower='frozen', connector='full', llm='lora',
                         quantization='nf4' if mode == 'qlora' else None, dtype='bf16' if on_gpu else 'fp32',
                         gradient_checkpointing=gradient_checkpointing).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)

@@ -36,7 +36,7 @@ def profile_step(folder, data_jsonl, images, dtype='bf16', lora=None, steps=16, 
     from vlmtune.engine.recipes import resolve
     from vlmtune.engine.sampler import LengthGroupedSampler
     lora = lora or dict(r=128, alpha=256, dropout=0.05)
-    cfg = load_recipe(resolve(RECIPE), [f'model.checkpoint={folder}', 'model.projector=frozen', 'model.vit=frozen',
+    cfg = load_recipe(resolve(RECIPE), [f'model.checkpoint={folder}', 'model.connector=frozen', 'model.vision_tower=frozen',
                                f'model.dtype={dtype}', f'model.lora.r={lora["r"]}', f'model.lora.alpha={lora["alpha"]}',
                                f'model.lora.dropout={lora["dropout"]}'])
     wrapper = MODELS.build(cfg.model)

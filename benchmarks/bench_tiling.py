@@ -29,9 +29,8 @@ from torchvision.transforms import InterpolationMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from vlmtune.data.normalisation import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vlmtune.data.tiling import (  # noqa: E402
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     TilingConfig,
     choose_grid,
     load_and_tile,

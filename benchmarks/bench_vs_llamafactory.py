@@ -7,12 +7,12 @@ peak RSS of each, and their ratio to LLaMA-Factory's fp32 row.
 
     python benchmarks/bench_vs_llamafactory.py [--iters 60] [--skip 10] [--rows 32] [--dtypes bf16 fp32] [--repeats 3]
 
-Both: LoRA r 128 / alpha 256 / dropout 0.05 on the LLM's linear layers, ViT and projector frozen, batch 2,
+Both: LoRA r 128 / alpha 256 / dropout 0.05 on the LLM's linear layers, vision tower and connector frozen, batch 2,
 448 px, <= 12 tiles (+ thumbnail), batches grouped by length, AdamW lr 1e-4 (weight decay 0.05, clip 1.0) with
 3% warm-up then cosine, SDPA attention, no gradient checkpointing. The -hf layout is a Llama text model, so
 LLaMA-Factory's LoRA sits on q/k/v_proj where ours sits on InternLM2's fused wqkv. LLaMA-Factory's bf16 row
 loads a bf16 copy of the folder (it loads the checkpoint's dtype) and trains under CPU bf16 autocast (use_cpu).
-LLaMA-Factory runs from a cached side environment (pins below) first on its subprocess' PYTHONPATH only.
+LLaMA-Factory runs from a cached side environment (vlmtune/side_envs.py PINS) first on its subprocess' PYTHONPATH only.
 tokens/s counts our tokenisation of the rows for both (LLaMA-Factory's differs by a few system-prompt tokens).
 """
 import argparse
@@ -29,14 +29,6 @@ from bench_vs_xtuner import (LORA, LR, SHAPES, alternate, make_data, measure, ou
                              tokens_per_sample)
 from vlmtune.side_envs import side_env
 
-# What LLaMA-Factory 0.9.5's train path needs beyond the project venv, inside the ranges its METADATA declares,
-# installed without resolution so the venv stays as it is (torch 2.5.1, torchvision, PIL, numpy ... are the
-# venv's). torchaudio: data/mm_plugin.py imports it and the venv has none; 2.5.1 is the venv torch's release.
-# Left out because the train path never imports them: tyro and torchdata (LLaMA-Factory's v1 only), av
-# (videos), modelscope / hf-transfer (other hubs), gradio / fastapi / uvicorn / sse-starlette (web UI, API).
-LLAMAFACTORY_PINS = ['llamafactory==0.9.5', 'transformers==4.57.6', 'tokenizers==0.22.1', 'huggingface-hub==0.36.0',
-                     'peft==0.18.1', 'accelerate==1.11.0', 'trl==0.24.0', 'datasets==4.0.0', 'omegaconf==2.3.0',
-                     'antlr4-python3-runtime==4.9.3', 'torchaudio==2.5.1']
 
 # Runs in the side environment: LLaMA-Factory's own entry point, plus a callback that prints each optimizer
 # step's wall time (on_step_end to on_step_end: data, forward, backward, optimizer, logging, epoch restarts) in
@@ -61,7 +53,7 @@ run_exp(callbacks=[StepTimer()])  # reads the YAML named by sys.argv[1], as llam
 
 
 def llamafactory_env() -> Path:
-    return side_env('llamafactory-0.9.5', LLAMAFACTORY_PINS)
+    return side_env('llamafactory-0.9.5')
 
 
 def llamafactory_dataset(data_json: Path, images: Path, out: Path) -> Path:
@@ -121,7 +113,7 @@ def main(argv=None):
     dataset_dir = llamafactory_dataset(data_json, images, root / 'data-llamafactory')
     tokens = tokens_per_sample(folder, data_jsonl, images)
     print(f'model: tiny InternVL {folder} (-hf copies for LLaMA-Factory); {args.rows} rows, {tokens:.0f} '
-          f'tokens/sample; batch 2, LoRA r {LORA["r"]}, ViT + projector frozen, no DeepSpeed; {args.iters} '
+          f'tokens/sample; batch 2, LoRA r {LORA["r"]}, vision tower + connector frozen, no DeepSpeed; {args.iters} '
           f'iterations, mean of {args.skip + 1}..{args.iters}; LLaMA-Factory from {env_root}', flush=True)
     pythonpath = os.pathsep.join(filter(None, [str(env_root), os.environ.get('PYTHONPATH')]))
 

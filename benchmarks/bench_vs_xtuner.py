@@ -7,7 +7,7 @@ samples/s, tokens/s and peak RSS of each, the ratios, and a profile of our step.
 
     python benchmarks/bench_vs_xtuner.py [--iters 60] [--skip 10] [--dtypes bf16 fp32] [--repeats 3] [--shape tiny|2b]
 
-LoRA r 128 / alpha 256 / dropout 0.05 on the LLM, ViT and projector frozen, batch 2, 448 px, <= 12 tiles.
+LoRA r 128 / alpha 256 / dropout 0.05 on the LLM, vision tower and connector frozen, batch 2, 448 px, <= 12 tiles.
 XTuner's InternVL_V1_5 loads the folder in bf16 whatever is asked (fp32 fails in its mlp1 on CPU), so its row
 is bf16; ours runs each of --dtypes.
 """
@@ -83,7 +83,7 @@ randomness = dict(seed=0, deterministic=False)
 
 def our_options(dtype, iters):
     return ['model.lora.r={}'.format(LORA['r']), 'model.lora.alpha={}'.format(LORA['alpha']),
-            'model.lora.dropout={}'.format(LORA['dropout']), 'model.projector=frozen', 'model.vit=frozen',
+            'model.lora.dropout={}'.format(LORA['dropout']), 'model.connector=frozen', 'model.vision_tower=frozen',
             f'model.dtype={dtype}', 'train_dataloader.batch_size=2', 'train_dataloader.dataset.max_tiles=12',
             'train_dataloader.dataset.max_length=8192', f'optim_wrapper.optimizer.lr={LR}',
             f'train_cfg.max_iters={iters}', f'default_hooks.checkpoint.interval={iters + 1000}',
@@ -189,7 +189,7 @@ def main(argv=None):
     tokens = tokens_per_sample(folder, data_jsonl, images)
     zero2 = str(resolve_deepspeed('zero2'))
     print(f'model: tiny InternVL ({args.shape}) {folder}; {args.rows} rows, {tokens:.0f} tokens/sample; batch 2, '
-          f'LoRA r {LORA["r"]}, ViT + projector frozen, ZeRO-2 ({Path(zero2).name}); {args.iters} iterations, '
+          f'LoRA r {LORA["r"]}, vision tower + connector frozen, ZeRO-2 ({Path(zero2).name}); {args.iters} iterations, '
           f'mean of {args.skip + 1}..{args.iters}', flush=True)
     xtuner_cfg = xtuner_config(folder, data_json, images, args.iters, root / 'xtuner_internvl_lora.py')
     # XTuner loads the model in bf16 and keeps mlp1 in fp32 unless DeepSpeed casts the module: its CPU run

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """LoRA training throughput and peak GPU memory of an InternVL2-2B-shaped model (InternViT-300M-448px
-+ InternLM2-1.8B widths and depths, random bf16 weights, LLM LoRA r16, ViT frozen, projector full):
++ InternLM2-1.8B widths and depths, random bf16 weights, LLM LoRA r16, vision tower frozen, connector full):
 padded vs packed batches and LoRA vs QLoRA, each in its own process, on a mixed-length dataset at
 448px x up to 6 tiles. `benchmarks/gpu_train.sh` adds the ZeRO-2 row (`vlmtune train`).
 

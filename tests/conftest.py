@@ -1,22 +1,16 @@
-import hashlib
-import json
+"""Session fixtures: tiny folders and parts built once, the real tiny training runs several tests read,
+llava-hf hub stand-ins, and the serving tests' engine model and vLLM server. Helpers live in tests/helpers;
+the owner-code probes (run in a fresh interpreter, vlmtune hidden) in tests/probes."""
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import torch
 
-from vlmtune.formats.internvl import held_llms
-from vlmtune.tiny import TinySpec, make_tiny_folder, make_tiny_parts
-from train_data import assert_equal_trained_tokens, make_colour_dataset
+from helpers.training import RECIPE, run, vlmtune_cmd, xtuner_cmd, folder_hash
+from helpers.training_data import assert_equal_trained_tokens, make_colour_dataset
 from vlmtune.engine import build_train_dataset
 from vlmtune.engine.launch import shortcut_options
-
-REPO = Path(__file__).resolve().parent.parent
-FAMILIES = [entry.family for entry in held_llms()]  # every LLM family the official layout holds
-VITS = ['300m', '6b']
+from vlmtune.tiny import TinySpec, make_tiny_folder, make_tiny_parts
 
 
 @pytest.fixture(scope='session')
@@ -39,82 +33,7 @@ def tiny_parts(tmp_path_factory):
     return make_tiny_parts(tmp_path_factory.mktemp('parts'), TinySpec(llm='qwen2', vit='300m'))
 
 
-def parts_spec(parts, **overrides):
-    """A from-parts model spec for `tiny_parts`."""
-    spec = dict(vision_tower=dict(type='intern_vit', pretrained=str(parts['vision_tower'])),
-                connector=dict(type='pixel_shuffle_mlp'), llm=dict(type='qwen2', pretrained=str(parts['llm'])),
-                image_processor=dict(type='internvl_dynamic', image_size=56, max_tiles=2),
-                template=dict(type='internvl2_5'))
-    spec.update(overrides)
-    return spec
-
-
-def probe_inputs(tokenizer, num_image_token, tiles=2, image_size=56, seed=0):
-    """Fixed forward + chat inputs shared by the in-process model and subprocess probes."""
-    gen = torch.Generator().manual_seed(seed)
-    text = ('<|im_start|>user\n<img>' + '<IMG_CONTEXT>' * num_image_token * tiles + '</img>\n'
-            'What is in the image?<|im_end|>')
-    enc = tokenizer(text, return_tensors='pt')
-    return dict(pixel_values=torch.randn(tiles, 3, image_size, image_size, generator=gen),
-                input_ids=enc.input_ids, attention_mask=enc.attention_mask,
-                image_flags=torch.ones(tiles, 1, dtype=torch.long),
-                chat_pixel_values=torch.randn(tiles, 3, image_size, image_size, generator=gen),
-                questions=['What is in the image?', 'What color is it?'], max_new_tokens=6,
-                messages=[{'role': 'user', 'content': '<image>\nWhat is in the image?'},
-                          {'role': 'assistant', 'content': 'A cat.'},
-                          {'role': 'user', 'content': 'What color is it?'}])
-
-
-def package_outputs(model, tokenizer, inputs):
-    with torch.no_grad():
-        logits = model(pixel_values=inputs['pixel_values'], input_ids=inputs['input_ids'],
-                       attention_mask=inputs['attention_mask'], image_flags=inputs['image_flags']).logits
-    gen = dict(max_new_tokens=inputs['max_new_tokens'], do_sample=False)
-    a1, history = model.chat(tokenizer, inputs['chat_pixel_values'], inputs['questions'][0], gen,
-                             history=None, return_history=True)
-    a2, _ = model.chat(tokenizer, inputs['chat_pixel_values'], inputs['questions'][1], gen,
-                       history=history, return_history=True)
-    return logits, [a1, a2]
-
-
-def _probe_subprocess(jobs, tmp_path, pythonpath):
-    args = []
-    for i, (folder, inputs) in enumerate(jobs):
-        suffix = f'_{i}' if len(jobs) > 1 else ''
-        inputs_path, output_path = tmp_path / f'probe_in{suffix}.pt', tmp_path / f'probe_out{suffix}.pt'
-        torch.save(inputs, inputs_path)
-        args += [str(folder), str(inputs_path), str(output_path)]
-    env = dict(os.environ)
-    env.pop('PYTHONPATH', None)
-    if pythonpath:
-        env['PYTHONPATH'] = str(pythonpath)
-    env['HF_MODULES_CACHE'] = str(tmp_path / 'hf_modules')
-    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'remote_probe.py'), *args], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=600)
-    return result, [Path(a) for a in args[2::3]]
-
-
-def run_probe(folder, inputs, tmp_path, pythonpath=None):
-    """Load `folder` in a fresh interpreter with vlmtune hidden; returns the probe's outputs."""
-    result, (output_path,) = _probe_subprocess([(folder, inputs)], tmp_path, pythonpath)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return torch.load(output_path, weights_only=False)
-
-
-def run_probes(jobs, tmp_path, pythonpath=None):
-    """run_probe for several (folder, inputs) pairs in one interpreter; a folder that failed gives
-    {'error': traceback}. Folders need distinct names: transformers names the remote-code module
-    after the folder's basename."""
-    names = [Path(folder).name for folder, _ in jobs]
-    assert len(set(names)) == len(names), names
-    result, outputs = _probe_subprocess(jobs, tmp_path, pythonpath)
-    missing = [p for p in outputs if not p.exists()]
-    assert not missing, result.stderr[-3000:]
-    return [torch.load(p, weights_only=False) for p in outputs]
-
-
 # --- real tiny training runs, shared by the training and conversion tests -----------------------
-RECIPE = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
 
 
 @pytest.fixture(scope='session')
@@ -125,41 +44,6 @@ def ws(tiny_folder, tmp_path_factory):
     assert_equal_trained_tokens(build_train_dataset(folder, data, images, max_length=512, max_tiles=2))
     return {'folder': folder, 'data': data, 'images': images, 'root': root,
             'options': shortcut_options(folder, data, images)}
-
-
-def folder_hash(folder):
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob('*')):
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-def xtuner_cmd(ws, work_dir, *extra):
-    return [sys.executable, '-m', 'xtuner.tools.train', str(RECIPE), '--work-dir', str(work_dir),
-            '--cfg-options', *ws['options'], *extra]
-
-
-def vlmtune_cmd(ws, work_dir, *extra):
-    return [sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work_dir),
-            '--checkpoint', str(ws['folder']), '--data', str(ws['data']), '--images', str(ws['images']), *extra]
-
-
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
-    return result
-
-
-def losses(work_dir):
-    history = json.loads((work_dir / 'loss_history.json').read_text())['train']
-    return {h['iter']: h['loss'] for h in history}
-
-
-def assert_learns(trajectory):
-    values = [trajectory[i] for i in sorted(trajectory)]
-    assert len(values) == 20
-    assert sum(values[-5:]) / 5 < sum(values[:5]) / 5 - 0.2, values
 
 
 @pytest.fixture(scope='session')
@@ -179,15 +63,6 @@ def zero2_run(ws):
     return work_dir
 
 
-def assert_deepspeed_checkpoint_holds_trainable_only(work_dir):
-    # ZeRO-2 writes mp_rank_00_model_states.pt, ZeRO-3 zero_pp_rank_0_mp_rank_00_model_states.pt.
-    path = next((work_dir / 'iter_20.pth').glob('*model_states.pt'))
-    states = torch.load(path, map_location='cpu', weights_only=False)['module']
-    assert states and all('.lora_' in k or k.startswith('model.connector.') for k in states)
-
-
-
-
 @pytest.fixture(scope='session')
 def zero3_run(ws):
     work_dir = ws['root'] / 'zero3'
@@ -199,14 +74,14 @@ def zero3_run(ws):
 @pytest.fixture(scope='session')
 def llava_hubs(tmp_path_factory):
     """Tiny llava-hf / llava-next-hf folders built by transformers' own classes (`llava_tiny`)."""
-    from llava_tiny import build_hubs
+    from helpers.llava_tiny import build_hubs
     return build_hubs(tmp_path_factory.mktemp('llava-hubs'))
 
 
 @pytest.fixture(scope='session')
 def llava_written(llava_hubs, tmp_path_factory):
     """Those folders read into our names and written back by our adapters (`llava_tiny.write_folders`)."""
-    from llava_tiny import write_folders
+    from helpers.llava_tiny import write_folders
     return write_folders(llava_hubs, tmp_path_factory.mktemp('llava-written'))
 
 
@@ -226,7 +101,7 @@ def lora_run(engine_base, tmp_path_factory):
     from vlmtune.cli import main
     root = tmp_path_factory.mktemp('adapter')
     data, images = make_colour_dataset(root, n=32)
-    work, frozen = root / 'work', ['--cfg-options', 'model.projector=frozen']
+    work, frozen = root / 'work', ['--cfg-options', 'model.connector=frozen']
     run([sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work), '--checkpoint',
          str(engine_base), '--data', str(data), '--images', str(images), *frozen], root)
     for out, extra in ((root / 'merged', ['--dtype', 'fp32']), (root / 'tinyvl-adapter', ['--adapter-only'])):

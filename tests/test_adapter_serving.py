@@ -2,7 +2,7 @@
 pipeline and vLLM (--enable-lora) serve base + adapter with the merged folder's greedy answers."""
 import json
 
-from conftest import REPO
+from helpers.probes import REPO
 from vlmtune.bench.samples import swatch
 from vlmtune.cli import main
 from vlmtune.serve import GenerationConfig, pipeline

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from conftest import REPO, run
+from helpers.probes import REPO
+from helpers.training import run
 from vlmtune.bench.report import compare
 from vlmtune.bench.run import benchmark, run_benchmark
 from vlmtune.bench.samples import SAMPLES, swatch, write_sample
@@ -158,7 +159,7 @@ def test_bad_benchmark_inputs_are_one_line_errors(model, samples, tmp_path, caps
 
 
 def test_eval_hook_scores_the_live_model_before_and_after_training(ws, tmp_path):
-    from train_data import make_colour_dataset
+    from helpers.training_data import make_colour_dataset
     from vlmtune.engine.recipes import copy_recipe
     held_out, images = make_colour_dataset(tmp_path / 'val', n=6, seed=7, name='val.jsonl')
     recipe = copy_recipe('lora_cpu', tmp_path / 'hooked.py')

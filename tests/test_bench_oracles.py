@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from side_env import side_env
+from vlmtune.side_envs import side_env
 from vlmtune.bench.answers import choice_of, yes_no_mme
 from vlmtune.bench.run import benchmark
 from vlmtune.bench.tasks._base import Question

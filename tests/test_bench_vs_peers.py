@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers.probes import REPO
 
 
 def peer_rows(tmp_path, script, baseline, *args):

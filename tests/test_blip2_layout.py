@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
 
-from llava_tiny import llama_tokenizer
+from helpers.llava_tiny import llama_tokenizer
 from vlmtune.formats import layout_of, load, save
 
 Q = 6

@@ -11,8 +11,9 @@ import pytest
 import torch
 from transformers.utils.chat_template_utils import _compile_jinja_template
 
-from conftest import REPO, package_outputs, parts_spec, probe_inputs, run_probe
-from train_data import make_colour_dataset
+from helpers.probes import package_outputs, probe_inputs, REPO, run_probe
+from helpers.parts import parts_spec
+from helpers.training_data import make_colour_dataset
 from vlmtune.data.dataset import ConversationDataset
 from vlmtune.data.show import describe_sample
 from vlmtune.data.templates import REGISTRY as TEMPLATES
@@ -21,7 +22,7 @@ from vlmtune.data.templates.base import INTERNVL_IMAGE
 from vlmtune.formats import data_spec_for_folder, load, read_spec, save
 from vlmtune.formats.inspect import inspect_folder
 from vlmtune.formats.internvl_remote.conversation import get_conv_template
-from vlmtune.formats.parts import build_model
+from vlmtune.engine.model_source import build_model
 from vlmtune.model.connector.pixel_shuffle_mlp import PixelShuffleMLP
 from vlmtune.model.spec import SpecError
 from vlmtune.model.vlm import VisionLanguageModel
@@ -148,7 +149,7 @@ def test_from_parts_model(tiny_parts):
     assert len(tokenizer) == old_rows + 9 == model.spec.llm_config().vocab_size
     assert tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>') >= old_rows
     for key in ('model.embed_tokens.weight', 'lm_head.weight'):
-        grown = model.language_model.state_dict()[key]
+        grown = model.llm.state_dict()[key]
         assert torch.equal(grown[:old_rows], llm[key])
         torch.testing.assert_close(grown[old_rows:], llm[key].mean(0, keepdim=True).expand(9, -1))
     assert model.connector[1].weight.abs().sum() > 0
@@ -159,7 +160,7 @@ def test_from_parts_trains_converts_and_loads_in_remote_code(tiny_parts, tmp_pat
     `vlmtune convert` -> an internvl folder that the exported remote code loads with the same logits."""
     data, images = make_colour_dataset(tmp_path, n=8)
     recipe = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'parts_pretrain_cpu.py'
-    options = [f'{where}.spec.{part}.pretrained={tiny_parts[part]}' for where in ('model', 'train_dataloader.dataset')
+    options = [f'{where}.parts.{part}.pretrained={tiny_parts[part]}' for where in ('model', 'train_dataloader.dataset')
                for part in ('vision_tower', 'llm')]
     options += ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
     train = subprocess.run([sys.executable, '-m', 'vlmtune.cli', 'train', str(recipe), '--work-dir', str(tmp_path / 'w'),

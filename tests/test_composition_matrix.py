@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, package_outputs, probe_inputs, run_probe
-from vlmtune.engine import VLTuneModel
+from helpers.probes import package_outputs, probe_inputs, REPO, run_probe
+from vlmtune.engine import TrainingModel
 from vlmtune.formats import layout_of, load, save
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_llava_parts, make_tiny_parts
 
@@ -67,8 +67,8 @@ ROWS = [(t, c, l) for t in TOWERS for c in sorted(CONNECTORS) for l in LLMS] + E
 def test_composition_trains_saves_and_reloads(parts, tiny_folder, tower, connector, llm, tmp_path):
     torch.manual_seed(0)
     source = dict(checkpoint=str(tiny_folder('internlm2', '6b'))) if llm == 'internlm2' else \
-        dict(spec=spec_for(parts, tower, connector, llm))
-    wrapper = VLTuneModel(**source, vit='frozen', projector='full', llm='frozen', dtype='fp32',
+        dict(parts=spec_for(parts, tower, connector, llm))
+    wrapper = TrainingModel(**source, vision_tower='frozen', connector='full', llm='frozen', dtype='fp32',
                           gradient_checkpointing=False)
     model, tokenizer = wrapper.model, wrapper.tokenizer
     inputs = probe_inputs(tokenizer, model.num_image_token, tiles=1) if tower == 'intern_vit' else None
@@ -137,8 +137,8 @@ def test_composite_folders_load_without_vlmtune(tmp_path):
     torch.save({'runs': runs}, tmp_path / 'job.pt')
     env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / 'modules'))
     env.pop('PYTHONPATH', None)
-    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'composite_probe.py'), str(tmp_path / 'job.pt'),
-                             str(tmp_path / 'out.pt')], cwd=REPO / 'tests', env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'probes' / 'composite_probe.py'), str(tmp_path / 'job.pt'),
+                             str(tmp_path / 'out.pt')], cwd=REPO / 'tests' / 'probes', env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for case, got in zip(cases, torch.load(tmp_path / 'out.pt', weights_only=False)):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from mmengine.registry import MODELS
 
-from conftest import REPO, RECIPE, package_outputs, probe_inputs, run_probe
+from helpers.probes import package_outputs, probe_inputs, REPO, run_probe
+from helpers.training import RECIPE
 from vlmtune.cli import main as cli_main
 from vlmtune.formats.common import weight_shapes
 from vlmtune.engine.convert import load_trained, read_trained_weights

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO
-from train_data import make_colour_dataset
+from helpers.probes import REPO
+from helpers.training_data import make_colour_dataset
 
 USER_CONNECTOR = '''
 import torch
@@ -48,8 +48,8 @@ parts = dict(vision_tower=dict(type='intern_vit', pretrained={tower!r}),
              llm=dict(type='qwen2', pretrained={llm!r}),
              image_processor=dict(type='internvl_dynamic', image_size=56, max_tiles=1),
              template=dict(type='internvl2_5'))
-model.update(checkpoint=None, spec=parts, vit='frozen', projector='full', llm='lora')
-train_dataloader['dataset'].update(checkpoint=None, spec=parts, data_path={data!r}, image_root={images!r})
+model.update(checkpoint=None, parts=parts, vision_tower='frozen', connector='full', llm='lora')
+train_dataloader['dataset'].update(checkpoint=None, parts=parts, data_path={data!r}, image_root={images!r})
 train_cfg = dict(type=TrainLoop, max_iters=3)
 default_hooks['checkpoint'].update(interval=3)
 '''

@@ -1,4 +1,4 @@
-"""Tests for vlmtune.data.check against the bad-input corpus in make_bad_corpus.py."""
+"""Tests for vlmtune.data.check against the bad-input corpus in helpers/bad_corpus.py."""
 from __future__ import annotations
 
 import hashlib
@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from vlmtune.data import check
+from vlmtune.data import check_images
 from vlmtune.data.check import CheckConfig, check_file
 
-try:  # tests/ is on sys.path under pytest's default import mode
-    from make_bad_corpus import KEPT, write_bad_corpus
-except ImportError:  # tests/ became a package
-    from tests.make_bad_corpus import KEPT, write_bad_corpus
+from helpers.bad_corpus import KEPT, write_bad_corpus
 
 
 @pytest.fixture
@@ -164,7 +161,7 @@ def test_each_image_is_decoded_once(corpus, monkeypatch):
         opened[str(Path(fp).resolve())] += 1
         return real_open(fp, *args, **kwargs)
 
-    monkeypatch.setattr(check.Image, "open", counting_open)
+    monkeypatch.setattr(check_images.Image, "open", counting_open)
     check_file(corpus.jsonl_path, corpus.image_root, progress=False)
     good = str((corpus.image_root / "good.jpg").resolve())
     uses = corpus.jsonl_path.read_text(errors="replace").count("good.jpg")
@@ -260,7 +257,7 @@ def test_summary_and_to_dict(checked):
 
 
 def test_script_writes_the_corpus(tmp_path):
-    script = Path(__file__).with_name("make_bad_corpus.py")
+    script = Path(__file__).parent / "helpers" / "bad_corpus.py"
     result = subprocess.run([sys.executable, str(script), str(tmp_path / "out")],
                             capture_output=True, text=True, check=True)
     assert (tmp_path / "out" / "bad.jsonl").is_file()

@@ -112,7 +112,7 @@ def per_token_loss(logits, labels):
 def test_packed_batch_gives_same_per_sample_loss(tmp_path, llm, packed_attention):
     model, tok = build_tiny_model(TinySpec(llm=llm))
     if packed_attention:  # per-sample SDPA instead of the dense block mask
-        assert enable_packed_attention(model.language_model)
+        assert enable_packed_attention(model.llm)
     path, images = write_dataset(tmp_path, ROWS[:4])
     ds = ConversationDataset(path, images, data_spec(model, tok), progress=False)
     samples = [ds[i] for i in range(len(ds))]
@@ -146,7 +146,7 @@ def test_packed_attention_gradients_match_dense_mask(tmp_path):
     for packed_attention in (False, True):
         model, tok = build_tiny_model(TinySpec(llm='qwen2'))
         if packed_attention:
-            assert enable_packed_attention(model.language_model)
+            assert enable_packed_attention(model.llm)
         ds = ConversationDataset(path, images, data_spec(model, tok), progress=False)
         packed = pack_collate([ds[i] for i in range(len(ds))], tok.pad_token_id)
         packed.pop('sample_lengths')

@@ -2,7 +2,7 @@
 base on held-out dishes, and the report is written."""
 import json
 
-from vlmtune.embedded_default import run_demo
+from vlmtune.demo import run_demo
 
 
 def test_quick_journey_tuned_beats_base(tmp_path):

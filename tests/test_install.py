@@ -17,7 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO
+from helpers.probes import REPO
 
 SOURCES = ('vlmtune', 'datasets_proc', 'pyproject.toml', 'README.md')
 

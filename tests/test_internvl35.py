@@ -9,9 +9,10 @@ import sys
 import pytest
 import torch
 
-from conftest import package_outputs, probe_inputs, run, run_probe
-from side_env import side_env
-from train_data import make_colour_dataset
+from helpers.probes import package_outputs, probe_inputs, run_probe
+from helpers.training import run
+from vlmtune.side_envs import side_env
+from helpers.training_data import make_colour_dataset
 from vlmtune.formats import load
 
 ITERS = 4

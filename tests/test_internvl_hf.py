@@ -21,8 +21,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from conftest import REPO, package_outputs, probe_inputs, run_probe
-from side_env import side_env
+from helpers.owners import KNOWN_LIMITS, OWNERS
+from helpers.probes import package_outputs, probe_inputs, REPO, run_probe
+from vlmtune.side_envs import side_env
 from vlmtune.data.templates import get_template
 from vlmtune.data.tiling import TilingConfig, choose_grid, tile_image
 from vlmtune.formats import CheckpointError, layout_of, load, save
@@ -39,12 +40,11 @@ from vlmtune.tiny import CHATML_SPECIALS, CORPUS
 ENVS = ('tf-4.57', 'tf-5.24')
 # Every LLM family the official layout holds (hence -hf too); InternLM2 with the 6B-style ViT.
 FAMILIES = {entry.family: '6b' if entry.key_map else '300m' for entry in held_llms()}
-# What a version of transformers' own InternVL cannot run, with the error it raises (asserted, not skipped).
-KNOWN_LIMITS = {('tf-4.57', 'qwen2_moe'): "Qwen2MoeModel.forward() got an unexpected keyword argument 'image_sizes'"}
+OWNER_ENV = OWNERS['internvl_hf'][0]  # the owner's limits (helpers/owners.py KNOWN_LIMITS) are this version's
 
 
 def owner_runs(env, family) -> bool:
-    return (env, family) not in KNOWN_LIMITS
+    return not (env == OWNER_ENV and ('internvl_hf', family) in KNOWN_LIMITS)
 TOKENS_PER_TILE = 4  # tiny folders: 56 px tiles, 14 px patches, downsample 0.5
 QUESTION = 'What is in the image?'
 TEXTS = ['What is in the image? A cat.', '  two  spaces\nand a newline\n', '图中的菜是什么？请直接回答选项字母。',
@@ -96,7 +96,7 @@ def run_hf_probe(env, job, tmp_path):
     job_path, out_path = tmp_path / f'job-{env}.pt', tmp_path / f'out-{env}.pt'
     torch.save(job, job_path)
     environ = dict(os.environ, PYTHONPATH=str(side_env(env)), HF_HUB_OFFLINE='1')
-    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'hf_probe.py'), str(job_path), str(out_path)],
+    result = subprocess.run([sys.executable, str(REPO / 'tests' / 'probes' / 'hf_probe.py'), str(job_path), str(out_path)],
                             cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     return torch.load(out_path, weights_only=False)
@@ -205,7 +205,7 @@ def test_logits_and_generate_equal_remote_code(cases, hf_results, env, family):
     result, case = hf_results[env]['by_name'][family], cases[family]
     assert not hf_results[env]['vlmtune_imported']
     if not owner_runs(env, family):
-        assert KNOWN_LIMITS[env, family] in result['error']
+        assert KNOWN_LIMITS['internvl_hf', family] in result['error']
         return
     assert result['processor_classes'][0] == 'InternVLProcessor'
     diff = (result['logits'] - case['official']['logits']).abs().max().item()

@@ -7,7 +7,7 @@ from transformers import (CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionMod
                           LlavaForConditionalGeneration, SiglipVisionConfig, SiglipVisionModel)
 
 from vlmtune.engine.trainability import apply_trainability
-from vlmtune.formats.parts import build_model
+from vlmtune.engine.model_source import build_model
 from vlmtune.model.connector import REGISTRY as CONNECTORS
 from vlmtune.model.vision_tower import REGISTRY as TOWERS
 from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts, make_tiny_tower_folder
@@ -160,7 +160,8 @@ def to_llava_hf(model, tokenizer, parts):
                          text_config=text.to_dict(), projector_hidden_act='gelu', vision_feature_layer=-2,
                          vision_feature_select_strategy='default',
                          image_token_index=tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>'))
-    renames = {'connector.0.': 'multi_modal_projector.linear_1.', 'connector.2.': 'multi_modal_projector.linear_2.'}
+    renames = {'connector.0.': 'multi_modal_projector.linear_1.', 'connector.2.': 'multi_modal_projector.linear_2.',
+               'llm.': 'language_model.'}
     state = {}
     for key, value in model.state_dict().items():
         for old, new in renames.items():
@@ -173,7 +174,7 @@ def to_llava_hf(model, tokenizer, parts):
 
 def test_composed_clip_vicuna_equals_transformers_llava(parts):
     model, tokenizer = build_model(spec=llava_spec(parts))
-    assert model.image_tokens.per_tile == 576 and model.language_model.config.head_dim == 32
+    assert model.image_tokens.per_tile == 576 and model.llm.config.head_dim == 32
     reference = to_llava_hf(model, tokenizer, parts)
     pixel_values = torch.randn(1, 3, 336, 336, generator=torch.Generator().manual_seed(0))
     prompt = model.image_tokens.expand('<image>\nWhat is in the image? A cat.', [1])
@@ -226,7 +227,7 @@ def test_parts_take_the_vision_half_of_a_two_tower_clip_folder(parts, tmp_path):
 
 def test_partial_k_on_the_clip_tower_trains_layers_k_and_up(parts):
     model, tokenizer = build_model(spec=llava_spec(parts))
-    report = apply_trainability(model, vit='partial:1', projector='full', llm='frozen')
+    report = apply_trainability(model, vision_tower='partial:1', connector='full', llm='frozen')
     trainable = {k for k, p in model.vision_tower.named_parameters() if p.requires_grad}
     expected = {k for k, _ in model.vision_tower.named_parameters() if k.startswith(
         ('vision_model.encoder.layers.1.', 'vision_model.encoder.layers.2.'))}
@@ -237,13 +238,13 @@ def test_partial_k_on_the_clip_tower_trains_layers_k_and_up(parts):
     assert all(p.grad is not None for p in layers[1].parameters())  # layer -2 of 3 is block 1
     assert all(p.grad is None for p in layers[0].parameters())
     with pytest.raises(ValueError, match='K must be 0..2'):
-        apply_trainability(build_model(spec=llava_spec(parts))[0], vit='partial:3', projector='full', llm='frozen')
+        apply_trainability(build_model(spec=llava_spec(parts))[0], vision_tower='partial:3', connector='full', llm='frozen')
 
 
 def test_lora_on_the_clip_tower_matches_its_declared_targets(parts):
     model, _ = build_model(spec=llava_spec(parts))
-    report = apply_trainability(model, vit='lora', projector='full', llm='frozen')
-    assert len(report.lora_matches['vit']) == 6 * 3  # q, k, v, out, fc1, fc2 in each of 3 blocks
+    report = apply_trainability(model, vision_tower='lora', connector='full', llm='frozen')
+    assert len(report.lora_matches['vision_tower']) == 6 * 3  # q, k, v, out, fc1, fc2 in each of 3 blocks
     assert model.extract_feature(torch.randn(1, 3, 336, 336)).requires_grad
 
 

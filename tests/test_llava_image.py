@@ -17,7 +17,7 @@ from transformers.image_processing_utils import select_best_resolution
 
 from vlmtune.data.image import ImageLayout, ImageTokens, build_image_processor
 from vlmtune.data.image.anyres import best_resolution
-from vlmtune.data.image.pixels import CLIP_MEAN, CLIP_STD
+from vlmtune.data.normalisation import CLIP_MEAN, CLIP_STD
 from vlmtune.model.image_merge import spatial_unpad
 
 PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]   # LLaVA-1.6, (height, width)

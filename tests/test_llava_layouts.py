@@ -11,13 +11,13 @@ import pytest
 import torch
 from transformers import CONFIG_MAPPING, AutoModel, AutoProcessor, LlamaConfig, LlamaForCausalLM, Qwen2Config
 
-from llava_tiny import (HUB_TEMPLATE, NAMES, PER_TILE, PINPOINTS_HW, QUESTION, SIZE, clip_processor,
+from helpers.llava_tiny import (HUB_TEMPLATE, NAMES, PER_TILE, PINPOINTS_HW, QUESTION, SIZE, clip_processor,
                         expand2square, hubs_image_id, image, messages, write)
 from vlmtune.data.templates import get_template
 from vlmtune.formats import CheckpointError, holds, layout_of, llava_hf, llava_next_hf, natural_layout
 from vlmtune.formats.common import read_state_dict
 from vlmtune.formats.llava_common import OWN_KEY
-from vlmtune.data.image.pixels import CLIP_MEAN
+from vlmtune.data.normalisation import CLIP_MEAN
 
 
 def expected_keys(hub):
@@ -29,7 +29,7 @@ def expected_keys(hub):
     lm = lm_class(text_cls(**cfg['text_config']))
     dv, h = cfg['vision_config']['hidden_size'], cfg['text_config']['hidden_size']
     keys = {f'vision_tower.{k}': tuple(v.shape) for k, v in vision.state_dict().items()}
-    keys.update({f'language_model.{k}': tuple(v.shape) for k, v in lm.state_dict().items()})
+    keys.update({f'llm.{k}': tuple(v.shape) for k, v in lm.state_dict().items()})
     keys.update({'connector.0.weight': (h, dv), 'connector.0.bias': (h,), 'connector.2.weight': (h, h),
                  'connector.2.bias': (h,)})
     if adapter is llava_next_hf:
@@ -57,7 +57,7 @@ def test_read_spec_and_state_in_our_names(llava_hubs, llava_written, name):
                                         'grid_pinpoints': PINPOINTS_HW}
     assert {k: tuple(v.shape) for k, v in state.items()} == expected_keys(llava_hubs[name])
     if name == 'tiled':  # tied: saved once by transformers, both names for our model
-        assert state['language_model.lm_head.weight'] is state['language_model.model.embed_tokens.weight']
+        assert state['llm.lm_head.weight'] is state['llm.model.embed_tokens.weight']
     layout_state = adapter.read_state(folder)
     back = adapter.to_layout(state, spec)
     assert back.keys() == layout_state.keys() and all(torch.equal(back[k], layout_state[k]) for k in back)
@@ -79,7 +79,7 @@ def test_newer_transformers_key_names_read(llava_hubs, llava_written, name):
     got = adapter.from_layout(newer, llava_written[name]['spec'])
     assert got.keys() == llava_written[name]['state'].keys()
     assert all(torch.equal(got[k], llava_written[name]['state'][k]) for k in got)
-    assert adapter.part_of('model.language_model.norm.weight') == 'language_model'
+    assert adapter.part_of('model.language_model.norm.weight') == 'llm'
 
 
 @pytest.mark.parametrize('name', NAMES)

@@ -12,11 +12,11 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from conftest import REPO
-from side_env import side_env
-from llava_tiny import NAMES, clip_processor, expand2square, image, messages
+from helpers.probes import REPO
+from vlmtune.side_envs import side_env
+from helpers.llava_tiny import NAMES, clip_processor, expand2square, image, messages
 from vlmtune.formats.common import read_state_dict
-from vlmtune.data.image.pixels import CLIP_MEAN
+from vlmtune.data.normalisation import CLIP_MEAN
 
 ENVS = ('tf-4.57', 'tf-5.24')
 
@@ -39,8 +39,8 @@ def probes(llava_hubs, llava_written, tmp_path_factory):
         job = {'runs': [dict(run, save_to=str(root / f'{env}-{run["name"]}')) for run in runs]}
         torch.save(job, root / f'job-{env}.pt')
         environ = dict(os.environ, PYTHONPATH=str(side_env(env)), HF_HUB_OFFLINE='1')
-        result = subprocess.run([sys.executable, str(REPO / 'tests' / 'llava_probe.py'), str(root / f'job-{env}.pt'),
-                                 str(root / f'out-{env}.pt')], cwd=REPO / 'tests', env=environ, capture_output=True,
+        result = subprocess.run([sys.executable, str(REPO / 'tests' / 'probes' / 'llava_probe.py'), str(root / f'job-{env}.pt'),
+                                 str(root / f'out-{env}.pt')], cwd=REPO / 'tests' / 'probes', env=environ, capture_output=True,
                                 text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-4000:]
         out[env] = dict(zip(NAMES, torch.load(root / f'out-{env}.pt', weights_only=False)))

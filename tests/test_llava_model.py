@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoProcessor
 
-from llava_tiny import NAMES, image, messages
+from helpers.llava_tiny import NAMES, image, messages
 from vlmtune.data.image import ImageLayout
 from vlmtune.formats import layout_of, load, save
-from vlmtune.formats.parts import build_model
+from vlmtune.engine.model_source import build_model
 from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
 
 SIZES = [(100, 50), (50, 100), (56, 56)]

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from llava_tokenizers import LLAMA_KINDS, llama_tokenizers, qwen2_tokenizer
+from helpers.llava_tokenizers import LLAMA_KINDS, llama_tokenizers, qwen2_tokenizer
 from vlmtune.data.check import CheckConfig, check_file
 from vlmtune.data.data_spec import DataSpec
 from vlmtune.data.image import ImageTokens

@@ -11,13 +11,14 @@ import torch
 from mmengine.config import Config
 from safetensors.torch import load_file
 
-from conftest import REPO
-from train_data import make_colour_dataset
+from helpers.probes import REPO
+from helpers.training_data import make_colour_dataset
 from vlmtune.data.collate import pad_collate
+from vlmtune.bench.run import run_benchmark
 from vlmtune.engine.recipes import lookup
-from vlmtune.evaluate import evaluate
 from vlmtune.formats import layout_of, save
-from vlmtune.formats.parts import build_model
+from vlmtune.engine.model_source import build_model
+from vlmtune.serve import pipeline
 from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
 
 HF_PROBE = '''
@@ -74,7 +75,7 @@ def test_stage_one_moves_the_projector_alone(tmp_path):
         optimizer.zero_grad()
     after = wrapper.model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    frozen = [k for k in before if k.startswith(('vision_tower.', 'language_model.'))]
+    frozen = [k for k in before if k.startswith(('vision_tower.', 'llm.'))]
     assert frozen and not changed & set(frozen)
     assert changed == {k for k in before if k.startswith('connector.')}
 
@@ -93,7 +94,7 @@ def test_two_stages_train_convert_and_serve(tmp_path):
     assert trained and all(k.startswith('model.connector.') for k in trained)  # tower and LLM untouched
 
     stage2 = tmp_path / 'stage2'
-    connector = [f'{where}.spec.connector.pretrained={stage1}' for where in ('model', 'train_dataloader.dataset')]
+    connector = [f'{where}.parts.connector.pretrained={stage1}' for where in ('model', 'train_dataloader.dataset')]
     run(vlmtune + ['train', 'llava_lora_cpu', '--work-dir', stage2, '--data', train, *flags,
                    '--cfg-options', *connector], tmp_path)
     out = tmp_path / 'llava-hf'
@@ -108,7 +109,7 @@ def test_two_stages_train_convert_and_serve(tmp_path):
     (tmp_path / 'probe.py').write_text(HF_PROBE)
     env_run = subprocess.run([sys.executable, tmp_path / 'probe.py', out, images / 'val_000.png'],
                              cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                             env={**os.environ, 'PYTHONPATH': str(REPO / 'tests'), 'HF_HUB_OFFLINE': '1'})
+                             env={**os.environ, 'PYTHONPATH': str(REPO / 'tests' / 'probes'), 'HF_HUB_OFFLINE': '1'})
     assert env_run.returncode == 0, env_run.stderr[-3000:]
     answer = json.loads(env_run.stdout.strip().splitlines()[-1])['answer']
     assert answer.strip() in ('green', 'blue', 'white'), answer
@@ -118,7 +119,7 @@ def test_two_stages_train_convert_and_serve(tmp_path):
         llm=dict(type='llama', pretrained=str(parts['llm'])), image_processor=dict(type='pad', image_size=56),
         template=dict(type='vicuna_v1')))
     base = save(base_model, base_tokenizer, tmp_path / 'base', layout='llava_hf', dtype='fp32')
-    before = evaluate(base, val, images, progress=False, max_new_tokens=4)['accuracy']
-    after = evaluate(out, val, images, progress=False, max_new_tokens=4)['accuracy']
+    before, after = (run_benchmark('conversations', val, pipeline(folder, backend='torch'), images, batch_size=1,
+                                   max_new_tokens=4, progress=False)[0]['value'] for folder in (base, out))
     print(f'held-out colour accuracy: before {before:.1%}, after {after:.1%}')
     assert after > before + 0.5, (before, after)

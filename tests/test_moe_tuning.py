@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 
-from conftest import package_outputs, probe_inputs, run, run_probe
-from train_data import make_colour_dataset
+from helpers.probes import package_outputs, probe_inputs, run_probe
+from helpers.training import run
+from helpers.training_data import make_colour_dataset
 from vlmtune.formats import load
 from vlmtune.formats.common import read_state_dict
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from conftest import package_outputs, probe_inputs, run_probe
-from side_env import side_env
-from vlmtune.engine import VLTuneModel
+from helpers.probes import package_outputs, probe_inputs, run_probe
+from vlmtune.side_envs import side_env
+from vlmtune.engine import TrainingModel
 from vlmtune.formats import load, save
 from vlmtune.model.moe import added_parameters, moe_blocks, moe_layer_indices
 
@@ -38,16 +38,16 @@ def test_upcycled_model_equals_the_dense_one(tiny_folder, llm):
     folder = tiny_folder(llm, '300m', llm_layers=3)
     dense, tokenizer = load(folder)
     moe, _ = load(folder, spec_overrides={'llm': {'moe': MOE}})
-    assert [i for i, _ in moe_blocks(moe.language_model)] == [0, 2]
-    ffn = sum(p.numel() for p in dense.language_model.model.layers[0].mlp.parameters())
-    hidden = dense.language_model.config.hidden_size
+    assert [i for i, _ in moe_blocks(moe.llm)] == [0, 2]
+    ffn = sum(p.numel() for p in dense.llm.model.layers[0].mlp.parameters())
+    hidden = dense.llm.config.hidden_size
     grown = sum(p.numel() for p in moe.parameters()) - sum(p.numel() for p in dense.parameters())
     assert grown == 2 * added_parameters(ffn, hidden, 4) == 2 * (3 * ffn + hidden * 4)
     inputs = probe_inputs(tokenizer, dense.num_image_token)
     with torch.no_grad():
         torch.testing.assert_close(forward(moe, inputs).logits, forward(dense, inputs).logits, atol=1e-5, rtol=0)
     tokens = inputs['input_ids'].numel()
-    assert sum(block.expert_calls for _, block in moe_blocks(moe.language_model)) == 2 * 2 * tokens  # k per token
+    assert sum(block.expert_calls for _, block in moe_blocks(moe.llm)) == 2 * 2 * tokens  # k per token
 
 
 def test_training_loss_is_ce_plus_weighted_l_aux(tiny_folder):
@@ -55,7 +55,7 @@ def test_training_loss_is_ce_plus_weighted_l_aux(tiny_folder):
     moe.train()
     inputs = probe_inputs(tokenizer, moe.num_image_token)
     out = forward(moe, inputs, labels=inputs['input_ids'])
-    l_aux = sum(block.aux_loss for _, block in moe_blocks(moe.language_model))
+    l_aux = sum(block.aux_loss for _, block in moe_blocks(moe.llm))
     assert out.aux_loss is not None and torch.allclose(out.aux_loss, l_aux)
     torch.testing.assert_close(out.loss, out.lm_loss + 0.01 * l_aux)
     assert 2 * 0.5 <= l_aux.item() <= 2 * 4  # per layer between a balanced 1 and a collapsed E, roughly
@@ -63,19 +63,19 @@ def test_training_loss_is_ce_plus_weighted_l_aux(tiny_folder):
 
 def test_trainability_moe_and_moe_lora(tiny_folder):
     folder = tiny_folder('qwen2', '300m', llm_layers=3)
-    wrapper = VLTuneModel(folder, spec={'llm': {'moe': MOE}}, vit='frozen', projector='frozen', llm='moe',
+    wrapper = TrainingModel(folder, spec={'llm': {'moe': MOE}}, vision_tower='frozen', connector='frozen', llm='moe',
                           dtype='fp32')
     trainable = {n for n, p in wrapper.named_parameters() if p.requires_grad}
     assert trainable and all('.mlp.experts.' in n or '.mlp.gate.' in n for n in trainable)
     assert any('.mlp.gate.' in n for n in trainable) and any('layers.2.mlp.experts.3.' in n for n in trainable)
-    lora = VLTuneModel(folder, spec={'llm': {'moe': MOE}}, vit='frozen', projector='frozen', llm='moe_lora',
+    lora = TrainingModel(folder, spec={'llm': {'moe': MOE}}, vision_tower='frozen', connector='frozen', llm='moe_lora',
                        dtype='fp32')
     trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
     assert any('experts.0.gate_proj.lora_A' in n for n in trainable)
     assert any('mlp.gate.modules_to_save' in n for n in trainable)
     assert not any('self_attn' in n for n in trainable)
     with pytest.raises(ValueError, match='llm.moe'):
-        VLTuneModel(folder, llm='moe', dtype='fp32')
+        TrainingModel(folder, llm='moe', dtype='fp32')
 
 
 @pytest.fixture(scope='module')
@@ -86,7 +86,7 @@ def exported(tiny_folder, tmp_path_factory):
         model, tokenizer = load(tiny_folder(llm, '300m', llm_layers=3), spec_overrides={'llm': {'moe': MOE}})
         torch.manual_seed(1)
         with torch.no_grad():
-            for _, block in moe_blocks(model.language_model):
+            for _, block in moe_blocks(model.llm):
                 block.gate.weight.normal_(0, 1.0)
                 for expert in block.experts:  # experts apart, so the routing shows in the logits
                     for p in expert.parameters():
@@ -103,7 +103,7 @@ def test_export_is_the_native_moe_architecture(exported, llm):
     cfg = json.loads((folder / 'config.json').read_text())['llm_config']
     assert cfg['architectures'] == [NATIVE[llm]]
     native, _ = load(folder)
-    assert type(native.language_model).__name__ == NATIVE[llm]
+    assert type(native.llm).__name__ == NATIVE[llm]
     with torch.no_grad():
         ours, theirs = forward(model, inputs).logits, forward(native, inputs).logits
     assert (ours - forward_dense_like(model, inputs)).abs().max() > 1e-3  # the experts differ: routing matters
@@ -113,13 +113,13 @@ def test_export_is_the_native_moe_architecture(exported, llm):
 def forward_dense_like(model, inputs):
     """Logits with every MoE layer's first expert alone: what the model would give if routing did nothing."""
     saved = []
-    for _, block in moe_blocks(model.language_model):
+    for _, block in moe_blocks(model.llm):
         saved.append(block.gate.weight.clone())
         block.gate.weight.data.zero_()
         block.gate.weight.data[0] = 100.0
     with torch.no_grad():
         logits = forward(model, inputs).logits
-    for (_, block), weight in zip(moe_blocks(model.language_model), saved):
+    for (_, block), weight in zip(moe_blocks(model.llm), saved):
         block.gate.weight.data.copy_(weight)
     return logits
 
@@ -149,7 +149,7 @@ def test_unsupported_family_says_what_is_supported(tiny_folder, tmp_path):
     assert not (tmp_path / 'out').exists()
     save(model, tokenizer, tmp_path / 'lossless', layout='vlmtune', dtype='fp32')
     again, _ = load(tmp_path / 'lossless')
-    assert [i for i, _ in moe_blocks(again.language_model)] == [0]
+    assert [i for i, _ in moe_blocks(again.llm)] == [0]
 
 
 def test_llava_hf_export_is_mixtral_that_transformers_4_48_runs(tmp_path):
@@ -162,7 +162,7 @@ def test_llava_hf_export_is_mixtral_that_transformers_4_48_runs(tmp_path):
     model, tokenizer = load(base, spec_overrides={'llm': {'moe': MOE}})
     torch.manual_seed(2)
     with torch.no_grad():
-        for _, block in moe_blocks(model.language_model):
+        for _, block in moe_blocks(model.llm):
             block.gate.weight.normal_(0, 1.0)
             for expert in block.experts:
                 for p in expert.parameters():

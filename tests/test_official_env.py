@@ -1,10 +1,10 @@
 """Saved folders load and chat under the official InternVL environment's transformers 4.37.2 and
-tokenizers 0.15.2 (the cached side environment `official-4.37.2`, see side_env.py)."""
+tokenizers 0.15.2 (the cached side environment `official-4.37.2`, vlmtune/side_envs.py)."""
 import pytest
 import torch
 
-from conftest import _probe_subprocess, package_outputs, probe_inputs, run_probe
-from side_env import side_env
+from helpers.probes import _probe_subprocess, package_outputs, probe_inputs, run_probe
+from vlmtune.side_envs import side_env
 from vlmtune.formats import load
 
 

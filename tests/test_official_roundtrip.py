@@ -6,10 +6,14 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from conftest import FAMILIES, VITS, package_outputs, probe_inputs, run_probe
+from helpers.probes import package_outputs, probe_inputs, run_probe
 from vlmtune.formats import load, save
+from vlmtune.formats.internvl import held_llms
 from vlmtune.formats.internvl_remote.conversation import get_conv_template
 from vlmtune.tiny import TinySpec, build_tiny_model
+
+FAMILIES = [entry.family for entry in held_llms()]  # every LLM family the official layout holds
+VITS = ['300m', '6b']
 
 
 @pytest.mark.parametrize('vit', VITS)

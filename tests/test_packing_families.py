@@ -33,7 +33,7 @@ def tiny_models():
         if family not in cache:
             cache[family] = build_tiny_model(TinySpec(llm=family))
         model, tokenizer = cache[family]
-        model.language_model.config._attn_implementation = 'sdpa'
+        model.llm.config._attn_implementation = 'sdpa'
         return model, tokenizer
     return get
 
@@ -83,7 +83,7 @@ def logits_and_sdpa_lengths(llm, row, monkeypatch):
 @pytest.mark.parametrize('family', FAMILIES)
 def test_sdpa_packed_runs_each_sample_alone_with_dense_mask_logits(family, tiny_models, monkeypatch):
     model, tokenizer = tiny_models(family)
-    llm, row = model.language_model, packed_row(model, tokenizer)
+    llm, row = model.llm, packed_row(model, tokenizer)
     layers = len(REGISTRY.get(family).blocks(llm))
     dense_logits, dense_calls = logits_and_sdpa_lengths(llm, row, monkeypatch)
     assert dense_calls == [sum(LENGTHS) + PAD] * layers  # one call over the whole row per layer
@@ -99,13 +99,13 @@ def test_sdpa_packed_runs_each_sample_alone_with_dense_mask_logits(family, tiny_
 # --- flash_attention_2: position_ids and no mask reach the LLM ----------------------------------
 def capture_llm_kwargs(model, monkeypatch):
     """Replace the LLM's forward by one that records its kwargs and returns zero logits."""
-    seen, vocab = {}, model.language_model.config.vocab_size
+    seen, vocab = {}, model.llm.config.vocab_size
 
     def forward(**kwargs):
         seen.update(kwargs)
         embeds = kwargs['inputs_embeds']
         return CausalLMOutputWithPast(logits=embeds.new_zeros(*embeds.shape[:2], vocab))
-    monkeypatch.setattr(model.language_model, 'forward', forward)
+    monkeypatch.setattr(model.llm, 'forward', forward)
     return seen
 
 
@@ -114,7 +114,7 @@ def capture_llm_kwargs(model, monkeypatch):
 def test_packed_row_reaches_the_llm_padding_free_only_under_flash_attention(family, implementation, tiny_models,
                                                                              monkeypatch):
     model, tokenizer = tiny_models(family)
-    model.language_model.config._attn_implementation = implementation
+    model.llm.config._attn_implementation = implementation
     seen = capture_llm_kwargs(model, monkeypatch)
     row = packed_row(model, tokenizer)
     model(**row)
@@ -128,7 +128,7 @@ def test_packed_row_reaches_the_llm_padding_free_only_under_flash_attention(fami
 @pytest.mark.parametrize('family', FAMILIES)
 def test_padded_batch_keeps_its_mask_under_flash_attention(family, tiny_models, monkeypatch):
     model, tokenizer = tiny_models(family)
-    model.language_model.config._attn_implementation = 'flash_attention_2'
+    model.llm.config._attn_implementation = 'flash_attention_2'
     seen = capture_llm_kwargs(model, monkeypatch)
     batch = pad_collate(make_samples(model), tokenizer.pad_token_id)
     model(**batch)
@@ -165,7 +165,7 @@ def test_transformers_padding_free_path_matches_dense_mask(family, tiny_models, 
                     f'flash-attn ones only with flash_attn installed (none on this CPU machine)')
     model, tokenizer = tiny_models(family)
     row = packed_row(model, tokenizer)
-    llm, segments = model.language_model, []
+    llm, segments = model.llm, []
 
     def varlen(*args, **kwargs):
         segments.append(kwargs['cu_seqlens_q'].tolist())

@@ -84,14 +84,14 @@ def test_resampler_parameter_count_is_the_formula(dv, h, q, layers):
 @pytest.mark.parametrize('connector', [dict(type='qformer', num_query_tokens=6, config=TINY_QFORMER),
                                        dict(type='resampler', num_queries=6, num_layers=1, heads=2, dim_head=16)])
 def test_clip_composition_trains_a_step_and_reloads(connector, tmp_path):
-    from vlmtune.engine import VLTuneModel
+    from vlmtune.engine import TrainingModel
     from vlmtune.formats import load, save
     from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
     parts = make_tiny_llava_parts(tmp_path / 'parts', spec=TinyLlavaSpec(image_size=56))
     spec = dict(vision_tower=dict(type='clip', pretrained=str(parts['vision_tower']), select_layer=-2),
                 connector=connector, llm=dict(type='llama', pretrained=str(parts['llm'])),
                 image_processor=dict(type='square', image_size=56), template=dict(type='vicuna_v1'))
-    wrapper = VLTuneModel(spec=spec, vit='frozen', projector='full', llm='frozen', dtype='fp32')
+    wrapper = TrainingModel(parts=spec, vision_tower='frozen', connector='full', llm='frozen', dtype='fp32')
     model, tokenizer = wrapper.model, wrapper.tokenizer
     assert model.num_image_token == 6
     ids = tokenizer('USER: ' + '<image>' * 6 + '\nWhat colour? ASSISTANT: red', return_tensors='pt').input_ids

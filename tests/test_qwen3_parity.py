@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
-from side_env import side_env
+from helpers.probes import REPO
+from vlmtune.side_envs import side_env
 from vlmtune.model.llm import REGISTRY
 
 ENVS = ('tf-4.57', 'tf-5.24')
@@ -75,8 +75,8 @@ def probes(tmp_path_factory):
     for env in ENVS:
         torch.save({'runs': runs}, root / f'job-{env}.pt')
         environ = dict(os.environ, PYTHONPATH=str(side_env(env)), HF_HUB_OFFLINE='1')
-        result = subprocess.run([sys.executable, str(REPO / 'tests' / 'qwen3_probe.py'), str(root / f'job-{env}.pt'),
-                                 str(root / f'out-{env}.pt')], cwd=REPO / 'tests', env=environ,
+        result = subprocess.run([sys.executable, str(REPO / 'tests' / 'probes' / 'qwen3_probe.py'), str(root / f'job-{env}.pt'),
+                                 str(root / f'out-{env}.pt')], cwd=REPO / 'tests' / 'probes', env=environ,
                                 capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr[-4000:]
         results[env] = dict(zip(CONFIGS, torch.load(root / f'out-{env}.pt', weights_only=False)))

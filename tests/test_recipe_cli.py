@@ -9,7 +9,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO
+from helpers.probes import REPO
 from vlmtune.cli import main as cli_main
 from vlmtune.engine import launch
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from mmengine.registry import MODELS
 
-from conftest import REPO
-from train_data import make_colour_dataset
+from helpers.probes import REPO
+from helpers.training_data import make_colour_dataset
 from vlmtune.engine.launch import MODEL_SOURCES, load_recipe, shortcut_options
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_llava_parts, make_tiny_parts
 
@@ -63,7 +63,7 @@ def test_recipe_set_is_complete():
 
 
 def parts_options(parts):
-    return [f'{where}.spec.{part}.pretrained={parts[part]}' for where in ('model', 'train_dataloader.dataset')
+    return [f'{where}.parts.{part}.pretrained={parts[part]}' for where in ('model', 'train_dataloader.dataset')
             for part in ('vision_tower', 'llm')]
 
 
@@ -71,22 +71,22 @@ def parts_options(parts):
 def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_parts, tmp_path_factory):
     folder = tiny_folder(*stand_in_family(recipe))
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
-    spec = load_recipe(recipe).model.get('spec') or {}
+    spec = load_recipe(recipe).model.get('parts') or {}
     from_parts = 'pretrained' in spec.get('llm', {})  # built from a vision-tower folder + an LLM folder
     if from_parts and spec['vision_tower']['type'] in ('clip', 'siglip'):  # tiny tower + an LLM of the recipe's family
         parts = dict(llava_parts[(spec['vision_tower']['type'], spec['image_processor']['image_size'])])
         if spec['llm']['type'] != 'llama':
             parts['llm'] = make_tiny_parts(tmp_path_factory.mktemp('llm'), TinySpec(llm=spec['llm']['type']))['llm']
-        extra = [f'{where}.spec.connector.pretrained=None' for where in MODEL_SOURCES]  # no stage-1 run here
+        extra = [f'{where}.parts.connector.pretrained=None' for where in MODEL_SOURCES]  # no stage-1 run here
     else:
         parts, extra = tiny_parts, []
     options = shortcut_options(None if from_parts else folder, data, images)
     cfg = load_recipe(recipe, options + (parts_options(parts) + extra if from_parts else []))
     if from_parts and spec.get('template', {}).get('type') == 'hf_chat_template':  # tiny tokenizers have none
-        for where in (cfg.model.spec, cfg.train_dataloader.dataset.spec):
+        for where in (cfg.model.parts, cfg.train_dataloader.dataset.parts):
             where.template['chat_template'] = CHATML
     if from_parts:
-        assert cfg.model.checkpoint is None and cfg.model.spec.llm.pretrained == str(parts['llm'])
+        assert cfg.model.checkpoint is None and cfg.model.parts.llm.pretrained == str(parts['llm'])
     else:
         assert cfg.model.checkpoint == str(folder) == cfg.train_dataloader.dataset.checkpoint
     model_cfg = dict(cfg.model)
@@ -94,9 +94,9 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
         assert model_cfg['quantization'] == 'nf4' and model_cfg['llm'] == 'lora'
         model_cfg['quantization'] = None  # 4-bit needs a GPU; the rest of the recipe is built here
     model_cfg['dtype'] = 'fp32'
-    if str(model_cfg['vit']).startswith('partial:'):  # the tiny tower has 3 blocks: train its last one
-        assert model_cfg['vit'] == 'partial:10'  # TinyLLaVA's tune_vision_tower_from_layer default
-        model_cfg['vit'] = 'partial:2'
+    if str(model_cfg['vision_tower']).startswith('partial:'):  # the tiny tower has 3 blocks: train its last one
+        assert model_cfg['vision_tower'] == 'partial:10'  # TinyLLaVA's tune_vision_tower_from_layer default
+        model_cfg['vision_tower'] = 'partial:2'
     model = MODELS.build(model_cfg)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
     dataset_cfg = dict(cfg.train_dataloader.dataset)
@@ -106,7 +106,7 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
     if 'lora' in recipe.stem and recipe.stem.startswith('internvl'):
         assert model_cfg['lora'] == dict(r=16, alpha=32, dropout=0.05) and cfg.optim_wrapper.optimizer.lr == 4e-5
     if recipe.stem.endswith('moe') or recipe.stem == 'moe_cpu':  # MoE-LLaVA's stage 3 (finetune_moe.sh)
-        assert model_cfg['llm'] == 'moe' and model_cfg['vit'] == model_cfg['projector'] == 'frozen'
+        assert model_cfg['llm'] == 'moe' and model_cfg['vision_tower'] == model_cfg['connector'] == 'frozen'
         assert cfg.model.spec.llm.moe == dict(mode='sparse', num_experts=4, top_k=2, capacity_factor=1.5,
                                               router_aux_loss_coef=0.01)
         assert cfg.model.spec == cfg.train_dataloader.dataset.spec
@@ -118,16 +118,16 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
                       'finetune_partial': (2e-5, ('partial:10', 'full', 'full')),
                       'lora': (2e-4, ('frozen', 'full', 'lora'))}[stage]
         assert cfg.optim_wrapper.optimizer.lr == lr
-        assert (load_recipe(recipe).model.vit, model_cfg['projector'], model_cfg['llm']) == trains
-        assert cfg.model.spec.vision_tower['select_feature'] == 'drop_first'  # TinyLLaVA's `patch` on SigLIP
+        assert (load_recipe(recipe).model.vision_tower, model_cfg['connector'], model_cfg['llm']) == trains
+        assert cfg.model.parts.vision_tower['select_feature'] == 'drop_first'  # TinyLLaVA's `patch` on SigLIP
     if recipe.parent.name in ('llava', 'llava_next'):  # LLaVA-1.5's hyper-parameters (scripts/v1_5, 8 GPUs)
         stage = recipe.stem.rsplit('_', 1)[1]
         lr, batch, trains = {'pretrain': (1e-3, 32, ('frozen', 'full', 'frozen')),
                              'finetune': (2e-5, 16, ('frozen', 'full', 'full')),
                              'lora': (2e-4, 16, ('frozen', 'full', 'lora'))}[stage]
         assert (cfg.optim_wrapper.optimizer.lr, cfg.train_dataloader.batch_size) == (lr, batch)
-        assert (model_cfg['vit'], model_cfg['projector'], model_cfg['llm']) == trains
-        assert cfg.model.spec.template['type'] == ('plain' if stage == 'pretrain' else 'vicuna_v1')
+        assert (model_cfg['vision_tower'], model_cfg['connector'], model_cfg['llm']) == trains
+        assert cfg.model.parts.template['type'] == ('plain' if stage == 'pretrain' else 'vicuna_v1')
         if stage == 'lora':
             assert model_cfg['lora'] == dict(r=128, alpha=256, dropout=0.05)
-            assert cfg.optim_wrapper.paramwise_cfg.custom_keys.connector.lr_mult == 0.1  # projector 2e-5
+            assert cfg.optim_wrapper.paramwise_cfg.custom_keys.connector.lr_mult == 0.1  # connector 2e-5

@@ -9,12 +9,13 @@ import pytest
 import torch
 import transformers
 
-from conftest import probe_inputs, run_probes
-from side_env import ENVS, side_env
+from helpers.probes import probe_inputs, run_probes
+from vlmtune.formats.internvl import held_llms
+from vlmtune.side_envs import PINS, side_env
 
 SIDE_ENVS = {'tf-4.57': '4.57.6', 'tf-5.24': '5.24.0'}
-CASES = [('qwen2', '300m'), ('internlm2', '6b'), ('llama', '6b'), ('phi3', '300m'), ('qwen3', '300m'),
-         ('qwen3_moe', '300m')]
+# Every LLM family the official layout holds, the two ViT flavours alternating (InternLM2 with the 6B one).
+CASES = [(entry.family, '6b' if entry.key_map or i % 2 else '300m') for i, entry in enumerate(held_llms())]
 
 
 def num_image_token(folder):
@@ -53,7 +54,7 @@ def probed(cases, tmp_path_factory):
 
 def test_side_envs_pin_the_versions_under_test():
     for env, version in SIDE_ENVS.items():
-        assert f'transformers=={version}' in ENVS[env]
+        assert f'transformers=={version}' in PINS[env]
 
 
 @pytest.mark.parametrize('env', sorted(SIDE_ENVS))

@@ -15,7 +15,8 @@ from vlmtune.bench.samples import COLOURS, swatch
 from vlmtune.cli import main
 from vlmtune.serve import GenerationConfig, pipeline
 from vlmtune.serve.api_client import ApiPipeline, data_url
-from vlmtune.serve.engines import ServeError, check_servable, served_chat_template, vllm_env
+from vlmtune.serve.engines import ServeError, check_servable, served_chat_template
+from vlmtune.side_envs import vllm_env
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_folder, make_tiny_llava_folder
 
 GEN = GenerationConfig(max_new_tokens=6)
@@ -166,7 +167,7 @@ def test_vllm_serves_each_layout_as_the_pipeline_answers(tmp_path, capsys):
         arguments.append(f'{folder}={template}' if template else str(folder))
     from vlmtune.serve.engines import vllm_command
     _, env = vllm_command(next(iter(folders.values())))
-    result = subprocess.run([str(vllm_env()), str(__import__('pathlib').Path(__file__).with_name('vllm_probe.py')),
+    result = subprocess.run([str(vllm_env()), str(__import__('pathlib').Path(__file__).parent / 'probes' / 'vllm_probe.py'),
                              str(tmp_path / 'out.json'), str(tmp_path / 'requests.json'), *arguments],
                             env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -188,7 +189,7 @@ def test_vllm_serves_each_layout_as_the_pipeline_answers(tmp_path, capsys):
 def test_the_vllm_env_fix_is_a_standalone_module():
     """sitecustomize.py of vLLM's environment runs there alone: only absolute imports, of torch."""
     import ast
-    from vlmtune.serve.engines import TORCHVISION_CPU_FIX
+    from vlmtune.side_envs import TORCHVISION_CPU_FIX
     tree = ast.parse(TORCHVISION_CPU_FIX)
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
     assert [(type(n).__name__, getattr(n, 'level', 0), [a.name for a in n.names]) for n in imports] == \

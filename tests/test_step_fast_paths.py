@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from train_data import make_colour_dataset
+from helpers.training_data import make_colour_dataset
 from vlmtune.data.collate import pad_collate
 from vlmtune.engine import build_train_dataset
 from vlmtune.model.packed_attention import enable_packed_attention
@@ -71,9 +71,9 @@ def test_the_padded_batch_loss_and_gradients_equal_each_sample_run_alone(llm, pa
         if isinstance(module, nn.Dropout):
             module.p = 0.0
     if packed_attention:
-        assert enable_packed_attention(model.language_model)
+        assert enable_packed_attention(model.llm)
     seen = []
-    model.language_model.model.layers[0].self_attn.register_forward_pre_hook(
+    model.llm.model.layers[0].self_attn.register_forward_pre_hook(
         lambda m, a, kw: seen.append(kw['attention_mask']), with_kwargs=True)
     batch_loss, batch_grads = loss_and_grads(model, pad_collate([short, long], 0))
     assert seen == [None]  # the fast path ran: no mask reached the attention
@@ -149,7 +149,7 @@ def test_the_loss_from_labelled_positions_only_equals_the_full_logits_loss(llm, 
     dataset = build_train_dataset(folder, data, images, max_length=512)
     batch = pad_collate([dataset[i] for i in range(3)], 0)
     model, _ = build_tiny_model(TinySpec(llm=llm, max_dynamic_patch=2))
-    apply_trainability(model, vit='frozen', projector='full', llm='lora', lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    apply_trainability(model, vision_tower='frozen', connector='full', llm='lora', lora=LoraSettings(r=4, alpha=8, dropout=0.0))
     model.train()
     full_loss, full_grads = loss_and_grads(model, batch)
     model.zero_grad(set_to_none=True)

@@ -11,9 +11,8 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from vlmtune.data.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from vlmtune.data.tiling import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     TilingConfig,
     blank_image,
     candidate_grids,

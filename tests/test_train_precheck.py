@@ -1,7 +1,7 @@
 """`vlmtune train` rejects bad inputs with one line, before any heavy work (no subprocess starts)."""
 import pytest
 
-from conftest import RECIPE
+from helpers.training import RECIPE
 from vlmtune.cli import main as cli_main
 from vlmtune.engine import launch
 

@@ -9,8 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import (assert_deepspeed_checkpoint_holds_trainable_only, assert_learns, losses, run,
-                      vlmtune_cmd, xtuner_cmd)
+from helpers.training import assert_deepspeed_checkpoint_holds_trainable_only, assert_learns, losses, run, vlmtune_cmd, xtuner_cmd
 
 def test_plain_xtuner_run_learns_and_saves_only_trainable_weights(plain_run, ws):
     assert_learns(losses(plain_run))
@@ -18,7 +17,7 @@ def test_plain_xtuner_run_learns_and_saves_only_trainable_weights(plain_run, ws)
     assert list(plain_run.rglob('events.out.tfevents.*'))  # tensorboard scalars
     state = torch.load(plain_run / 'iter_20.pth', map_location='cpu', weights_only=False)['state_dict']
     assert state and all('.lora_' in k or k.startswith('model.connector.') for k in state)
-    assert any('language_model' in k for k in state) and not any('vision_tower' in k for k in state)
+    assert any(k.startswith('model.llm.') for k in state) and not any('vision_tower' in k for k in state)
     base = load_file(str(ws['folder'] / 'model.safetensors'))  # the internvl layout's names
     for key in ('1.weight', '3.weight'):
         assert not torch.equal(state['model.connector.' + key], base['mlp1.' + key])

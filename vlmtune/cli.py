@@ -44,7 +44,7 @@ def cmd_data_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .embedded_default import run_demo
+    from .demo import run_demo
     run_demo(args.work_dir, args.rebuild_base, args.quick)
     return 0
 
@@ -116,16 +116,11 @@ def cmd_serve(args) -> int:
 def cmd_eval(args) -> int:
     if args.model in EVAL_ACTIONS:
         return EVAL_ACTIONS[args.model](args)
-    if args.bench:
-        return eval_benchmark(args)
-    if len(args.data) != 1:
-        raise ValueError('vlmtune eval MODEL DATA (conversation JSONL), or MODEL --bench NAME FILE')
-    from .evaluate import evaluate, format_summary
-    summary = evaluate(args.model, args.data[0], args.images, args.out, args.max_new_tokens or 16, args.limit)
-    print(format_summary(summary))
-    if args.out:
-        print(f'per-question results: {args.out}')
-    return 0
+    if not args.bench:
+        if len(args.data) != 1:
+            raise ValueError('vlmtune eval MODEL DATA (conversation JSONL), or MODEL --bench NAME FILE')
+        args.bench = ('conversations', args.data[0])  # the conversation JSONL is the `conversations` benchmark
+    return eval_benchmark(args)
 
 
 def eval_benchmark(args) -> int:
@@ -314,9 +309,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .formats import CheckpointError
     from .serve.pipeline import NeedsGPU
+    from .side_envs import SideEnvError
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError, NeedsGPU) as exc:
+    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError, NeedsGPU, SideEnvError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
 

@@ -31,8 +31,13 @@ def option_by_text(output: str, options: dict) -> str:
     return found[0] if len(found) == 1 else None
 
 
+FULL_WIDTH = str.maketrans('（）：，．', '():,.')  # CJK punctuation around a letter reads as the ASCII forms
+
+
 def choice_of(output: str, options: dict) -> str:
-    """options: {letter: text}. The letter the output chose, or None."""
+    """options: {letter: text}. The letter the output chose, or None. The package's one multiple-choice
+    reader: benchmarks, `--bench conversations`, the demo and the training hooks all read answers here."""
+    output = output.translate(FULL_WIDTH)
     return letter_of(output, list(options)) or option_by_text(output, options)
 
 

@@ -3,16 +3,18 @@ scored the way MMBench is (circular: right under every rotation of its options).
 import csv
 from pathlib import Path
 
-from ..evaluate import OPTION_LINE, options_of, predicted_letter
+from ..data.image.tokens import IMAGE_TAG
 from ..files import atomic_writer
+from .answers import choice_of
 from .tasks._base import read_json_lines
+from .tasks.conversations import OPTION_LINE, options_of
 
 COLUMNS = ['index', 'question', 'hint', 'A', 'B', 'C', 'D', 'answer', 'category', 'image_path']
 
 
 def split_choice_question(text: str):
     """'<image>\\nQ\\n(A) x\\n(B) y\\nInstruction' -> ('Q', {'A': 'x', 'B': 'y'})."""
-    lines = text.replace('<image>', '').strip().split('\n')
+    lines = text.replace(IMAGE_TAG, '').strip().split('\n')
     first = next(i for i, line in enumerate(lines) if OPTION_LINE.match(line))
     return '\n'.join(lines[:first]).strip(), options_of(text)
 
@@ -28,7 +30,7 @@ def conversations_to_mmbench(data_path, out_path) -> dict:
         for number, row in enumerate(rows):
             question, reference = row['conversations'][0]['value'], row['conversations'][1]['value']
             options = options_of(question)
-            answer = predicted_letter(reference, options) if options else None
+            answer = choice_of(reference, options) if options else None
             if answer is None or not row.get('image'):
                 skipped += 1
                 continue

@@ -7,6 +7,7 @@ from PIL import Image
 
 from .data_spec import DataSpec, row_image_paths
 from .image.orientation import size_under
+from .image.tokens import IMAGE_TAG
 from .rejects import IGNORE_INDEX
 
 
@@ -29,7 +30,7 @@ def prompt_text(spec: DataSpec, row: dict, images) -> str:
     text = spec.template.render(spec.template.prepare(row['conversations'], len(images)), spec.system_message)
     tokens = spec.image_tokens
     for image in images:
-        text = text.replace('<image>', f'{tokens.start}{tokens.context}*{tokens.count(image)}{tokens.end}', 1)
+        text = text.replace(IMAGE_TAG, f'{tokens.start}{tokens.context}*{tokens.count(image)}{tokens.end}', 1)
     return text
 
 

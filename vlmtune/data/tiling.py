@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from .normalisation import IMAGENET_MEAN, IMAGENET_STD
 
 # Quality range of the optional JPEG re-encode augmentation (inclusive).
 JPEG_QUALITY_RANGE = (75, 100)

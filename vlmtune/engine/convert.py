@@ -18,14 +18,18 @@ from ..formats import CheckpointError, layout_of, load, natural_layout, save
 from ..formats.adapter import load_adapted, write_adapter
 from ..formats.common import prepare_output, read_training_checkpoint as read_trained_weights
 from .launch import load_recipe
-from .trainability import PARTS
+from ..model.vlm import PARTS
 
 # Max |logit| difference allowed between the reloaded folder and the unmerged model, per saved dtype,
 # relative to the probe's logit scale (max |logit|).
 TOLERANCE = {'fp32': 1e-4, 'bf16': 5e-2, 'fp16': 1e-2}
 
 
+OLD_LLM_PREFIX = 'model.language_model.'  # runs from before the one vocabulary named the LLM so
+
+
 def load_trained(wrapper, state: dict, checkpoint) -> None:
+    state = {('model.llm.' + k[len(OLD_LLM_PREFIX):] if k.startswith(OLD_LLM_PREFIX) else k): v for k, v in state.items()}
     expected = {k: v for k, v in wrapper.named_parameters() if v.requires_grad}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -45,7 +49,7 @@ def load_trained(wrapper, state: dict, checkpoint) -> None:
 def merge_lora(model) -> None:
     """Fold every PEFT-wrapped part back into plain modules (weights stay fp32 here)."""
     from peft import PeftModel
-    for attr in PARTS.values():
+    for attr in PARTS:
         part = getattr(model, attr)
         if isinstance(part, PeftModel):
             setattr(model, attr, part.merge_and_unload())

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset
 from ..data.collate import greedy_pack, pack_collate, pad_collate
 from ..data.image.orientation import check_rule
 from ..data.dataset import ConversationDataset
-from ..formats.parts import resolve_spec
+from .model_source import resolve_spec
 
 
 class PackedDataset(Dataset):
@@ -30,16 +30,16 @@ class PackedDataset(Dataset):
 
 def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_length=4096, max_tiles=None,
                         packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None, exif=None,
-                        uint8_pixels=True):
-    """checkpoint / spec: the model, as the recipe's `model` names it (the data path asks its spec for the
-    template, image processor and image tokens; no weights are read). exif: the EXIF orientation rule
+                        uint8_pixels=True, parts=None):
+    """checkpoint / parts / spec: the model, as the recipe's `model` names it (the data path asks its spec for
+    the template, image processor and image tokens; no weights are read). exif: the EXIF orientation rule
     ('ignore' / 'transpose'; default: the model's, which is 'ignore' unless its folder says otherwise);
     `vlmtune convert` writes it into the folder so every serving path applies it. uint8_pixels: tiles
     leave the loader as bytes where the image processor can hand them out (InternVL's), and the model
     normalises them on its device (the same float32 numbers, a quarter of the host memory traffic)."""
     if not data_path or not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
-    model_spec, tokenizer = resolve_spec(checkpoint, spec)
+    model_spec, tokenizer = resolve_spec(checkpoint, spec, parts)
     if max_tiles:
         model_spec = model_spec.override({'image_processor': {'max_tiles': max_tiles}})
     if exif:

@@ -77,7 +77,7 @@ class ValidationHook(Hook):
         return self._dataset
 
     def evaluate(self, runner):
-        from ..evaluate import teacher_forced_scores
+        from ..bench.teacher_forced import teacher_forced_scores
         wrapper = unwrap(runner.model)
         scores = teacher_forced_scores(wrapper.model, self._dataset_for(wrapper), self.max_samples, self.batch_size)
         result = {'iter': runner.iter, 'val_loss': scores['loss'], 'val_token_acc': scores['token_accuracy']}
@@ -149,10 +149,10 @@ class ExpertLoadHook(Hook):
             batch_size
 
     def after_train(self, runner):
-        from ..evaluate import teacher_forced_scores
+        from ..bench.teacher_forced import teacher_forced_scores
         from ..model.moe.report import counting_expert_load, load_table, parameter_summary, write_load_report
         wrapper = unwrap(runner.model)
-        llm = wrapper.model.language_model
+        llm = wrapper.model.llm
         dataset = runner.train_dataloader.dataset if self.data_path is None else ConversationDataset(
             self.data_path, self.image_root, wrapper.data_spec(), progress=False)
         if not isinstance(dataset, ConversationDataset):

@@ -14,7 +14,8 @@ from ..formats import read_spec
 from ..net import free_port
 from . import recipes
 from .recipes import RECIPES_DIR, RecipeError
-from .trainability import validate_modes
+from .model_source import split_sources
+from .trainability import renamed_parts, validate_modes
 
 DEEPSPEED_DIR = RECIPES_DIR / '_base_' / 'deepspeed'
 DEEPSPEED_NAMES = ('zero2', 'zero3', 'zero3_offload')
@@ -55,7 +56,7 @@ def shortcut_options(checkpoint=None, data=None, images=None, vision_tower=None,
         options += [f'{where}.checkpoint={checkpoint}' for where in MODEL_SOURCES]
     for part, folder in (('vision_tower', vision_tower), ('llm', llm)):
         if folder:
-            options += [f'{where}.spec.{part}.pretrained={folder}' for where in MODEL_SOURCES]
+            options += [f'{where}.parts.{part}.pretrained={folder}' for where in MODEL_SOURCES]
     if data:
         options.append(f'train_dataloader.dataset.data_path={data}')
     if images:
@@ -86,22 +87,25 @@ def load_recipe(recipe, cfg_options=()) -> Config:
 def precheck(cfg: Config) -> None:
     """Fail in a second, with one line, on inputs that would otherwise fail after minutes."""
     model, dataset = cfg.model, cfg.train_dataloader.dataset
-    validate_modes(vit=model.get('vit', 'frozen'), projector=model.get('projector', 'full'),
+    renamed_parts(model)
+    validate_modes(vision_tower=model.get('vision_tower', 'frozen'), connector=model.get('connector', 'full'),
                    llm=model.get('llm', 'lora'))
     for where, part in (('model', model), ('train_dataloader.dataset', dataset)):
         folder = part.get('checkpoint')
-        if not folder and not part.get('spec'):
-            raise RecipeError(f'{where}.checkpoint is not set; pass --checkpoint DIR (or give {where}.spec, the parts)')
+        parts, _ = split_sources(None, part.get('parts'), part.get('spec')) if not folder else (None, None)
+        if not folder and not parts:
+            raise RecipeError(f'{where}.checkpoint is not set; pass --checkpoint DIR (or give {where}.parts, the '
+                              f'part folders to build from)')
         if folder and not Path(folder).is_dir():
             raise RecipeError(f'{where}.checkpoint: checkpoint folder {folder} not found')
         if folder:
             read_spec(folder)
-        for name, settings in (part.get('spec') or {}).items():
+        for name, settings in (parts or {}).items():
             pretrained = (settings or {}).get('pretrained')
             if pretrained and not Path(pretrained).exists():
                 flag = {'vision_tower': ' (--vision-tower DIR)', 'llm': ' (--llm DIR)'}.get(name, '')
-                raise RecipeError(f'{where}.spec.{name}.pretrained: {pretrained} not found{flag}')
-    for key in ('checkpoint', 'spec'):  # the model and the data must describe the same model
+                raise RecipeError(f'{where}.parts.{name}.pretrained: {pretrained} not found{flag}')
+    for key in ('checkpoint', 'parts', 'spec'):  # the model and the data must describe the same model
         if model.get(key) != dataset.get(key):
             raise RecipeError(f'model.{key} and train_dataloader.dataset.{key} differ ({model.get(key)!r} vs '
                               f'{dataset.get(key)!r}); set both (the --checkpoint/--vision-tower/--llm flags do)')

@@ -1,4 +1,4 @@
-"""Per-part trainability: `vit`, `projector` and `llm` each `frozen | lora | full | partial:K`; the LLM
+"""Per-part trainability: `vision_tower`, `connector` and `llm` each `frozen | lora | full | partial:K`; the LLM
 also `moe` (MoE-LLaVA's stage 3: every MoE layer's experts and router train, all else frozen) or
 `moe_lora` (LoRA on the experts' Linears, routers trained fully).
 
@@ -15,7 +15,8 @@ from torch import nn
 
 MODES = ('frozen', 'lora', 'full', 'partial:K')
 MOE_MODES = ('moe', 'moe_lora')  # llm only
-PARTS = {'vit': 'vision_tower', 'projector': 'connector', 'llm': 'language_model'}
+# The names recipes used before the one vocabulary; a recipe that still says them gets the new name.
+OLD_NAMES = {'vit': 'vision_tower', 'projector': 'connector', 'vit_lora': 'vision_tower_lora'}
 _PARTIAL = re.compile(r'^partial:(\d+)$')
 
 
@@ -45,6 +46,14 @@ class TrainabilityReport:
         return '\n'.join(lines)
 
 
+def renamed_parts(settings: dict, where: str = 'model') -> None:
+    """A recipe's old part names (vit, projector, vit_lora) -> one clear error with the new ones."""
+    old = [name for name in OLD_NAMES if name in settings]
+    if old:
+        raise ValueError(f'{where}: ' + ', '.join(f'{where}.{name} is now {where}.{OLD_NAMES[name]}' for name in old)
+                         + ' (the parts are vision_tower / connector / llm everywhere); rename them in the recipe')
+
+
 def validate_modes(**modes) -> Dict[str, str]:
     for part, mode in modes.items():
         if mode in MOE_MODES and part == 'llm':
@@ -60,16 +69,16 @@ def lora_targets(model, part: str) -> List[str]:
     """The LoRA targets the component in `part` declares."""
     if part == 'llm':
         return model.spec.component('llm').lora_targets
-    return getattr(getattr(model, PARTS[part]), 'lora_targets', [])
+    return getattr(getattr(model, part), 'lora_targets', [])
 
 
 def blocks(model, part: str) -> List[nn.Module]:
     """The blocks (layers) `partial:K` counts, as the component declares them."""
-    module = getattr(model, PARTS[part])
+    module = getattr(model, part)
     if part == 'llm':
         return model.spec.component('llm').blocks(module)
     if not hasattr(module, 'blocks'):
-        raise ValueError(f'{part}=partial:K: the {PARTS[part]} {type(module).__name__} declares no blocks')
+        raise ValueError(f'{part}=partial:K: the {part} {type(module).__name__} declares no blocks')
     return module.blocks()
 
 
@@ -88,21 +97,20 @@ def _wrap_lora(module: nn.Module, targets: List[str], settings: LoraSettings, pa
     return get_peft_model(module, config), names + [f'{t} (full)' for t in settings.modules_to_save]
 
 
-def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: LoraSettings = None,
-                       vit_lora: LoraSettings = None) -> TrainabilityReport:
+def apply_trainability(model, vision_tower='frozen', connector='full', llm='lora', lora: LoraSettings = None,
+                       vision_tower_lora: LoraSettings = None) -> TrainabilityReport:
     """Freeze / unfreeze / LoRA-wrap the parts of a VisionLanguageModel in place."""
-    modes = validate_modes(vit=vit, projector=projector, llm=llm)
+    modes = validate_modes(vision_tower=vision_tower, connector=connector, llm=llm)
     lora = lora or LoraSettings()
     report = TrainabilityReport(modes=modes)
     model.requires_grad_(False)
     for part, mode in modes.items():
-        attr = PARTS[part]
         if mode == 'full':
-            getattr(model, attr).requires_grad_(True)
+            getattr(model, part).requires_grad_(True)
         elif mode == 'lora':
-            settings = vit_lora or lora if part == 'vit' else lora
-            wrapped, names = _wrap_lora(getattr(model, attr), lora_targets(model, part), settings, part)
-            setattr(model, attr, wrapped)
+            settings = vision_tower_lora or lora if part == 'vision_tower' else lora
+            wrapped, names = _wrap_lora(getattr(model, part), lora_targets(model, part), settings, part)
+            setattr(model, part, wrapped)
             report.lora_matches[part] = names
         elif mode in MOE_MODES:
             report.lora_matches.update(_train_moe(model, mode, lora))
@@ -113,21 +121,21 @@ def apply_trainability(model, vit='frozen', projector='full', llm='lora', lora: 
                 raise ValueError(f'{part}={mode}: the part has {len(layers)} blocks; K must be 0..{len(layers) - 1}')
             for layer in layers[first:]:
                 layer.requires_grad_(True)
-    if hasattr(model, 'image_newline') and modes['projector'] != 'frozen':  # trains with the connector
+    if hasattr(model, 'image_newline') and modes['connector'] != 'frozen':  # trains with the connector
         model.image_newline.requires_grad_(True)
     report.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     report.total = sum(p.numel() for p in model.parameters())
     return report
 
 
-def moe_layers(language_model) -> List[nn.Module]:
+def moe_layers(llm) -> List[nn.Module]:
     """Sparse FFN blocks (upcycled or native): a module with `experts` and a router `gate`."""
-    return [m for m in language_model.modules() if isinstance(getattr(m, 'experts', None), nn.ModuleList)
+    return [m for m in llm.modules() if isinstance(getattr(m, 'experts', None), nn.ModuleList)
             and isinstance(getattr(m, 'gate', None), nn.Linear)]
 
 
 def _train_moe(model, mode: str, lora: LoraSettings) -> Dict[str, List[str]]:
-    blocks = moe_layers(model.language_model)
+    blocks = moe_layers(model.llm)
     if not blocks:
         raise ValueError(f'llm={mode}: the LLM has no MoE layers; upcycle it with the spec setting llm.moe '
                          f'(e.g. spec=dict(llm=dict(moe=dict(num_experts=4, top_k=2))))')
@@ -136,10 +144,10 @@ def _train_moe(model, mode: str, lora: LoraSettings) -> Dict[str, List[str]]:
             block.experts.requires_grad_(True)
             block.gate.requires_grad_(True)
         return {}
-    names = {id(m): n for n, m in model.language_model.named_modules()}
+    names = {id(m): n for n, m in model.llm.named_modules()}
     experts = sorted({f'{names[id(b)]}.experts.{n}' for b in blocks for n, sub in b.experts.named_modules()
                       if isinstance(sub, nn.Linear)})
     settings = LoraSettings(lora.r, lora.alpha, lora.dropout, [names[id(b)] + '.gate' for b in blocks])
-    wrapped, matched = _wrap_lora(model.language_model, experts, settings, 'llm')
-    model.language_model = wrapped
+    wrapped, matched = _wrap_lora(model.llm, experts, settings, 'llm')
+    model.llm = wrapped
     return {'llm': matched}

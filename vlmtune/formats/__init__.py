@@ -1,6 +1,6 @@
-"""Checkpoint layouts. One adapter module per on-disk layout, each with `detect(folder)`,
-`read_spec(folder)`, `read_state(folder)` (layout key names), `to_layout` / `from_layout` key maps,
-`unsupported(spec)`, `write(staging, spec, state, tokenizer, ...)` and `load_tokenizer(folder)`.
+"""Checkpoint layouts. One adapter per on-disk layout (the members of `vlmtune.interfaces.Layout`:
+`detect`, `read_spec`, `read_state` under the layout's key names, `to_layout` / `from_layout` key maps,
+`unsupported`, `write`, `load_tokenizer`, `describe`), registered with an ORDER in `registry.py`.
 `load`, `save` and `read_spec` here are the entry points the rest of the package uses; the model
 itself never sees a layout's key names.
 """
@@ -14,27 +14,21 @@ from ..model.moe import expand_dense_state
 from ..model.moe.export import export_native_moe
 from ..model.spec import ModelSpec
 from ..model.vlm import VisionLanguageModel
-from . import blip2_hf, composite, internvl, internvl_hf, llava_hf, llava_next_hf, native
+from . import blip2_hf, composite, internvl, internvl_hf, llava_hf, llava_next_hf, vlmtune_layout  # noqa: F401
 from .common import CheckpointError, prepare_output, staged_folder, torch_dtype
-
-LAYOUTS = {adapter.NAME: adapter for adapter in (internvl, internvl_hf, llava_hf, llava_next_hf, blip2_hf, composite,
-                                                  native)}
-# A composition's natural layout: the first that holds it.
-PREFERENCE = ('internvl', 'internvl_hf', 'llava_hf', 'llava_next_hf', 'blip2_hf', 'composite', 'vlmtune')
+from .registry import layout_named, layouts, register_layout  # noqa: F401  (register_layout: for users' layouts)
 
 
-def _adapter(layout: str):
-    if layout not in LAYOUTS:
-        raise CheckpointError(f'unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}')
-    return LAYOUTS[layout]
+def _adapter(layout):
+    return layout_named(layout)
 
 
 def detect(folder):
-    """The adapter of the layout a folder is in; a one-line error naming what was found otherwise."""
+    """The adapter of the layout a folder is in (asked in ORDER); a one-line error naming what was found."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f'{folder}: not a directory (expected a checkpoint folder)')
-    for adapter in LAYOUTS.values():
+    for adapter in layouts():
         if adapter.detect(folder):
             return adapter
     config = folder / 'config.json'
@@ -44,7 +38,7 @@ def detect(folder):
         arch = (json.loads(config.read_text(encoding='utf-8')).get('architectures') or [None])[0]
     except (ValueError, AttributeError) as exc:
         raise CheckpointError(f'{config}: not valid JSON ({exc})') from None
-    known = [a.ARCHITECTURE for a in LAYOUTS.values() if getattr(a, 'ARCHITECTURE', None)]
+    known = [a.ARCHITECTURE for a in layouts() if getattr(a, 'ARCHITECTURE', None)]
     raise CheckpointError(f'{config}: architectures[0] is {arch!r}; supported: {known}')
 
 
@@ -104,15 +98,12 @@ def load(folder, dtype=torch.float32, device='cpu', attn_implementation=None, wi
     return model, tokenizer
 
 
-# Layouts that record a non-default EXIF orientation rule (data/image/orientation.py).
-EXIF_RULE_LAYOUTS = ('internvl', 'vlmtune')
-
-
 def cannot_hold(layout: str, spec: ModelSpec) -> Optional[str]:
-    """Why `layout` cannot hold `spec` (its adapter's reason, or a non-default EXIF rule it records
-    nowhere), or None."""
-    reason = _adapter(layout).unsupported(spec)
-    if reason is None and spec.exif_rule != 'ignore' and layout not in EXIF_RULE_LAYOUTS:
+    """Why `layout` cannot hold `spec` (its adapter's reason, or a non-default EXIF orientation rule
+    (data/image/orientation.py) when the layout records none: RECORDS_EXIF_RULE), or None."""
+    adapter = _adapter(layout)
+    reason = adapter.unsupported(spec)
+    if reason is None and spec.exif_rule != 'ignore' and not getattr(adapter, 'RECORDS_EXIF_RULE', False):
         reason = f"the EXIF rule {spec.exif_rule!r} (it records none; its users' tools ignore EXIF)"
     return reason
 
@@ -127,23 +118,23 @@ def natural_layout(spec: ModelSpec, base_folder=None) -> str:
         base = layout_of(base_folder)
         if holds(base, spec):
             return base
-    return next(name for name in PREFERENCE if holds(name, spec))
+    return next(adapter.NAME for adapter in layouts() if holds(adapter.NAME, spec))
 
 
 def save(model: VisionLanguageModel, tokenizer, out, layout=None, dtype='bf16', max_shard_size_gb: float = 5.0,
          base_folder=None, overwrite=False) -> Path:
     """Write `model` in `layout` (default: its natural one) at `out`, atomically."""
     spec, state = model.spec, model.state_dict()
-    if spec.llm.get('moe') and layout != native.NAME:  # family layouts hold the native MoE architecture
+    if spec.llm.get('moe') and layout != vlmtune_layout.NAME:  # family layouts hold the native MoE architecture
         try:
             spec, state = export_native_moe(spec, state)
         except ValueError as exc:
             raise CheckpointError(f'{exc}') from None
-    layout = layout or natural_layout(spec, base_folder)
-    adapter = _adapter(layout)
+    adapter = _adapter(layout or natural_layout(spec, base_folder))  # a name, or a dotted path to a user's layout
+    layout = adapter.NAME
     reason = cannot_hold(layout, spec)
     if reason:
-        holding = [name for name in PREFERENCE if holds(name, spec)]
+        holding = [adapter.NAME for adapter in layouts() if holds(adapter.NAME, spec)]
         raise CheckpointError(f'the {layout} layout cannot hold {reason}; layouts that can: {holding}')
     if base_folder is not None and Path(base_folder).is_dir() and layout_of(base_folder) != layout:
         base_folder = None  # a base folder's own files belong to its layout
@@ -160,5 +151,5 @@ def data_spec_for_folder(folder, max_tiles=None, max_length=4096):
     return read_spec(folder).override(overrides).data_spec(load_tokenizer(folder), max_length)
 
 
-__all__ = ['CheckpointError', 'LAYOUTS', 'data_spec_for_folder', 'detect', 'layout_of', 'load', 'load_tokenizer',
-           'natural_layout', 'read_spec', 'save']
+__all__ = ['CheckpointError', 'data_spec_for_folder', 'detect', 'layout_of', 'layouts', 'load', 'load_tokenizer',
+           'natural_layout', 'read_spec', 'register_layout', 'save']

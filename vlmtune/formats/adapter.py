@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from .common import CheckpointError
 
 PEFT_PREFIX = 'base_model.model.'
-LLM_ATTR = 'language_model'
+LLM_ATTR = 'llm'
 
 
 def is_adapter(folder) -> bool:

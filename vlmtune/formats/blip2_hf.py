@@ -5,7 +5,7 @@ Config: vision_config / qformer_config / text_config / num_query_tokens as Blip2
 (qformer_config.encoder_hidden_size = the tower's width), `image_token_index` = the tokenizer's
 `<image>`, so transformers splices the query outputs where the prompt has the image tokens, as the
 package does. Keys: `vision_model.*`, `query_tokens`, `qformer.*`, `language_projection.*`,
-`language_model.*`, the package's names under the tower / connector prefixes.
+`language_model.*` (the package's `llm.*`), the package's names under the tower / connector prefixes.
 Processor: BlipImageProcessor (plain S x S bicubic resize, CLIP mean/std = the `square` processor with
 crop off) and Blip2Processor with `num_query_tokens`. What Blip2Config has no field for (template,
 processor settings) is kept under the "vlmtune" key; a folder without it (a hub release) reads as the
@@ -13,26 +13,30 @@ processor settings) is kept under the "vlmtune" key; a folder without it (a hub 
 Note: Blip2Processor puts the query tokens before the tokenizer's BOS; the package's templates put
 BOS first. Given the same ids, the two models compute the same logits.
 """
+import sys
 from pathlib import Path
 from typing import Optional
 
 import transformers
 
+from ..data.normalisation import CLIP_MEAN, CLIP_STD
 from ..model.llm import family_of
 from ..model.spec import COMPONENTS, ModelSpec
 from .common import (DTYPE_NAMES, CheckpointError, folder_architecture, read_json, read_state_dict, write_json,
                      write_weights)
 from .llava_hf_processor import template_info
+from .registry import register_layout
 from .tokenizers import load_tokenizer as _load_tokenizer
 from .tokenizers import save_tokenizer
 
 NAME = 'blip2_hf'
+ORDER = 50  # formats/registry.py: detection and natural-layout order
 ARCHITECTURE = 'Blip2ForConditionalGeneration'
 OWN_KEY = 'vlmtune'
 TOWER, CONNECTOR = 'blip2_vision', 'qformer'
 PREFIXES = {'vision_tower.vision_model.': 'vision_model.', 'connector.query_tokens': 'query_tokens',
             'connector.qformer.': 'qformer.', 'connector.language_projection.': 'language_projection.',
-            'language_model.': 'language_model.'}
+            'llm.': 'language_model.'}
 GENERIC = {'architectures', '_name_or_path', 'transformers_version', 'torch_dtype', 'return_dict',
            'output_hidden_states', 'output_attentions', 'use_bfloat16', 'tie_word_embeddings'}
 
@@ -64,8 +68,8 @@ def read_spec(folder) -> ModelSpec:
             'connector': {'type': CONNECTOR, 'num_query_tokens': cfg.get('num_query_tokens', 32), 'config': qformer},
             'llm': {'type': family_of(arch), 'config': text},
             'image_processor': {'type': 'square', 'image_size': size, 'crop': False,
-                                'mean': pre.get('image_mean', [0.48145466, 0.4578275, 0.40821073]),
-                                'std': pre.get('image_std', [0.26862954, 0.26130258, 0.27577711])},
+                                'mean': pre.get('image_mean', list(CLIP_MEAN)),
+                                'std': pre.get('image_std', list(CLIP_STD))},
             'template': {'type': 'plain'}}
         parts = {name: {**derived[name], **record[name]} if name in record and name in ('image_processor',
                  'template') else derived[name] for name in COMPONENTS}
@@ -91,8 +95,9 @@ def unsupported(spec: ModelSpec) -> Optional[str]:
         return f"vision_tower {spec.vision_tower['type']!r} (Blip2ForConditionalGeneration's is {TOWER})"
     if spec.connector['type'] != CONNECTOR:
         return f"connector {spec.connector['type']!r} (BLIP-2's is the {CONNECTOR})"
-    if spec.family == 'internlm2':
-        return 'an InternLM2 LLM (transformers has no InternLM2 class for the text model)'
+    if not spec.component('llm').in_transformers:
+        return f"LLM {spec.family!r} (Blip2ForConditionalGeneration's text model is a causal LM the installed " \
+               f"transformers implements)"
     tower = spec.vision_tower
     if (tower.get('select_layer', -1), tower.get('select_feature', 'cls_patch'), tower.get('post_layernorm', True)) \
             != (-1, 'cls_patch', True):
@@ -100,6 +105,10 @@ def unsupported(spec: ModelSpec) -> Optional[str]:
     processor = spec.image_processor
     if processor['type'] != 'square' or processor.get('crop', True):
         return "an image processor other than BLIP's plain resize (square, crop=False)"
+    try:  # Blip2Processor repeats one image token, as llava-hf's does
+        template_info(spec)
+    except (KeyError, ValueError) as exc:
+        return f'template: {exc.args[0]}'
     return None
 
 
@@ -116,7 +125,7 @@ def _rename(state: dict, prefixes: dict) -> dict:
 def part_of(key: str) -> str:
     if key.startswith('vision_model.'):
         return 'vision_tower'
-    return 'language_model' if key.startswith('language_model.') else 'connector'
+    return 'llm' if key.startswith('language_model.') else 'connector'
 
 
 def to_layout(state: dict, spec: ModelSpec) -> dict:
@@ -175,3 +184,6 @@ def describe(folder, spec: ModelSpec) -> dict:
 
 __all__ = ['NAME', 'detect', 'read_spec', 'read_state', 'load_tokenizer', 'unsupported', 'part_of', 'to_layout',
            'from_layout', 'write', 'describe']
+
+
+register_layout(sys.modules[__name__])

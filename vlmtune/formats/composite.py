@@ -4,7 +4,7 @@ self-contained remote-code folder (like TinyLLaVA Factory's checkpoints):
 
 The folder ships composite_remote/ (config + model) and vlmtune's own component files for the towers
 and connectors, copied as they are but for their registry import (there is no registry in a folder).
-Weights keep the package's names. The tokenizer carries the template's chat template, and
+Weights keep the package's names, the LLM's under `language_model.` (the folder model's attribute). The tokenizer carries the template's chat template, and
 preprocessor_config.json names the transformers image processor that computes the same pixels
 (CLIPImageProcessor for the centre crop, BlipImageProcessor for the plain resize).
 Held: towers clip / siglip / blip2_vision / intern_vit (the internvl layout's InternViT code), any connector
@@ -13,18 +13,22 @@ entry ships its own files (Qwen3 / Qwen3-MoE below transformers 4.51) under the 
 `square` processor.
 """
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
 import transformers
 
+from ..data.normalisation import CLIP_MEAN, CLIP_STD
 from ..model.llm import entries
 from ..model.spec import ModelSpec
 from .common import DTYPE_NAMES, folder_architecture, read_json, read_state_dict, write_json, write_weights
+from .registry import register_layout
 from .tokenizers import load_tokenizer as _load_tokenizer
 from .tokenizers import save_tokenizer
 
 NAME = 'composite'
+ORDER = 60  # formats/registry.py: detection and natural-layout order
 ARCHITECTURE = 'CompositeModel'
 MODEL_DIR = Path(__file__).parents[1] / 'model'
 REMOTE_DIR = Path(__file__).parent / 'composite_remote'
@@ -80,23 +84,32 @@ def unsupported(spec: ModelSpec) -> Optional[str]:
     return None
 
 
+# The folder's model (composite_remote) names its LLM `language_model`; everything else keeps the package's names.
+LLM_PREFIXES = ('llm.', 'language_model.')
+
+
+def _renamed(state: dict, old: str, new: str) -> dict:
+    return {(new + k[len(old):] if k.startswith(old) else k): v for k, v in state.items()}
+
+
 def part_of(key: str) -> str:
-    return key.split('.', 1)[0]
+    part = key.split('.', 1)[0]
+    return 'llm' if part == 'language_model' else part
 
 
 def to_layout(state: dict, spec: ModelSpec) -> dict:
-    return dict(state)
+    return _renamed(state, *LLM_PREFIXES)
 
 
 def from_layout(state: dict, spec: ModelSpec) -> dict:
-    return dict(state)
+    return _renamed(state, *reversed(LLM_PREFIXES))
 
 
 def image_processor_config(settings: dict) -> dict:
     size, crop = settings.get('image_size', 336), settings.get('crop', True)
     common = {'do_resize': True, 'resample': 3, 'do_rescale': True, 'rescale_factor': 1 / 255, 'do_normalize': True,
-              'image_mean': list(settings.get('mean', (0.48145466, 0.4578275, 0.40821073))),
-              'image_std': list(settings.get('std', (0.26862954, 0.26130258, 0.27577711))), 'do_convert_rgb': True}
+              'image_mean': list(settings.get('mean', CLIP_MEAN)), 'image_std': list(settings.get('std', CLIP_STD)),
+              'do_convert_rgb': True}
     if crop:
         return {'image_processor_type': 'CLIPImageProcessor', 'size': {'shortest_edge': size}, 'do_center_crop': True,
                 'crop_size': {'height': size, 'width': size}, **common}
@@ -150,3 +163,6 @@ def describe(folder, spec: ModelSpec) -> dict:
 
 __all__ = ['NAME', 'detect', 'read_spec', 'read_state', 'load_tokenizer', 'unsupported', 'part_of', 'to_layout',
            'from_layout', 'write', 'describe']
+
+
+register_layout(sys.modules[__name__])

@@ -8,6 +8,7 @@ their original order, so a folder loaded and saved again has the same config.jso
 """
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -19,9 +20,13 @@ from ..model.llm import entries, family_of
 from ..model.spec import ModelSpec
 from .common import DTYPE_NAMES, CheckpointError, read_json, read_state_dict, write_json, write_weights
 from .internvl_remote.configuration_internvl_chat import LLM_CONFIG_CLASSES, InternVLChatConfig
+from .internvl_remote.conversation import conv_templates as REMOTE_TEMPLATES
+from .registry import register_layout
 from .tokenizers import load_tokenizer, save_tokenizer
 
 NAME = 'internvl'
+RECORDS_EXIF_RULE = True  # a non-default EXIF orientation rule is kept in the folder
+ORDER = 10  # formats/registry.py: detection and natural-layout order
 ARCHITECTURE = 'InternVLChatModel'
 REMOTE_DIR = Path(__file__).parent / 'internvl_remote'
 REMOTE_FILES = ['configuration_internvl_chat.py', 'configuration_intern_vit.py', 'modeling_internvl_chat.py',
@@ -52,7 +57,8 @@ OWNED = ('vision_config', 'llm_config', 'select_layer', 'downsample_ratio', 'ps_
          'force_image_size', 'dynamic_image_size', 'use_thumbnail', 'min_dynamic_patch', 'max_dynamic_patch',
          'exif_orientation')
 # Package part -> official prefix.
-PREFIXES = {'vision_tower.': 'vision_model.', 'connector.': 'mlp1.', 'language_model.': 'language_model.'}
+LLM_PREFIX = 'llm.'
+PREFIXES = {'vision_tower.': 'vision_model.', 'connector.': 'mlp1.', LLM_PREFIX: 'language_model.'}
 SUPPORTED = {'vision_tower': ('intern_vit',), 'connector': ('pixel_shuffle_mlp',),
              'image_processor': ('internvl_dynamic',)}
 
@@ -128,6 +134,8 @@ def unsupported(spec: ModelSpec) -> Optional[str]:
     arch = spec.component('llm').architecture
     if arch not in LLM_CONFIG_CLASSES:
         return f'LLM {arch} (the internvl remote code runs {sorted(LLM_CONFIG_CLASSES)})'
+    if spec.template['type'] not in REMOTE_TEMPLATES:  # its chat() renders with its own conversation.py
+        return f"template {spec.template['type']!r} (the internvl remote code knows {sorted(REMOTE_TEMPLATES)})"
     return None
 
 
@@ -145,20 +153,22 @@ def from_layout(state: dict, spec: ModelSpec) -> dict:
 
 
 def _map(state, spec, prefixes, llm_map):
+    """Prefix renames; under the LLM's prefix, the entry's key map (when it has one) on LLM-relative keys."""
+    llm_source = next(p for p in prefixes if p in (LLM_PREFIX, PREFIXES[LLM_PREFIX]))
     out, llm = {}, {}
     for key, value in state.items():
         prefix = next((p for p in prefixes if key.startswith(p)), None)
         if prefix is None:
             out[key] = value  # reported as unexpected by the loader
-        elif prefix == 'language_model.' and llm_map is not None:
+        elif prefix == llm_source and llm_map is not None:
             llm[key[len(prefix):]] = value
         else:
             out[prefixes[prefix] + key[len(prefix):]] = value
     if llm:
         try:
-            out.update({'language_model.' + k: v for k, v in llm_map(llm).items()})
+            out.update({prefixes[llm_source] + k: v for k, v in llm_map(llm).items()})
         except KeyError as exc:
-            raise CheckpointError(f'unexpected {spec.family} weight key language_model.{exc.args[0]}') from None
+            raise CheckpointError(f'unexpected {spec.family} weight key {llm_source}{exc.args[0]}') from None
     return out
 
 
@@ -324,3 +334,6 @@ def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_sha
 
 __all__ = ['NAME', 'detect', 'read_spec', 'read_state', 'load_tokenizer', 'unsupported', 'to_layout', 'from_layout',
            'part_of', 'write', 'read_config']
+
+
+register_layout(sys.modules[__name__])

@@ -4,6 +4,7 @@ names (`internvl_hf_keys`) and processor files (`internvl_hf_processor`). Checke
 classes in 4.57.6 and 5.24.0 (`tests/test_internvl_hf.py`): logits equal the remote code's.
 """
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -13,10 +14,12 @@ from . import internvl
 from .common import CheckpointError, folder_architecture, read_json, read_state_dict, write_json, write_weights
 from .internvl_hf_config import HF_ARCH, _dtype_name, _llm_to_hf, check_expressible, hf_config, official_config
 from .internvl_hf_keys import OWN_KEY, _arch, state_from_hf, state_to_hf
+from .registry import register_layout
 from .tokenizers import load_tokenizer as official_tokenizer
 from .tokenizers import save_tokenizer
 
 NAME, ARCHITECTURE = 'internvl_hf', HF_ARCH
+ORDER = 20  # formats/registry.py: detection and natural-layout order
 # The official layout's tokenizer and generation files, kept for the exact way back (transformers
 # ignores the folder; the -hf tokenizer beside it is derived from them).
 OFFICIAL_FILES = 'official_tokenizer'
@@ -80,7 +83,7 @@ def from_layout(state: dict, spec: ModelSpec) -> dict:
 
 
 def part_of(key: str) -> str:
-    return next((part for prefix, part in PARTS.items() if key.startswith(prefix)), 'language_model')
+    return next((part for prefix, part in PARTS.items() if key.startswith(prefix)), 'llm')
 
 
 def load_tokenizer(folder):
@@ -121,3 +124,6 @@ def write(staging: Path, spec: ModelSpec, state: dict, tokenizer, dtype, max_sha
     write_json(staging / 'config.json', cfg)
     write_weights(to_layout(state, spec), staging, dtype, max_shard_bytes)
     shutil.copyfile(Path(__file__).parent / 'internvl_hf_README.md', staging / 'README.md')
+
+
+register_layout(sys.modules[__name__])

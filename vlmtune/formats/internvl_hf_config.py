@@ -41,6 +41,7 @@ Key map (official -> hf; tables and rules in `internvl_hf_keys`, one table for b
   5.24 loads those too, and `state_from_hf` reads both.
 Processor, tokenizer and preprocessing choices: see `internvl_hf_processor`.
 """
+from ..model.vision_tower.intern_vit import DEFAULTS as OFFICIAL_VISION_DEFAULTS
 from .internvl_hf_keys import OWN_KEY, _arch, architecture_of_text_type, converted, text_types
 
 HF_ARCH = 'InternVLForConditionalGeneration'
@@ -65,16 +66,12 @@ LLAMA_DEFAULTS = dict(vocab_size=32000, hidden_size=4096, intermediate_size=1100
                       num_attention_heads=32, hidden_act='silu', max_position_embeddings=2048, initializer_range=0.02,
                       rms_norm_eps=1e-6, use_cache=True, pad_token_id=None, bos_token_id=1, eos_token_id=2,
                       rope_theta=10000.0)
-# InternVLVisionConfig defaults (same reason), InternVisionConfig defaults, and the field map between them.
+# InternVLVisionConfig defaults (same reason) and its field map to InternVisionConfig (whose defaults are the tower's).
 HF_VISION_DEFAULTS = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, attention_bias=False,
                           use_qk_norm=False, intermediate_size=4096, hidden_act='gelu', hidden_dropout_prob=0.0,
                           attention_dropout=0.0, initializer_range=0.02, norm_type='layer_norm', layer_norm_eps=1e-6,
                           image_size=[448, 448], patch_size=[14, 14], num_channels=3, layer_scale_init_value=0.1,
                           use_mean_pooling=True)
-OFFICIAL_VISION_DEFAULTS = dict(num_channels=3, patch_size=14, image_size=224, qkv_bias=False, hidden_size=3200,
-                                num_attention_heads=25, intermediate_size=12800, qk_normalization=True,
-                                num_hidden_layers=48, hidden_act='gelu', norm_type='rms_norm', layer_norm_eps=1e-6,
-                                dropout=0.0, attention_dropout=0.0, initializer_range=0.02, initializer_factor=0.1)
 VISION_MAP = {'hidden_size': 'hidden_size', 'num_hidden_layers': 'num_hidden_layers', 'num_channels': 'num_channels',
               'num_attention_heads': 'num_attention_heads', 'intermediate_size': 'intermediate_size',
               'hidden_act': 'hidden_act', 'qkv_bias': 'attention_bias', 'qk_normalization': 'use_qk_norm',

@@ -33,11 +33,12 @@ import json
 import shutil
 from pathlib import Path
 
+from ..data.image.tokens import INTERNVL_IMAGE
+from ..data.normalisation import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-IMAGE_TOKENS = {'start_image_token': '<img>', 'end_image_token': '</img>',
-                'context_image_token': '<IMG_CONTEXT>', 'video_token': '<video>'}
+
+IMAGE_TOKENS = {'start_image_token': INTERNVL_IMAGE[0], 'end_image_token': INTERNVL_IMAGE[2],
+                'context_image_token': INTERNVL_IMAGE[1], 'video_token': '<video>'}
 BPE_FILES = ('tokenizer.json', 'vocab.json', 'merges.txt', 'special_tokens_map.json', 'added_tokens.json')
 # Official tokenizer_config keys that only make sense for the remote-code tokenizer.
 DROP_TOKENIZER_KEYS = ('auto_map', 'chat_template', 'tokenizer_class', 'extra_special_tokens', 'name_or_path',
@@ -53,8 +54,8 @@ def preprocessor_config(official: dict) -> dict:
             # max_patches 1 is how GotOcr2 spells "one resized tile" whatever crop_to_patches says.
             'max_patches': official.get('max_dynamic_patch', 6) if dynamic else 1,
             'size': {'height': size, 'width': size}, 'do_resize': True, 'resample': 3, 'do_rescale': True,
-            'rescale_factor': 1 / 255, 'do_normalize': True, 'image_mean': IMAGENET_MEAN,
-            'image_std': IMAGENET_STD, 'do_convert_rgb': True}
+            'rescale_factor': 1 / 255, 'do_normalize': True, 'image_mean': list(IMAGENET_MEAN),
+            'image_std': list(IMAGENET_STD), 'do_convert_rgb': True}
 
 
 def _read_json(path: Path) -> dict:
@@ -124,7 +125,7 @@ def sentencepiece_tokenizer_json(model_file, added: dict, add_bos: bool = True, 
 def _write_tokenizer(official_folder: Path, out: Path, chat: str) -> dict:
     cfg = _read_json(official_folder / 'tokenizer_config.json')
     added = _added_tokens(official_folder)
-    missing = [t for t in ('<img>', '</img>', '<IMG_CONTEXT>') if t not in added]
+    missing = [t for t in INTERNVL_IMAGE if t not in added]
     if missing:
         raise ValueError(f'internvl_hf: the tokenizer lacks {missing}')
     sentencepiece = 'InternLM2' in str(cfg.get('tokenizer_class')) or not (official_folder / 'tokenizer.json').exists()
@@ -174,4 +175,4 @@ def write_processor_files(official_folder, official: dict, out, chat: str, stop:
         eos.append(added[stop][0])
     generation['eos_token_id'] = eos
     (out / 'generation_config.json').write_text(json.dumps(generation, indent=2), encoding='utf-8')
-    return added['<IMG_CONTEXT>'][0]
+    return added[INTERNVL_IMAGE[1]][0]

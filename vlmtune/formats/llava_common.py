@@ -21,7 +21,7 @@ Config map (spec <-> config.json):
     preprocessor_config.json, template = its chat template (`hf_chat_template`). Other top-level fields
     (ignore_index, pad_token_id, ...) are carried through.
 Key map (package <-> transformers 4.48 names, prefix renames): vision_tower.* = vision_tower.*,
-  connector.0 / connector.2 <-> multi_modal_projector.linear_1 / linear_2, language_model.* =
+  connector.0 / connector.2 <-> multi_modal_projector.linear_1 / linear_2, llm.* <->
   language_model.*, image_newline = image_newline. 4.48's names are written (4.48 and TurboMind load
   them; 4.57 / 5.24 load them, and re-save a loaded folder under them); read also accepts transformers
   >= 4.52's in-memory names model.vision_tower.*, model.multi_modal_projector.*, model.language_model.*,
@@ -31,8 +31,8 @@ Key map (package <-> transformers 4.48 names, prefix renames): vision_tower.* = 
 Refused with a reason: towers other than CLIP/SigLIP, connectors other than mlp2x_gelu, LLMs without
   a transformers class, templates that wrap the image tokens, a processor size other than the tower's,
   llava_hf with anyres, llava_next_hf without anyres + spatial_unpad or with tiles that are not a full
-  square patch grid (LlavaNext reshapes each tile's tokens to one: CLIP 'cls_patch', SigLIP
-  drop-first); on read: a non-gelu projector, no projector bias, a list of feature layers.
+  square patch grid (LlavaNext reshapes each tile's tokens to one: CLIP 'cls_patch'; SigLIP either way,
+  as 4.48's LlavaNext counts a CLS for 'full'); on read: a non-gelu projector, no projector bias, a list of feature layers.
 LMDeploy 0.12.1 (not refused, reported by `describe`): its PyTorch engine builds CLIP towers only, and
   its llava preprocessor counts a CLS token for 'full' whatever the tower, one image token too many
   for SigLIP.
@@ -67,13 +67,13 @@ OWNED = {'architectures', 'model_type', 'vision_config', 'text_config', 'image_t
          'vision_feature_select_strategy', 'image_seq_length', 'image_grid_pinpoints', 'tie_word_embeddings',
          OWN_KEY, *BOOKKEEPING}
 KEYS = [('vision_tower.', 'vision_tower.'), ('connector.0.', 'multi_modal_projector.linear_1.'),
-        ('connector.2.', 'multi_modal_projector.linear_2.'), ('language_model.', 'language_model.'),
+        ('connector.2.', 'multi_modal_projector.linear_2.'), ('llm.', 'language_model.'),
         ('image_newline', 'image_newline')]
 NEWER_KEYS = [('model.vision_tower.', 'vision_tower.'), ('model.multi_modal_projector.', 'multi_modal_projector.'),
               ('model.language_model.', 'language_model.model.'), ('lm_head.', 'language_model.lm_head.'),
               ('model.image_newline', 'image_newline')]
 PARTS = {'vision_tower.': 'vision_tower', 'multi_modal_projector.': 'connector', 'image_newline': 'connector',
-         'language_model.': 'language_model'}
+         'language_model.': 'llm'}
 EMBED, HEAD = 'language_model.model.embed_tokens.weight', 'language_model.lm_head.weight'
 TOWER = 'vision_tower.vision_model.'  # transformers 4.48's CLIPVisionModel / SiglipVisionModel keep this level
 
@@ -119,8 +119,9 @@ def _vision(tower: dict):
 
 
 class LlavaLayout:
-    def __init__(self, name: str, architecture: str, model_type: str, processor_class: str, title: str, next_: bool):
-        self.NAME, self.ARCHITECTURE, self.model_type = name, architecture, model_type
+    def __init__(self, name: str, order: int, architecture: str, model_type: str, processor_class: str, title: str,
+                 next_: bool):
+        self.NAME, self.ORDER, self.ARCHITECTURE, self.model_type = name, order, architecture, model_type
         self.processor_class, self.title, self.next = processor_class, title, next_
 
     # --- reading --------------------------------------------------------------------------------
@@ -195,7 +196,10 @@ class LlavaLayout:
         feature = tower.get('select_feature', DEFAULT_SELECT_FEATURE)
         if feature not in STRATEGIES[tower['type']]:
             return f"select_feature {feature!r} for {tower['type']} (llava-hf has {list(STRATEGIES[tower['type']])})"
-        if self.next and CLS_TOKENS[tower['type']] != (_strategy(tower) == 'default'):
+        if self.next and not CLS_TOKENS[tower['type']]:
+            return (f"a {tower['type']} tower (transformers' LlavaNext counts a CLS token with 'full' and drops a patch "
+                    f"with 'default'; a tower without CLS gives it no square patch grid either way)")
+        if self.next and _strategy(tower) != 'default':
             return (f"select_feature {feature!r} for {tower['type']} (LlavaNext reshapes each tile's tokens to a "
                     f"square patch grid: it needs every patch and no CLS)")
         if not isinstance(tower.get('select_layer', DEFAULT_SELECT_LAYER), int):

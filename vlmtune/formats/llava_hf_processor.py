@@ -28,9 +28,10 @@ from pathlib import Path
 
 import transformers
 
+from ..data.image.tokens import IMAGE_TAG
 from .tokenizers import save_tokenizer
 
-IMAGE_TOKEN = '<image>'
+IMAGE_TOKEN = IMAGE_TAG  # llava-hf's image token is the tag itself
 HF_CHAT_TEMPLATE = 'hf_chat_template'   # the template type of bases that carry a Jinja chat_template
 FALLBACK_TEMPLATE = 'plain'             # a base with no chat template at all (LLaVA's stage-1 format)
 # Our image-processor settings come from the processors themselves (vlmtune/data/image): one source.

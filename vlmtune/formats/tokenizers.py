@@ -12,10 +12,10 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from ..data.image.tokens import INTERNVL_ADDED
 from .internvl_remote.tokenization_internlm2 import InternLM2Tokenizer
 
-# The official finetune script adds these after the LLM's own specials, in this order.
-INTERNVL_TOKENS = ['<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>', '<box>', '</box>']
+INTERNVL_TOKENS = list(INTERNVL_ADDED)  # (data/image/tokens.py has them, in the official finetune script's order)
 INTERNLM2_AUTO_MAP = {'AutoTokenizer': ['tokenization_internlm2.InternLM2Tokenizer', None]}
 
 

@@ -62,17 +62,17 @@ def packed_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, 
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 
-def enable_packed_attention(language_model) -> bool:
+def enable_packed_attention(llm) -> bool:
     """Switch an LLM that runs SDPA through ALL_ATTENTION_FUNCTIONS to `sdpa_packed`; False for other
     LLMs (their own attention keeps the dense block mask) and for other implementations (flash-attn
     packs through position_ids, see model/vlm.py `llm_attention_inputs`)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    config = getattr(language_model, 'config', None)
-    if getattr(config, '_attn_implementation', None) not in ('sdpa', NAME) or not _uses_interface(language_model):
+    config = getattr(llm, 'config', None)
+    if getattr(config, '_attn_implementation', None) not in ('sdpa', NAME) or not _uses_interface(llm):
         return False
     ALL_ATTENTION_FUNCTIONS[NAME] = packed_sdpa_forward
     config._attn_implementation = NAME
-    for module in language_model.modules():
+    for module in llm.modules():
         if hasattr(type(module), '_update_causal_mask') and not hasattr(module, '_mask_decided_as_sdpa'):
             module._update_causal_mask = _decided_as_sdpa(module._update_causal_mask, config)
             module._mask_decided_as_sdpa = True
@@ -95,12 +95,12 @@ def _decided_as_sdpa(update_causal_mask, config):
     return update
 
 
-def _uses_interface(language_model) -> bool:
+def _uses_interface(llm) -> bool:
     """Some module's forward looks its kernel up in ALL_ATTENTION_FUNCTIONS, itself or through a helper
     function it calls (transformers' Qwen2, Llama, Phi3; the package's InternLM2 and Qwen3 on Llama,
     via qwen3.rotary_cached_attention). Asked of the code, not of the model's file: a model can run
     another file's attention (Qwen3-MoE runs Qwen3's)."""
-    forwards = {type(module).forward for module in language_model.modules()}
+    forwards = {type(module).forward for module in llm.modules()}
     return any(_looks_up_interface(forward) for forward in forwards)
 
 

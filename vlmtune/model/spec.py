@@ -1,6 +1,6 @@
 """The composition a recipe states: vision tower, connector, LLM, image processor and template, each
 `{'type': name-or-dotted-path, **settings}`. A layout adapter (vlmtune/formats) reads it from a
-checkpoint folder; `formats.parts` resolves `pretrained=` folders when a model is built from parts.
+checkpoint folder; `formats.part_folders` reads `pretrained=` folders when a model is built from parts.
 
 The spec answers the questions the rest of the package must not answer on its own: how many tokens
 an image becomes (`image_tokens`, from the tower's patch grid and the connector's tokens out), which
@@ -114,8 +114,15 @@ class ModelSpec:
         grid = tower.patch_grid(self.vision_tower, processor.image_size)
         extra = tower.extra_tokens(self.vision_tower) if hasattr(tower, 'extra_tokens') else 0
         per_tile = connector.tokens_out(self.connector, grid, **({'extra_tokens': extra} if extra else {}))
-        merge = getattr(processor, 'merge', 'flat')
+        merge = processor.merge
+        if merge != 'flat' and not hasattr(connector, 'grid_out'):
+            raise SpecError(f'the {merge} image merge needs each tile\'s tokens as a grid; the {self.connector["type"]} '
+                            f'connector gives no grid (its tokens are not laid out by position)')
         tile_grid = connector.grid_out(self.connector, grid) if merge != 'flat' else None
+        if tile_grid is not None and per_tile != tile_grid[0] * tile_grid[1]:
+            raise SpecError(f'the {merge} image merge lays each tile\'s tokens out as a {tile_grid[0]}x{tile_grid[1]} '
+                            f'grid, but {self.vision_tower["type"]} + {self.connector["type"]} give {per_tile} tokens per '
+                            f'tile; use a tower read-out without extra tokens (select_feature) or a flat processor')
         start, context, end = self.build_template().image_tokens
         return ImageTokens(per_tile=per_tile, start=start, context=context, end=end, merge=merge, tile_grid=tile_grid)
 

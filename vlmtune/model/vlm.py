@@ -20,11 +20,12 @@ from torch import nn
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 from transformers.modeling_utils import no_init_weights
 
+from ..data.image.tokens import IMAGE_TAG
 from .image_merge import spatial_unpad
 from .moe import MoESettings, router_aux_loss, upcycle
 from .spec import ModelSpec
 
-PARTS = ('vision_tower', 'connector', 'language_model')
+PARTS = ('vision_tower', 'connector', 'llm')  # attributes, state-key prefixes and recipe keys: one vocabulary
 
 
 @dataclass
@@ -62,11 +63,11 @@ class VisionLanguageModel(nn.Module):
             self.connector = _build(spec.component('connector'), spec.settings('connector'),
                                     vision_width=self.vision_tower.width,
                                     llm_width=llm_entry.config(spec.settings('llm')).hidden_size)
-            self.language_model = llm_entry.build(spec.settings('llm'),
+            self.llm = llm_entry.build(spec.settings('llm'),
                                                   attn_implementation or default_attn_implementation())
         # MoE-tuning: chosen FFNs become experts + a router (a fresh nn.Linear init, whatever init_weights says).
         moe = spec.settings('llm').get('moe')
-        self.moe = upcycle(self.language_model, MoESettings(**moe)) if moe else None
+        self.moe = upcycle(self.llm, MoESettings(**moe)) if moe else None
         if self.image_tokens.merge == 'spatial_unpad':  # LLaVA-NeXT's learned row separator, N(0, 1/H)
             width = llm_entry.config(spec.settings('llm')).hidden_size
             self.image_newline = nn.Parameter(torch.randn(width) / math.sqrt(width))
@@ -119,7 +120,7 @@ class VisionLanguageModel(nn.Module):
         return spatial_unpad(features, layouts, self.image_tokens, self.image_newline)
 
     def splice(self, input_ids: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
-        embeds = self.language_model.get_input_embeddings()(input_ids)
+        embeds = self.llm.get_input_embeddings()(input_ids)
         batch, length, width = embeds.shape
         embeds = embeds.reshape(batch * length, width)
         selected = input_ids.reshape(-1) == self.img_context_token_id
@@ -138,18 +139,18 @@ class VisionLanguageModel(nn.Module):
         if self.img_context_token_id is None:
             raise RuntimeError('call set_tokenizer(tokenizer) first (the image context token id is unknown)')
         image_embeds = self.image_embeddings(pixel_values, image_flags, image_sizes)
-        attention_mask, position_ids = llm_attention_inputs(self.language_model.config, attention_mask, position_ids)
+        attention_mask, position_ids = llm_attention_inputs(self.llm.config, attention_mask, position_ids)
         native_moe = labels is not None and self._native_router_loss(attention_mask)
         # Training a dense LLM: no padding mask where none is needed (flash-attn keeps it: it unpads, so
         # pads cost nothing there) and, unless asked for logits, the LM head on the labelled positions only.
         dense_training = labels is not None and past_key_values is None and not self._moe_llm()
-        if dense_training and self.language_model.config._attn_implementation != 'flash_attention_2':
+        if dense_training and self.llm.config._attn_implementation != 'flash_attention_2':
             attention_mask = unneeded_padding_mask_dropped(attention_mask)
         embeds = self.splice(input_ids, image_embeds)
         if dense_training and not return_logits:
             loss = self._labelled_loss(embeds, attention_mask, position_ids, labels)
             return VLMOutput(loss=loss, lm_loss=loss)
-        outputs = self.language_model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+        outputs = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                       past_key_values=past_key_values, use_cache=use_cache,
                                       output_hidden_states=output_hidden_states,
                                       **({'output_router_logits': True} if native_moe else {}))
@@ -166,37 +167,37 @@ class VisionLanguageModel(nn.Module):
                          past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states)
 
     def _moe_llm(self) -> bool:
-        return self.moe is not None or hasattr(self.language_model.config, 'router_aux_loss_coef')
+        return self.moe is not None or hasattr(self.llm.config, 'router_aux_loss_coef')
 
     def _labelled_loss(self, embeds, attention_mask, position_ids, labels) -> torch.Tensor:
         """The mean next-token cross entropy over labels != -100, with the LM head (the family entry's
         `logits`: soft-capping and the like included) run on those positions only: the same loss without the [batch, length, vocab] fp32 logits (2 x 8k tokens x InternVL2-2B's
         92k vocabulary: 6 GB) or their log-softmax."""
-        hidden = self.language_model.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
+        hidden = self.llm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
                                                    position_ids=position_ids, use_cache=False).last_hidden_state
         targets = labels[:, 1:].to(hidden.device)
         trained = targets != -100
-        logits = self.spec.component('llm').logits(self.language_model, hidden[:, :-1][trained]).float()
+        logits = self.spec.component('llm').logits(self.llm, hidden[:, :-1][trained]).float()
         return F.cross_entropy(logits, targets[trained])
 
     def _native_router_loss(self, attention_mask) -> bool:
         """Ask a native MoE LLM (a config with router_aux_loss_coef) for its load-balancing loss? Not for
         packed rows on transformers 4.48's Qwen2-MoE / Mixtral: they read the mask as [batch, length]."""
-        if self.moe is not None or not hasattr(self.language_model.config, 'router_aux_loss_coef'):
+        if self.moe is not None or not hasattr(self.llm.config, 'router_aux_loss_coef'):
             return False
         if attention_mask is None or attention_mask.dim() != 4 or getattr(self.spec.component('llm'),
                                                                            'packed_router_loss', False):
             return True
-        warnings.warn(f'{type(self.language_model).__name__}: no router aux loss on packed rows (transformers '
+        warnings.warn(f'{type(self.llm).__name__}: no router aux loss on packed rows (transformers '
                       f'computes it from a [batch, length] mask); train with packing=False to keep it')
         return False
 
     def _router_aux_loss(self, outputs):
         """(aux loss, its weight): an upcycled LLM's (l_aux summed over MoE layers), a native MoE LLM's, or None."""
         if self.moe is not None:
-            return router_aux_loss(self.language_model), self.moe.router_aux_loss_coef
+            return router_aux_loss(self.llm), self.moe.router_aux_loss_coef
         if outputs is not None and getattr(outputs, 'aux_loss', None) is not None:
-            return outputs.aux_loss, self.language_model.config.router_aux_loss_coef
+            return outputs.aux_loss, self.llm.config.router_aux_loss_coef
         return None, None
 
     # --- generation ---------------------------------------------------------------------------
@@ -208,8 +209,8 @@ class VisionLanguageModel(nn.Module):
                 self.image_embeddings(pixel_values, image_sizes=image_sizes)
             embeds = self.splice(input_ids, image_embeds)
         else:
-            embeds = self.language_model.get_input_embeddings()(input_ids)
-        return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+            embeds = self.llm.get_input_embeddings()(input_ids)
+        return self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
                                             generation_config=generation_config,
                                             output_hidden_states=output_hidden_states, use_cache=True,
                                             **generate_kwargs)
@@ -220,7 +221,7 @@ class VisionLanguageModel(nn.Module):
 
     def _answer(self, tokenizer, queries, pixel_values, generation_config, image_sizes=None) -> list:
         """queries: one prompt (str, as chat() sends it) or a list (batch_chat, left-padded)."""
-        device = self.language_model.get_input_embeddings().weight.device
+        device = self.llm.get_input_embeddings().weight.device
         inputs = self.template.chat_inputs(tokenizer, queries)  # as training tokenized the prompt
         end = self.template.end_token
         config = dict(generation_config, eos_token_id=tokenizer.convert_tokens_to_ids(end))
@@ -234,8 +235,8 @@ class VisionLanguageModel(nn.Module):
         no tag; every `<image>` in the whole prompt (history included) is expanded in order; the
         (question as sent, answer) pair is appended to the caller's history list in place.
         image_sizes: (width, height) per image, for spatial merges (LLaVA-NeXT)."""
-        if history is None and pixel_values is not None and '<image>' not in question:
-            question = '<image>\n' + question
+        if history is None and pixel_values is not None and IMAGE_TAG not in question:
+            question = IMAGE_TAG + '\n' + question
         if num_patches_list is None:
             num_patches_list = [pixel_values.shape[0]] if pixel_values is not None else []
         if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
@@ -266,8 +267,8 @@ class VisionLanguageModel(nn.Module):
             [self.image_processor.layout(int(w), int(h)) for w, h in torch.as_tensor(image_sizes).tolist()]
         queries = []
         for question, tiles, image in zip(questions, num_patches_list, images):
-            if pixel_values is not None and tiles and '<image>' not in question:
-                question = '<image>\n' + question
+            if pixel_values is not None and tiles and IMAGE_TAG not in question:
+                question = IMAGE_TAG + '\n' + question
             queries.append(self.image_tokens.expand(self.prompt(question), [image] if tiles else []))
         side, tokenizer.padding_side = tokenizer.padding_side, 'left'
         try:

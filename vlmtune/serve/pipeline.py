@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..data.image.orientation import apply_rule
+from ..data.image.tokens import IMAGE_TAG
 
 _session_ids = itertools.count(1)
 
@@ -84,10 +85,10 @@ def open_image(image) -> Image.Image:
 
 def tag_images(text: str, n_images: int) -> str:
     """Image tags for a turn's new images, unless the text already places them."""
-    if n_images == 0 or '<image>' in text:
+    if n_images == 0 or IMAGE_TAG in text:
         return text
     if n_images == 1:
-        return '<image>\n' + text
+        return IMAGE_TAG + '\n' + text
     return ''.join(f'Image-{i + 1}: <image>\n' for i in range(n_images)) + text
 
 
@@ -96,7 +97,7 @@ def lmdeploy_query(text: str, images: list):
     `(image, text)`: the `<image>\\n` + question that chat() builds. `(text, image)` would put it after."""
     if not images:
         return text
-    if len(images) == 1 and '<image>' not in text:
+    if len(images) == 1 and IMAGE_TAG not in text:
         return images[0], text
     return tag_images(text, len(images)), images
 
@@ -121,7 +122,7 @@ class TorchPipeline:
         else:
             self._attach(*load(model_path, dtype=dtype, device=device, spec_overrides=overrides))
         if load_bits:
-            from ..engine.quantize import quantize_for_inference
+            from ..model.quantize import quantize_for_inference
             quantize_for_inference(self.model, load_bits)
 
     @classmethod

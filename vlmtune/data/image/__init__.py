@@ -1,7 +1,7 @@
 """Image processor registry: one file per strategy (how an image becomes tiles of pixels), plus
 `ImageTokens`, the one place that says how many LLM tokens those tiles become."""
 from ...registry import Registry, import_submodules
-from .tokens import ImageLayout, ImageTokens, unpadded_shape
+from .tokens import IMAGE_TAG, ImageLayout, ImageTokens, unpadded_shape
 
 REGISTRY = Registry('image processor')
 register = REGISTRY.register
@@ -17,4 +17,4 @@ def build_image_processor(settings: dict):
 
 import_submodules(__name__, __path__)
 
-__all__ = ['REGISTRY', 'ImageLayout', 'ImageTokens', 'build_image_processor', 'register', 'unpadded_shape']
+__all__ = ['IMAGE_TAG', 'REGISTRY', 'ImageLayout', 'ImageTokens', 'build_image_processor', 'register', 'unpadded_shape']

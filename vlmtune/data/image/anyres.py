@@ -75,6 +75,10 @@ class AnyRes(ClipPixels):
         if self.merge not in ('spatial_unpad', 'flat'):
             raise ValueError(f"anyres: merge must be 'spatial_unpad' or 'flat', got {self.merge!r}")
 
+    @staticmethod
+    def tiny_settings() -> dict:
+        return {'image_size': 56, 'grid_pinpoints': [[56, 112], [112, 56], [112, 112]]}
+
     def settings(self) -> dict:
         out = super().settings()
         out['grid_pinpoints'] = [list(p) for p in self.grid_pinpoints]

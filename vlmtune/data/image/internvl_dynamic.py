@@ -16,6 +16,7 @@ from .tokens import ImageLayout
 @dataclass(frozen=True)
 class InternVLDynamic:
     type: ClassVar[str] = 'internvl_dynamic'
+    merge: ClassVar[str] = 'flat'          # tiles' tokens one after another (data/image/tokens.py)
     uint8_pixels: ClassVar[bool] = True  # process(..., uint8=True) / normalize(): the model normalises
     image_size: int = 448
     min_tiles: int = 1
@@ -25,6 +26,10 @@ class InternVLDynamic:
 
     def settings(self) -> dict:
         return {'type': self.type, **asdict(self)}
+
+    @staticmethod
+    def tiny_settings() -> dict:
+        return {'image_size': 56, 'max_tiles': 2}
 
     def tiling(self, n_images: int = 1, jpeg_augment: bool = False) -> TilingConfig:
         """The tiling of one image in a sample of `n_images` images (official: max(1, max // n))."""

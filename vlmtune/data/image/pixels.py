@@ -11,12 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..normalisation import CLIP_MEAN, CLIP_STD
 from ..tiling import jpeg_reencode
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)   # OpenAI CLIP (transformers' OPENAI_CLIP_MEAN)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-SIGLIP_MEAN = (0.5, 0.5, 0.5)                     # SigLIP (transformers' IMAGENET_STANDARD_MEAN)
-SIGLIP_STD = (0.5, 0.5, 0.5)
 
 RESAMPLE = {'nearest': Image.NEAREST, 'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC,
             'lanczos': Image.LANCZOS, 'box': Image.BOX, 'hamming': Image.HAMMING}
@@ -75,6 +72,10 @@ class ClipPixels:
             raise ValueError(f'{self.type}: mean and std need 3 values, got {self.mean}, {self.std}')
         if self.resample not in RESAMPLE:
             raise ValueError(f'{self.type}: unknown resample {self.resample!r}; known: {sorted(RESAMPLE)}')
+
+    @staticmethod
+    def tiny_settings() -> dict:
+        return {'image_size': 56}
 
     def settings(self) -> dict:
         fields = asdict(self)

@@ -13,6 +13,15 @@ Merges:
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
+from datasets_proc.canonical import IMAGE_TAG  # where an image goes in conversation text (the row schema's)
+
+# The one home of the image-token strings the families put in place of that tag.
+INTERNVL_IMAGE = ('<img>', '<IMG_CONTEXT>', '</img>')  # (start, context, end) of an InternVL image block
+# What the official InternVL finetune script adds to an LLM's tokenizer, in its order, after the LLM's specials.
+INTERNVL_ADDED = ('<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>', '<box>', '</box>')
+LLAVA_IMAGE = ('', IMAGE_TAG, '')  # LLaVA: the `<image>` token itself, repeated once per image feature
+LLAVA_ADDED = (IMAGE_TAG,)
+
 
 @dataclass(frozen=True)
 class ImageLayout:
@@ -37,9 +46,9 @@ def unpadded_shape(rows: int, cols: int, size: Tuple[int, int]) -> Tuple[int, in
 @dataclass(frozen=True)
 class ImageTokens:
     per_tile: int
-    start: str = '<img>'
-    context: str = '<IMG_CONTEXT>'
-    end: str = '</img>'
+    start: str = INTERNVL_IMAGE[0]
+    context: str = INTERNVL_IMAGE[1]
+    end: str = INTERNVL_IMAGE[2]
     merge: str = 'flat'                           # 'flat' | 'spatial_unpad'
     tile_grid: Optional[Tuple[int, int]] = None   # the connector's token grid per tile (spatial merges)
 
@@ -63,5 +72,5 @@ class ImageTokens:
     def expand(self, prompt: str, images) -> str:
         """Replace the `<image>` tags in order, first occurrence first (images: tile counts or layouts)."""
         for image in images:
-            prompt = prompt.replace('<image>', self.text(image), 1)
+            prompt = prompt.replace(IMAGE_TAG, self.text(image), 1)
         return prompt

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
+from ..image.tokens import IMAGE_TAG, INTERNVL_ADDED, INTERNVL_IMAGE
 from ..rejects import IGNORE_INDEX, SampleRejected
 
-INTERNVL_IMAGE = ('<img>', '<IMG_CONTEXT>', '</img>')
-INTERNVL_ADDED = ('<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>', '<box>', '</box>')
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,10 @@ class Template:
         """The template with a spec's settings applied (the system message is the spec's own concern)."""
         return self
 
+    def tiny_settings(self) -> dict:
+        """What a tiny model's spec needs to use this template (tiny tokenizers carry no chat_template)."""
+        return {}
+
     def bind(self, tokenizer) -> 'Template':
         """The template as used with `tokenizer`: itself, except for templates that render with the
         tokenizer's own chat_template (hf_chat_template), which keep the tokenizer."""
@@ -101,24 +104,24 @@ class Template:
         """Copy the messages and place the image tags: a single image without a tag gets `<image>\\n`
         before the first human turn; tags must then match the images."""
         messages = [dict(m) for m in conversations]
-        tags = sum(m['value'].count('<image>') for m in messages)
+        tags = sum(m['value'].count(IMAGE_TAG) for m in messages)
         if n_images == 1 and tags == 0:
             first_human = next((m for m in messages if m['from'] == 'human'), None)
             if first_human is None:
                 raise SampleRejected('no human turn to attach the image to')
-            first_human['value'] = '<image>\n' + first_human['value']
+            first_human['value'] = IMAGE_TAG + '\n' + first_human['value']
             tags = 1
         if tags != n_images:
             raise SampleRejected(f'{tags} <image> tag(s) but {n_images} image(s); put one <image> per image in the text')
         return messages
 
-    def tokenize(self, tokenizer, messages: Sequence[dict], system_message: str = None, image: str = '<image>'):
+    def tokenize(self, tokenizer, messages: Sequence[dict], system_message: str = None, image: str = IMAGE_TAG):
         """-> (ids, labels, warnings) with each `<image>` as `image` (one placeholder per image): the
         segments tokenized one by one, trained where the template says; checked against tokenizing the
         whole prompt at once (on a mismatch the sample is masked, as the official code does)."""
         ids, labels, texts = [], [], []
         for segment in self.segments(messages, system_message):
-            text = segment.text.replace('<image>', image)
+            text = segment.text.replace(IMAGE_TAG, image)
             texts.append(text)
             piece = tokenizer(text, add_special_tokens=False).input_ids
             ids += piece
@@ -167,7 +170,7 @@ class Template:
         )
 
 
-    def processor_chat_template(self, system_message: str = None, image_token: str = '<IMG_CONTEXT>') -> str:
+    def processor_chat_template(self, system_message: str = None, image_token: str = INTERNVL_IMAGE[1]) -> str:
         """Jinja for a transformers processor (the `-hf` layouts): contents may be strings or part
         lists in every message, a `<image>` tag or an image part becomes `image_token` (which the
         processor expands), and an empty message renders its bare role, as the prompt builder does."""
@@ -176,9 +179,9 @@ class Template:
                                              (*self.roles, self.sep, self.assistant_sep, image_token))
         return (
             "{%- macro render(content) -%}{%- if content is string -%}"
-            "{{- content | replace('<image>', " + image + ") -}}"
+            "{{- content | replace(" + _jinja_literal(IMAGE_TAG) + ", " + image + ") -}}"
             "{%- else -%}{%- for part in content -%}"
-            "{%- if part['type'] == 'text' -%}{{- part['text'] | replace('<image>', " + image + ") -}}"
+            "{%- if part['type'] == 'text' -%}{{- part['text'] | replace(" + _jinja_literal(IMAGE_TAG) + ", " + image + ") -}}"
             "{%- elif part['type'] == 'image' -%}{{- " + image + " + '\\n' -}}{%- endif -%}"
             "{%- endfor -%}{%- endif -%}{%- endmacro -%}"
             "{%- if messages and messages[0]['role'] == 'system' -%}"

@@ -28,12 +28,18 @@ from .base import Segment, Template
 from .llava import IMAGE_TAG, LLAVA_ADDED, LLAVA_IMAGE, move_image_tags
 
 ROLES = {'system': 'system', 'human': 'user', 'gpt': 'assistant'}
+# A ChatML Jinja for tiny models (their tokenizers have no chat_template of their own).
+TINY_CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+               "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 
 @dataclass(frozen=True)
 class HFChatTemplate(Template):
     tokenizer: object = field(default=None, compare=False, repr=False)
     jinja: Optional[str] = None     # the bound tokenizer's chat_template: part of the identity (length caches)
+
+    def tiny_settings(self) -> dict:
+        return {'chat_template': TINY_CHATML}
 
     def configure(self, settings: dict) -> 'HFChatTemplate':
         """A spec may carry the Jinja (`chat_template`): a llava-hf folder keeps it with its processor."""

@@ -17,15 +17,13 @@ Deliberate differences from LLaVA, each where LLaVA would crash or cannot expres
 from dataclasses import dataclass
 from typing import List, Sequence
 
+from ..image.tokens import IMAGE_TAG, LLAVA_ADDED, LLAVA_IMAGE
 from ..rejects import IGNORE_INDEX, SampleRejected
 from . import register
 from .base import Segment, Template, _jinja_literal
 
 VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
                  "The assistant gives helpful, detailed, and polite answers to the user's questions.")
-LLAVA_IMAGE = ('', '<image>', '')   # the `<image>` token repeated once per image feature
-LLAVA_ADDED = ('<image>',)
-IMAGE_TAG = '<image>'
 
 
 def tokenize_with_images(tokenizer, text: str, image: str = IMAGE_TAG) -> List[int]:

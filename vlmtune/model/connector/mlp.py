@@ -22,6 +22,10 @@ class _TokenwiseConnector:
     """Token counts shared by the connectors here: each maps tokens one to one."""
     lora_targets = []
 
+    @staticmethod
+    def tiny_settings() -> dict:
+        return {}  # no settings
+
     @classmethod
     def tokens_out(cls, settings: dict, patch_grid: Tuple[int, int], extra_tokens: int = 0) -> int:
         return patch_grid[0] * patch_grid[1] + extra_tokens
@@ -55,6 +59,8 @@ for _depth in range(1, 9):
 
 @register('identity')
 class IdentityConnector(_TokenwiseConnector, nn.Module):
+    SAME_WIDTH = True  # the tower's width is the LLM's (a tiny composition is built so)
+
     def __init__(self, vision_width: int, llm_width: int):
         if vision_width != llm_width:
             raise ValueError(f'identity connector: the vision tower is {vision_width} wide but the LLM '

@@ -33,10 +33,19 @@ class PixelShuffleMLP(nn.Sequential):
         self.downsample_ratio = downsample_ratio
         self.ps_version = ps_version
 
+    @staticmethod
+    def tiny_settings() -> dict:
+        return {'downsample_ratio': 0.5, 'ps_version': 'v2'}
+
     @classmethod
     def tokens_out(cls, settings: dict, patch_grid: Tuple[int, int]) -> int:
         """Tokens per tile for a patch grid (official: int(patches * ratio^2))."""
         return int(patch_grid[0] * patch_grid[1] * settings.get('downsample_ratio', 0.5) ** 2)
+
+    @classmethod
+    def grid_out(cls, settings: dict, patch_grid: Tuple[int, int]) -> Tuple[int, int]:
+        ratio = settings.get('downsample_ratio', 0.5)
+        return int(patch_grid[0] * ratio), int(patch_grid[1] * ratio)
 
     def forward(self, patch_features: torch.Tensor) -> torch.Tensor:
         tiles, patches, width = patch_features.shape

@@ -35,6 +35,11 @@ class QFormerConnector(nn.Module):
         self.language_projection = nn.Linear(self.config.hidden_size, llm_width)
 
     @staticmethod
+    def tiny_settings() -> dict:
+        return {'num_query_tokens': 4, 'config': dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                                      intermediate_size=64)}
+
+    @staticmethod
     def tokens_out(settings: dict, patch_grid: Tuple[int, int], extra_tokens: int = 0) -> int:
         return int(settings.get('num_query_tokens', 32))
 

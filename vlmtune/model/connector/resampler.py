@@ -56,6 +56,10 @@ class ResamplerConnector(nn.Module):
         self.norm = nn.LayerNorm(llm_width)
 
     @staticmethod
+    def tiny_settings() -> dict:
+        return {'num_queries': 4, 'num_layers': 1, 'heads': 2, 'dim_head': 16}
+
+    @staticmethod
     def tokens_out(settings: dict, patch_grid: Tuple[int, int], extra_tokens: int = 0) -> int:
         return int(settings.get('num_queries', 128))
 

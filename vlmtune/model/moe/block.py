@@ -56,7 +56,7 @@ class UpcycledMoE(nn.Module):
         return out.reshape(shape)
 
 
-def moe_blocks(language_model) -> list:
+def moe_blocks(llm) -> list:
     """[(layer index, UpcycledMoE)] in layer order."""
-    return [(int(name.split('.layers.')[1].split('.')[0]), module) for name, module in language_model.named_modules()
+    return [(int(name.split('.layers.')[1].split('.')[0]), module) for name, module in llm.named_modules()
             if isinstance(module, UpcycledMoE)]

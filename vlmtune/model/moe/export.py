@@ -57,7 +57,7 @@ def native_config(llm_spec: dict) -> dict:
 
 
 def native_state(llm_spec: dict, state: dict) -> dict:
-    """The LLM's upcycled state (keys without the `language_model.` prefix) under the native names."""
+    """The LLM's upcycled state (keys without the `llm.` prefix) under the native names."""
     settings = MoESettings(**llm_spec['moe'])
     family = native_family(llm_spec)
     config = llm_spec['config']
@@ -94,7 +94,7 @@ def _to_mixtral(state: dict, index: int, is_moe: bool, num_experts: int, hidden:
 
 def export_native_moe(spec, state: dict):
     """An upcycled composition (ModelSpec, composed state) -> the same with the native MoE LLM."""
-    prefix = 'language_model.'
+    prefix = 'llm.'
     llm_state = native_state(spec.llm, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
     out = {k: v for k, v in state.items() if not k.startswith(prefix)}
     out.update({prefix + k: v for k, v in llm_state.items()})

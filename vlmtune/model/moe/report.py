@@ -8,9 +8,9 @@ from .block import moe_blocks
 
 
 @contextmanager
-def counting_expert_load(language_model):
+def counting_expert_load(llm):
     """Within: every MoE layer sums the tokens each expert runs on (reset on entry)."""
-    blocks = [block for _, block in moe_blocks(language_model)]
+    blocks = [block for _, block in moe_blocks(llm)]
     for block in blocks:
         block.load.zero_()
         block.counting = True
@@ -21,17 +21,17 @@ def counting_expert_load(language_model):
             block.counting = False
 
 
-def load_table(language_model) -> dict:
-    rows = [(index, block.load.tolist()) for index, block in moe_blocks(language_model)]
+def load_table(llm) -> dict:
+    rows = [(index, block.load.tolist()) for index, block in moe_blocks(llm)]
     return {'layers': [i for i, _ in rows], 'tokens_per_expert': [c for _, c in rows],
             'fraction_per_expert': [[n / max(sum(c), 1) for n in c] for _, c in rows]}
 
 
-def parameter_summary(language_model) -> dict:
+def parameter_summary(llm) -> dict:
     """Total LLM parameters and those one token runs through (k of E experts in each MoE layer)."""
-    total = sum(p.numel() for p in language_model.parameters())
+    total = sum(p.numel() for p in llm.parameters())
     idle = 0
-    for _, block in moe_blocks(language_model):
+    for _, block in moe_blocks(llm):
         per_expert = sum(p.numel() for p in block.experts[0].parameters())
         idle += (block.num_experts - block.top_k) * per_expert
     return {'total': total, 'active_per_token': total - idle, 'active_fraction': (total - idle) / total}

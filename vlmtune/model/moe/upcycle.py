@@ -47,20 +47,20 @@ def moe_layer_indices(mode, num_layers: int) -> List[int]:
             'second_half': list(range(num_layers // 2, num_layers))}[mode]
 
 
-def decoder_layers(language_model) -> nn.ModuleList:
-    return language_model.get_decoder().layers
+def decoder_layers(llm) -> nn.ModuleList:
+    return llm.get_decoder().layers
 
 
-def upcycle(language_model, settings: MoESettings) -> MoESettings:
+def upcycle(llm, settings: MoESettings) -> MoESettings:
     """Replace the chosen layers' `mlp` with UpcycledMoE in place; -> settings with `layers` resolved."""
-    layers = decoder_layers(language_model)
+    layers = decoder_layers(llm)
     settings.layers = moe_layer_indices(settings.mode, len(layers))
     if settings.num_experts < settings.top_k:
         raise ValueError(f'moe: num_experts {settings.num_experts} < top_k {settings.top_k}')
-    hidden = language_model.config.hidden_size
+    hidden = llm.config.hidden_size
     for index in settings.layers:
         if not hasattr(layers[index], 'mlp'):
-            raise ValueError(f'moe: decoder layer {index} of {type(language_model).__name__} has no `mlp` FFN')
+            raise ValueError(f'moe: decoder layer {index} of {type(llm).__name__} has no `mlp` FFN')
         layers[index].mlp = UpcycledMoE(layers[index].mlp, hidden, settings.num_experts, settings.top_k,
                                         settings.capacity_factor, settings.min_capacity, settings.drop_tokens,
                                         settings.router_z_loss_coef)
@@ -89,9 +89,9 @@ def expand_dense_state(state: dict, model_state: dict) -> dict:
     return out
 
 
-def router_aux_loss(language_model):
+def router_aux_loss(llm):
     """sum over MoE layers of the last forward's aux loss; None when no layer is upcycled."""
-    losses = [block.aux_loss for _, block in moe_blocks(language_model) if block.aux_loss is not None]
+    losses = [block.aux_loss for _, block in moe_blocks(llm) if block.aux_loss is not None]
     return torch.stack(losses).sum() if losses else None
 
 

@@ -33,6 +33,8 @@ class TransformersViT(nn.Module):
     SKIPPED_KEYS: Tuple[str, ...] = ()  # folder weights of modules the tower does not build
     layer_args: tuple = ()          # positional arguments after hidden_states (attention masks: none)
     DEFAULT_LAYER, DEFAULT_FEATURE = -2, 'patch'  # LLaVA's read-out (the constructor's defaults)
+    RELEASED_SIZE = 224             # the released checkpoints' image size
+    RELEASE_FIELDS: dict = {}       # the released family's shape-free config fields (activation, eps)
     lora_targets = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj',
                     'mlp.fc1', 'mlp.fc2']
 
@@ -71,7 +73,19 @@ class TransformersViT(nn.Module):
             raise ValueError(f'{cls.name} select_feature {select_feature!r}: choose one of {list(cls.FEATURES)}')
         return cls.FEATURES[select_feature]
 
-    # --- folders as released (used by formats.parts) -----------------------------------------
+    @classmethod
+    def tiny_config(cls, image_size: int = 0, width: int = 32, layers: int = 3, heads: int = 2,
+                    patch_size: int = 14) -> dict:
+        """A tiny tower's config fields with the release's shape-free ones (0: the released image size)."""
+        return dict(hidden_size=width, intermediate_size=width * 4, num_hidden_layers=layers, num_attention_heads=heads,
+                    image_size=image_size or cls.RELEASED_SIZE, patch_size=patch_size, num_channels=3,
+                    **cls.RELEASE_FIELDS)
+
+    @classmethod
+    def tiny_settings(cls, image_size: int = 56) -> dict:
+        return {'config': cls.tiny_config(image_size)}
+
+    # --- folders as released (read by formats.part_folders) -----------------------------------------
     @classmethod
     def folder_config(cls, config: dict) -> dict:
         """A vision-only config.json as is; a two-tower one (CLIPModel / SiglipModel, as OpenAI and

@@ -22,6 +22,7 @@ class Blip2VisionTower(TransformersViT):
     PREFIX_TOKENS = 1
     layer_args = (None,)  # attention_mask
     DEFAULT_LAYER, DEFAULT_FEATURE = -1, 'cls_patch'
+    RELEASED_SIZE, RELEASE_FIELDS = 224, dict(hidden_act='gelu', layer_norm_eps=1e-6, qkv_bias=True)  # EVA ViT-g
     lora_targets = ['self_attn.qkv', 'self_attn.projection', 'mlp.fc1', 'mlp.fc2']
     _init_weights = Blip2PreTrainedModel._init_weights  # per module; reads only self.config
 

@@ -16,6 +16,7 @@ from ._transformers_vit import TransformersViT
 class CLIPTower(TransformersViT):
     name = 'CLIP'
     model_class, config_class = CLIPVisionModel, CLIPVisionConfig
+    RELEASED_SIZE, RELEASE_FIELDS = 336, dict(hidden_act='quick_gelu', layer_norm_eps=1e-5)
     FEATURES = {'patch': 1, 'cls_patch': 0}
     PREFIX_TOKENS = 1
     layer_args = (None, None)  # attention_mask, causal_attention_mask

@@ -150,6 +150,19 @@ class InternViT(nn.Module):
         return side, side
 
     @classmethod
+    def tiny_settings(cls, image_size: int = 56, flavour: str = '300m', width: int = 32, layers: int = 2,
+                      heads: int = 2, patch_size: int = 14) -> dict:
+        """A tiny tower of either official flavour: '300m' (LayerNorm, qkv bias) or '6b' (RMSNorm, q/k norm)."""
+        six_b = flavour == '6b'
+        return {'config': dict(architectures=['InternVisionModel'], model_type='intern_vit_6b', image_size=image_size,
+                               patch_size=patch_size, hidden_size=width, num_attention_heads=heads,
+                               intermediate_size=width * 4, num_hidden_layers=layers, num_channels=3,
+                               qkv_bias=not six_b, qk_normalization=six_b,
+                               norm_type='rms_norm' if six_b else 'layer_norm', layer_norm_eps=1e-6, hidden_act='gelu',
+                               use_flash_attn=False, drop_path_rate=0.0, dropout=0.0, attention_dropout=0.0,
+                               initializer_range=0.02, initializer_factor=0.1)}
+
+    @classmethod
     def describe(cls, settings: dict) -> str:
         cfg = cls.read_config(settings['config'])
         if cfg.norm_type == 'rms_norm' and cfg.qk_normalization:

@@ -22,6 +22,7 @@ from ._transformers_vit import TransformersViT
 class SigLIPTower(TransformersViT):
     name = 'SigLIP'
     model_class, config_class = SiglipVisionModel, SiglipVisionConfig
+    RELEASED_SIZE, RELEASE_FIELDS = 384, dict(hidden_act='gelu_pytorch_tanh', layer_norm_eps=1e-6)
     FEATURES = {'patch': 0, 'drop_first': 1}
     PREFIX_TOKENS = 0
     layer_args = (None,)  # attention_mask

@@ -1,10 +1,10 @@
 # InternVL fine-tuning defaults (the official LoRA script's): LoRA rank 16 / alpha 32 on the LLM,
-# ViT and projector frozen, max 6 tiles, max length 4096, global batch 16 (4 per device x 4 steps
+# vision tower and connector frozen, max 6 tiles, max length 4096, global batch 16 (4 per device x 4 steps
 # on one GPU; use accumulative_counts=2 on two GPUs), lr 4e-5. A recipe sets `checkpoint` and the
 # data paths, then updates `model` and `train_dataloader['dataset']` with them.
 from mmengine.config import read_base
 
-from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
+from vlmtune.engine import TrainingModel, build_train_dataset, vlm_collate
 from vlmtune.engine.sampler import LengthGroupedSampler
 
 with read_base():
@@ -17,7 +17,7 @@ image_root = None
 max_length = 4096
 max_tiles = 6
 
-model = dict(type=VLTuneModel, checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora',
+model = dict(type=TrainingModel, checkpoint=checkpoint, vision_tower='frozen', connector='frozen', llm='lora',
              lora=dict(r=16, alpha=32, dropout=0.05), quantization=None, dtype='auto',
              attn_implementation='auto', gradient_checkpointing=True)
 train_dataloader = dict(

@@ -6,7 +6,7 @@
 from mmengine.config import read_base
 from mmengine.dataset import InfiniteSampler
 
-from vlmtune.engine import VLTuneModel, build_train_dataset, vlm_collate
+from vlmtune.engine import TrainingModel, build_train_dataset, vlm_collate
 
 with read_base():
     from .runtime import *
@@ -23,14 +23,14 @@ parts = dict(vision_tower=dict(type='clip', pretrained='models/clip-vit-large-pa
              template=dict(type='vicuna_v1'))
 save_layout = 'llava_hf'   # what `vlmtune convert` writes (transformers' LlavaForConditionalGeneration)
 
-model = dict(type=VLTuneModel, checkpoint=None, spec=parts, vit='frozen', projector='full', llm='full',
+model = dict(type=TrainingModel, checkpoint=None, parts=parts, vision_tower='frozen', connector='full', llm='full',
              lora=dict(r=128, alpha=256, dropout=0.05), quantization=None, dtype='auto',
              attn_implementation='auto', gradient_checkpointing=True)
 train_dataloader = dict(
     batch_size=16, num_workers=4, persistent_workers=False,
     sampler=dict(type=InfiniteSampler, shuffle=True),
     collate_fn=dict(type=vlm_collate),
-    dataset=dict(type=build_train_dataset, checkpoint=None, spec=parts, data_path=data_path, image_root=image_root,
+    dataset=dict(type=build_train_dataset, checkpoint=None, parts=parts, data_path=data_path, image_root=image_root,
                  max_length=max_length, packing=False, jpeg_augment=False))
 optim_wrapper.update(accumulative_counts=1)
 optim_wrapper['optimizer'].update(weight_decay=0.0)

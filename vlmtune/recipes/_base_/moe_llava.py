@@ -16,9 +16,10 @@ moe_spec = dict(llm=dict(moe=moe))
 data_path = 'data/llava_v1_5_mix665k.jsonl'
 image_root = 'data'
 
-# Replaced, not merged (update() would merge into the parts spec): the stage-2 folder holds the whole model.
-model = dict(model, checkpoint=checkpoint, spec=moe_spec, vit='frozen', projector='frozen', llm='moe')
-train_dataloader['dataset'] = dict(train_dataloader['dataset'], checkpoint=checkpoint, spec=moe_spec,
+# The stage-2 folder holds the whole model (the base's parts are not used); moe_spec upcycles its LLM.
+model = dict(model, checkpoint=checkpoint, parts=None, spec=moe_spec, vision_tower='frozen', connector='frozen',
+             llm='moe')
+train_dataloader['dataset'] = dict(train_dataloader['dataset'], checkpoint=checkpoint, parts=None, spec=moe_spec,
                                    data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=2e-5)
 save_layout = None       # the stage-2 folder's layout, with the native MoE LLM (Qwen3-MoE, Qwen2-MoE, Mixtral)

@@ -13,5 +13,5 @@ parts = dict(vision_tower=dict(type='siglip', pretrained='models/siglip-so400m-p
              llm=dict(type='qwen2', pretrained='models/Qwen2-0.5B'),
              image_processor=dict(type='square', image_size=384, crop=False, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
              template=dict(type='hf_chat_template'))
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

@@ -9,5 +9,5 @@ checkpoint = 'models/InternVL2_5-26B'  # the official folder, e.g. downloaded fr
 data_path = 'data/train.jsonl'
 image_root = 'data/images'
 
-model.update(checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora', quantization='nf4')
+model.update(checkpoint=checkpoint, vision_tower='frozen', connector='frozen', llm='lora', quantization='nf4')
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

@@ -1,4 +1,4 @@
-# InternVL2_5-2B (InternViT-300M + InternLM2.5-1.8B, template internvl2_5): full fine-tuning of projector and LLM; ViT frozen. Run with --deepspeed zero3 (zero3_offload if short of memory).
+# InternVL2_5-2B (InternViT-300M + InternLM2.5-1.8B, template internvl2_5): full fine-tuning of connector and LLM; vision tower frozen. Run with --deepspeed zero3 (zero3_offload if short of memory).
 # The template, tiling and image size come from the checkpoint's config.json.
 from mmengine.config import read_base
 
@@ -9,5 +9,5 @@ checkpoint = 'models/InternVL2_5-2B'  # the official folder, e.g. downloaded fro
 data_path = 'data/train.jsonl'
 image_root = 'data/images'
 
-model.update(checkpoint=checkpoint, vit='frozen', projector='full', llm='full')
+model.update(checkpoint=checkpoint, vision_tower='frozen', connector='full', llm='full')
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

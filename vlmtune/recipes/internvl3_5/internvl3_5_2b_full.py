@@ -1,8 +1,8 @@
-# InternVL3_5-2B (InternViT-300M + Qwen3-1.7B, template internvl2_5): full fine-tuning of projector and LLM; ViT frozen. Run with --deepspeed zero3 (zero3_offload if short of memory).
+# InternVL3_5-2B (InternViT-300M + Qwen3-1.7B, template internvl2_5): full fine-tuning of connector and LLM; vision tower frozen. Run with --deepspeed zero3 (zero3_offload if short of memory).
 # Everything else as the LoRA recipe.
 from mmengine.config import read_base
 
 with read_base():
     from .internvl3_5_2b_lora import *
 
-model.update(projector='full', llm='full')
+model.update(connector='full', llm='full')

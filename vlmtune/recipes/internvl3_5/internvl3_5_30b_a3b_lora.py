@@ -1,4 +1,4 @@
-# InternVL3_5-30B-A3B (InternViT-300M + Qwen3-30B-A3B MoE with 128 experts, top 8, template internvl2_5): LoRA (r16, alpha 32) on the LLM; ViT and projector frozen. Run with --deepspeed zero2.
+# InternVL3_5-30B-A3B (InternViT-300M + Qwen3-30B-A3B MoE with 128 experts, top 8, template internvl2_5): LoRA (r16, alpha 32) on the LLM; vision tower and connector frozen. Run with --deepspeed zero2.
 # The template, tiling and image size come from the checkpoint's config.json; transformers 4.48 runs its
 # Qwen3-MoE LLM through vlmtune's own component (transformers has it from 4.51).
 # LoRA on attention and every expert's FFN; the routers (mlp.gate) stay frozen. To train them fully as
@@ -13,5 +13,5 @@ checkpoint = 'models/InternVL3_5-30B-A3B'  # the official folder, e.g. downloade
 data_path = 'data/train.jsonl'
 image_root = 'data/images'
 
-model.update(checkpoint=checkpoint, vit='frozen', projector='frozen', llm='lora')
+model.update(checkpoint=checkpoint, vision_tower='frozen', connector='frozen', llm='lora')
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)

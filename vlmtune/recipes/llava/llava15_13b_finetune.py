@@ -6,5 +6,5 @@ with read_base():
 
 parts['llm'].update(pretrained='models/vicuna-13b-v1.5')
 parts['connector'].update(pretrained='work_dirs/llava15_13b_pretrain')
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

@@ -5,5 +5,5 @@ with read_base():
     from .llava15_7b_pretrain import *
 
 parts['llm'].update(pretrained='models/vicuna-13b-v1.5')
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

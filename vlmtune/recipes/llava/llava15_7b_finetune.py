@@ -1,4 +1,4 @@
-# LLaVA-1.5-7B stage 2, visual instruction tuning: projector (from stage 1's work dir) + the whole LLM, ViT frozen;
+# LLaVA-1.5-7B stage 2, visual instruction tuning: projector (from stage 1's work dir) + the whole LLM, vision tower frozen;
 # llava_v1_5_mix665k shape, vicuna_v1 template, pad; lr 2e-5, global batch 128 (16 x 8 GPUs). Run with --deepspeed zero3.
 from mmengine.config import read_base
 
@@ -10,6 +10,6 @@ parts['connector'].update(pretrained='work_dirs/llava15_7b_pretrain')
 data_path = 'data/llava_v1_5_mix665k.jsonl'
 image_root = 'data'
 
-model.update(spec=parts, vit='frozen', projector='full', llm='full')
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
+model.update(parts=parts, vision_tower='frozen', connector='full', llm='full')
+train_dataloader['dataset'].update(parts=parts, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=2e-5)

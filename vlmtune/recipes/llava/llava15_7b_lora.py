@@ -10,7 +10,7 @@ parts['connector'].update(pretrained='work_dirs/llava15_7b_pretrain')
 data_path = 'data/llava_v1_5_mix665k.jsonl'
 image_root = 'data'
 
-model.update(spec=parts, vit='frozen', projector='full', llm='lora', lora=dict(r=128, alpha=256, dropout=0.05))
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
+model.update(parts=parts, vision_tower='frozen', connector='full', llm='lora', lora=dict(r=128, alpha=256, dropout=0.05))
+train_dataloader['dataset'].update(parts=parts, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=2e-4)
 optim_wrapper.update(paramwise_cfg=dict(custom_keys={'connector': dict(lr_mult=0.1)}))  # projector lr 2e-5

@@ -10,7 +10,7 @@ parts.update(image_processor=dict(type='square', image_size=336), template=dict(
 data_path = 'data/blip_laion_cc_sbu_558k.jsonl'
 image_root = 'data/LLaVA-Pretrain/images'
 
-model.update(spec=parts, vit='frozen', projector='full', llm='frozen', gradient_checkpointing=False)
+model.update(parts=parts, vision_tower='frozen', connector='full', llm='frozen', gradient_checkpointing=False)
 train_dataloader.update(batch_size=32)
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
+train_dataloader['dataset'].update(parts=parts, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)

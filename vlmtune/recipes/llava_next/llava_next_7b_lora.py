@@ -7,5 +7,5 @@ with read_base():
 
 parts.update(image_processor=dict(type='anyres', image_size=336))
 save_layout = 'llava_next_hf'
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

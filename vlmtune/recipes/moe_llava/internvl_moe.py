@@ -12,7 +12,7 @@ checkpoint = 'models/InternVL3-2B'  # any official InternVL folder, e.g. OpenGVL
 data_path = 'data/train.jsonl'
 image_root = 'data/images'
 
-model.update(checkpoint=checkpoint, spec=moe_spec, vit='frozen', projector='frozen', llm='moe')
+model.update(checkpoint=checkpoint, spec=moe_spec, vision_tower='frozen', connector='frozen', llm='moe')
 train_dataloader['dataset'].update(checkpoint=checkpoint, spec=moe_spec, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=2e-5)
 custom_hooks = custom_hooks + [dict(type=ExpertLoadHook)]  # expert load on the first 64 training samples

@@ -6,5 +6,5 @@ with read_base():
     from ..llava.llava15_7b_pretrain import *
 
 parts['llm'] = dict(type='llama', pretrained='models/TinyLlama-1.1B-Chat-v1.0')
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

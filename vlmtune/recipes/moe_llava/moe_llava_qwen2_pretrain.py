@@ -6,5 +6,5 @@ with read_base():
     from ..llava.llava15_7b_pretrain import *
 
 parts['llm'] = dict(type='qwen2', pretrained='models/Qwen2-1.5B-Instruct')
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

@@ -6,5 +6,5 @@ with read_base():
     from ..llava.llava15_7b_pretrain import *
 
 parts['llm'] = dict(type='qwen3', pretrained='models/Qwen3-1.7B')
-model.update(spec=parts)
-train_dataloader['dataset'].update(spec=parts)
+model.update(parts=parts)
+train_dataloader['dataset'].update(parts=parts)

@@ -10,7 +10,7 @@ checkpoint = 'work_dirs/demo/base'
 data_path = 'work_dirs/demo/domain/train.jsonl'
 image_root = 'work_dirs/demo'
 
-model.update(checkpoint=checkpoint, vit='full', projector='full', llm='lora', lora=dict(r=16, alpha=32, dropout=0.0))
+model.update(checkpoint=checkpoint, vision_tower='full', connector='full', llm='lora', lora=dict(r=16, alpha=32, dropout=0.0))
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)
 train_cfg = dict(type=TrainLoop, max_iters=500)

@@ -14,9 +14,9 @@ parts.update(vision_tower=dict(type='clip', pretrained='work_dirs/llava_tiny/vis
 data_path = 'work_dirs/llava_tiny/captions.jsonl'
 image_root = 'work_dirs/llava_tiny/images'
 
-model.update(spec=parts, vit='frozen', projector='full', llm='frozen', gradient_checkpointing=False, dtype='fp32')
+model.update(parts=parts, vision_tower='frozen', connector='full', llm='frozen', gradient_checkpointing=False, dtype='fp32')
 train_dataloader.update(batch_size=8, num_workers=0)
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root, max_length=256)
+train_dataloader['dataset'].update(parts=parts, data_path=data_path, image_root=image_root, max_length=256)
 optim_wrapper['optimizer'].update(lr=2e-3)
 train_cfg = dict(type=TrainLoop, max_iters=60)
 default_hooks['logger'].update(interval=10)

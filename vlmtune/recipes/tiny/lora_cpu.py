@@ -11,7 +11,7 @@ data_path = 'work_dirs/tiny/train.jsonl'
 image_root = 'work_dirs/tiny/images'
 lr = 2e-3
 
-model.update(checkpoint=checkpoint, projector='full', lora=dict(r=8, alpha=16, dropout=0.0),
+model.update(checkpoint=checkpoint, connector='full', lora=dict(r=8, alpha=16, dropout=0.0),
              gradient_checkpointing=False, dtype='fp32')
 train_dataloader.update(batch_size=4, num_workers=0)
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root,

@@ -7,6 +7,6 @@ with read_base():
     from .lora_cpu import *
     from .._base_.moe_llava import ExpertLoadHook, moe_spec
 
-model.update(spec=moe_spec, projector='frozen', llm='moe')
+model.update(spec=moe_spec, connector='frozen', llm='moe')
 train_dataloader['dataset'].update(spec=moe_spec)
 custom_hooks = custom_hooks + [dict(type=ExpertLoadHook, max_samples=8)]  # on the first training samples

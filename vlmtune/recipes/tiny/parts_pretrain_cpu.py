@@ -1,7 +1,7 @@
 # Build from parts and train the connector only (InternVL's / LLaVA's first stage), tiny and on CPU:
 # an InternViT folder + a transformers LLM folder + a freshly initialised pixel-shuffle MLP. Set the
-# folders with --cfg-options model.spec.vision_tower.pretrained=DIR model.spec.llm.pretrained=DIR
-# (and the same under train_dataloader.dataset.spec); the converted folder is the internvl layout.
+# folders with --cfg-options model.parts.vision_tower.pretrained=DIR model.parts.llm.pretrained=DIR
+# (and the same under train_dataloader.dataset.parts); the converted folder is the internvl layout.
 from mmengine.config import read_base
 from xtuner.engine.runner import TrainLoop
 
@@ -16,8 +16,8 @@ parts = dict(vision_tower=dict(type='intern_vit', pretrained='work_dirs/parts/vi
 data_path = 'work_dirs/parts/train.jsonl'
 image_root = 'work_dirs/parts/images'
 
-model.update(checkpoint=None, spec=parts, vit='frozen', projector='full', llm='frozen')
-train_dataloader['dataset'].update(checkpoint=None, spec=parts, data_path=data_path, image_root=image_root)
+model.update(checkpoint=None, parts=parts, vision_tower='frozen', connector='full', llm='frozen')
+train_dataloader['dataset'].update(checkpoint=None, parts=parts, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)
 train_cfg = dict(type=TrainLoop, max_iters=20)
 default_hooks['checkpoint'].update(interval=20)

@@ -11,7 +11,7 @@ checkpoint = 'work_dirs/demo/init'
 data_path = 'work_dirs/demo/general/train/data.jsonl'
 image_root = 'work_dirs/demo/general/train/images'
 
-model.update(checkpoint=checkpoint, vit='full', projector='full', llm='full')
+model.update(checkpoint=checkpoint, vision_tower='full', connector='full', llm='full')
 train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)
 train_cfg = dict(type=TrainLoop, max_iters=900)

@@ -5,4 +5,4 @@ from mmengine.config import read_base
 with read_base():
     from .tinyllava_qwen2_finetune import *
 
-model.update(vit='partial:10')
+model.update(vision_tower='partial:10')

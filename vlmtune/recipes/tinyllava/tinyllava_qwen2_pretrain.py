@@ -8,7 +8,7 @@ with read_base():
 parts.update(template=dict(type='plain'))
 data_path = 'data/blip_laion_cc_sbu_558k.jsonl'
 image_root = 'data/LLaVA-Pretrain/images'
-model.update(spec=parts, vit='frozen', projector='full', llm='frozen', gradient_checkpointing=False)
+model.update(parts=parts, vision_tower='frozen', connector='full', llm='frozen', gradient_checkpointing=False)
 train_dataloader.update(batch_size=32)
-train_dataloader['dataset'].update(spec=parts, data_path=data_path, image_root=image_root)
+train_dataloader['dataset'].update(parts=parts, data_path=data_path, image_root=image_root)
 optim_wrapper['optimizer'].update(lr=1e-3)

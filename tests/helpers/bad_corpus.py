@@ -2,7 +2,7 @@
 
 Importable by tests (`write_bad_corpus`) and runnable as a script:
 
-    python tests/make_bad_corpus.py OUT_DIR
+    python tests/helpers/bad_corpus.py OUT_DIR
 
 writes OUT_DIR/images/ and OUT_DIR/bad.jsonl (image root: OUT_DIR/images) and
 prints the expected outcome of every line: "kept" or the reject kind.

@@ -1,16 +1,14 @@
-"""Where a recipe's model comes from: a checkpoint folder of any layout (with the recipe's spec
-settings on top), or parts — a vision-tower folder + an LLM folder + a freshly initialised
-connector (LLaVA's stage 1, InternVL's pretraining):
+"""Part folders: a vision tower and an LLM released on their own, as a recipe names them
+(`pretrained=`), read into a spec, weights and a tokenizer for model/from_parts.py; and the part
+folders the tiny factory writes.
 
-    spec = dict(vision_tower=dict(type='intern_vit', pretrained='models/InternViT-300M-448px'),
-                connector=dict(type='pixel_shuffle_mlp'),
-                llm=dict(type='qwen2', pretrained='models/Qwen2-0.5B-Instruct'),
-                template=dict(type='internvl2_5'))      # image_processor defaults to the tower's size
+    parts = dict(vision_tower=dict(type='intern_vit', pretrained='models/InternViT-300M-448px'),
+                 connector=dict(type='pixel_shuffle_mlp'),
+                 llm=dict(type='qwen2', pretrained='models/Qwen2-0.5B-Instruct'),
+                 template=dict(type='internvl2_5'))      # image_processor defaults to the tower's size
 
-From parts, the LLM folder's tokenizer gets the InternVL image tokens (added as special tokens after
-its own, as the official finetune script does); when that grows the vocabulary, the new input and
-output embedding rows start at the mean of the old ones (the official script sets the output rows
-so; transformers' mean resizing samples the input rows around the same mean).
+The LLM folder's tokenizer gets the family's image tokens (added as special tokens after its own, as
+the official finetune script does); the vocabulary grows to hold them.
 """
 from pathlib import Path
 
@@ -43,7 +41,7 @@ def _tower_config(settings: dict) -> dict:
     return cls.folder_config(config) if hasattr(cls, 'folder_config') else config
 
 
-def _tower_state(settings: dict) -> dict:
+def tower_state(settings: dict) -> dict:
     state, cls = read_state_dict(settings['pretrained']), VISION_TOWERS.get(settings['type'])
     return cls.folder_state(state) if hasattr(cls, 'folder_state') else state
 
@@ -82,42 +80,16 @@ def resolve_parts(spec: dict):
                      image_processor=processor, template=dict(spec['template'])), tokenizer
 
 
-def resolve_spec(checkpoint=None, spec: dict = None):
-    """(ModelSpec, tokenizer) of a recipe's model without loading weights."""
-    from . import load_tokenizer as folder_tokenizer, read_spec
-    if checkpoint:
-        return read_spec(checkpoint).override(spec), folder_tokenizer(checkpoint)
-    if not spec:
-        raise SpecError('no model: set checkpoint=FOLDER, or spec= with the parts')
-    return resolve_parts(spec)
-
-
-def _grow_rows(weight: torch.Tensor, rows: int) -> torch.Tensor:
-    if weight.shape[0] >= rows:
-        return weight
-    mean = weight.float().mean(0, keepdim=True).to(weight.dtype)
-    return torch.cat([weight, mean.expand(rows - weight.shape[0], -1)])
-
-
-def _llm_state(llm: dict, vocab_rows: int) -> dict:
+def llm_state(llm: dict) -> dict:
+    """An LLM folder's weights under the package's (transformers') names."""
     state = read_state_dict(llm['pretrained'])
     key_map = LLMS.get(llm['type']).key_map
     if key_map is not None:  # a family released under names of its own (InternLM2)
         state = key_map.from_release(state)
-    embeddings = ('model.embed_tokens.weight', 'lm_head.weight')
-    return {k: _grow_rows(v, vocab_rows) if k in embeddings else v for k, v in state.items()}
+    return state
 
 
-def _fresh_init(part: torch.nn.Module) -> None:
-    """A part that starts from scratch: PyTorch's default init, then the component's own if it has one."""
-    for module in part.modules():
-        if hasattr(module, 'reset_parameters'):
-            module.reset_parameters()
-    if hasattr(part, '_init_weights'):
-        part.apply(part._init_weights)
-
-
-def _trained_connector(checkpoint) -> dict:
+def trained_connector(checkpoint) -> dict:
     """A previous stage's connector (and image_newline), from its work dir or checkpoint: LLaVA's stage 2
     starts from stage 1's projector (`pretrain_mm_mlp_adapter`)."""
     if not checkpoint:
@@ -131,38 +103,7 @@ def _trained_connector(checkpoint) -> dict:
     return kept
 
 
-def build_model(checkpoint=None, spec: dict = None, dtype=torch.float32, device='cpu', attn_implementation=None):
-    """(VisionLanguageModel, tokenizer) of a recipe: a folder of any layout, or parts."""
-    from . import load
-    if checkpoint:
-        return load(checkpoint, dtype=dtype, device=device, attn_implementation=attn_implementation,
-                    spec_overrides=spec)
-    model_spec, tokenizer = resolve_parts(spec or {})
-    model = VisionLanguageModel(model_spec, attn_implementation, init_weights=False)
-    _fresh_init(model.connector)
-    state = _trained_connector(model_spec.connector.get('pretrained'))
-    if 'pretrained' in model_spec.vision_tower:
-        state.update({'vision_tower.' + k: v for k, v in _tower_state(model_spec.vision_tower).items()})
-    else:
-        _fresh_init(model.vision_tower)
-    vocab = model_spec.llm['config']['vocab_size']
-    state.update({'language_model.' + k: v for k, v in _llm_state(model_spec.llm, vocab).items()})
-    result = model.load_state_dict(state, strict=False)
-    expected_missing = set() if model_spec.connector.get('pretrained') else \
-        {k for k in model.state_dict() if k.startswith('connector.') or k == 'image_newline'}
-    if 'pretrained' not in model_spec.vision_tower:
-        expected_missing |= {k for k in model.state_dict() if k.startswith('vision_tower.')}
-    missing = set(result.missing_keys) - expected_missing
-    if missing or result.unexpected_keys:
-        key = sorted(missing or result.unexpected_keys)[0]
-        raise CheckpointError(f'parts do not match their configs ({len(missing)} missing, '
-                              f'{len(result.unexpected_keys)} unexpected weights, e.g. {key!r})')
-    model.to(device=device, dtype=dtype).eval()
-    model.set_tokenizer(tokenizer)
-    return model, tokenizer
-
-
-# --- part folders (the tiny factory writes them; real ones come from their owners) ------------------
+# --- part folders written (the tiny factory writes them; real ones come from their owners) ----------
 def save_vision_folder(model: VisionLanguageModel, out) -> Path:
     """An InternViT folder like OpenGVLab's InternViT-*: config.json + unprefixed safetensors."""
     out = Path(out)
@@ -178,9 +119,9 @@ def save_llm_folder(model: VisionLanguageModel, tokenizer, out) -> Path:
         raise CheckpointError(f'LLM folders are written for families with transformers parameter names, not '
                               f'{model.spec.family}')
     out = Path(out)
-    model.language_model.save_pretrained(str(out), safe_serialization=True)
+    model.llm.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     return out
 
 
-__all__ = ['build_model', 'resolve_parts', 'resolve_spec', 'save_llm_folder', 'save_vision_folder']
+__all__ = ['llm_state', 'resolve_parts', 'save_llm_folder', 'save_vision_folder', 'tower_state', 'trained_connector']

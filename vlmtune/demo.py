@@ -154,17 +154,22 @@ def build_domain(work: Path, size: DemoSize, base: Path, stages: Stages):
 
 
 def evaluate_all(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
-    from .evaluate import answer_token_accuracy, evaluate, format_summary
+    from .bench.run import run_benchmark, write_results
+    from .bench.teacher_forced import answer_token_accuracy
+    from .serve import pipeline
     stages.begin('evaluate base vs tuned: held-out dishes (multiple choice + open) and general retention')
     results = {}
     for name, folder in (('base', base), ('tuned', tuned)):
+        pipe = pipeline(folder, backend='auto')
         for task, data, images in (('domain_choice', work / 'domain/heldout/choice.jsonl', work / 'domain/heldout'),
                                    ('domain_open', work / 'domain/heldout/open.jsonl', work / 'domain/heldout'),
                                    ('general', work / 'general/val/data.jsonl', work / 'general/val/images')):
-            summary = evaluate(folder, data, images, work / 'eval' / f'{name}_{task}.jsonl', max_new_tokens=12,
-                               progress=False)
-            results[f'{name}/{task}'] = summary['accuracy']
-            print(f'{name:5s} {task:13s} {format_summary(summary)}')
+            # One question at a time, as a user's chat asks them (`vlmtune eval --bench conversations`).
+            result, rows = run_benchmark('conversations', data, pipe, images, batch_size=1, max_new_tokens=12,
+                                         progress=False, model=folder.name)
+            write_results(result, rows, work / 'eval' / f'{name}_{task}')
+            results[f'{name}/{task}'] = result['metrics']['accuracy']
+            print(f'{name:5s} {task:13s} {format_accuracy(result)}')
         # Teacher-forced next-token accuracy on the held-out answers: finer-grained than exact match.
         scores = answer_token_accuracy(folder, work / 'domain/heldout/open.jsonl', work / 'domain/heldout')
         results[f'{name}/domain_answer_tokens'] = scores['token_accuracy']
@@ -172,6 +177,17 @@ def evaluate_all(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
               f"(loss {scores['loss']:.3f}, {scores['tokens']} tokens)")
     stages.end()
     return results
+
+
+def format_accuracy(result: dict) -> str:
+    """'accuracy 98.8% (n=160); multiple choice 98.8% (n=160); open - (n=0)' of a conversations result."""
+    metrics = result['metrics']
+
+    def pct(value):
+        return '-' if value is None else f'{100 * value:.1f}%'
+    return (f"accuracy {pct(metrics['accuracy'])} (n={result['questions_asked']}); multiple choice "
+            f"{pct(metrics.get('multiple_choice_accuracy'))} (n={metrics['n_multiple_choice']}); open "
+            f"{pct(metrics.get('open_accuracy'))} (n={metrics['n_open']})")
 
 
 def evaluate_mmbench_format(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:

@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 
-def quantizable_linears(language_model):
+def quantizable_linears(llm):
     """(parent, name, Linear) to turn 4-bit: all but the output head and MoE routers (a block's `gate`
     beside its `experts`), whose 4-bit logits would change which experts each token gets."""
-    head = language_model.get_output_embeddings()
-    for parent in list(language_model.modules()):
+    head = llm.get_output_embeddings()
+    for parent in list(llm.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Linear) and child is not head and not (name == 'gate' and hasattr(parent, 'experts')):
                 yield parent, name, child
@@ -18,7 +18,7 @@ def quantizable_linears(language_model):
 def _replace_linears(model, quantized) -> int:
     """Each quantizable Linear of the LLM -> quantized(child) (a bitsandbytes layer, on the GPU)."""
     replaced = 0
-    for parent, name, child in quantizable_linears(model.language_model):
+    for parent, name, child in quantizable_linears(model.llm):
         setattr(parent, name, quantized(child).cuda())
         replaced += 1
     model.cuda()

@@ -1,6 +1,7 @@
-"""mmengine model wrapper: builds the recipe's model (a checkpoint folder of any layout with the
-recipe's spec settings on top, or parts), applies per-part trainability, computes the loss, stops
-on a non-finite loss, and checkpoints only what trains."""
+"""The model a recipe trains (mmengine's model): builds the recipe's model — a checkpoint folder of any
+layout, which supplies the whole composition, with the recipe's spec settings on top; or, without a
+folder, the recipe's parts — applies per-part trainability, computes the loss, stops on a non-finite
+loss, and checkpoints only what trains."""
 from collections import OrderedDict
 from pathlib import Path
 
@@ -9,10 +10,10 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 
 from ..formats import read_spec
-from ..formats.parts import build_model
+from .model_source import build_model
 from ..model.packed_attention import enable_packed_attention
 from ..model.vlm import default_attn_implementation
-from .trainability import LoraSettings, apply_trainability, validate_modes
+from .trainability import LoraSettings, apply_trainability, renamed_parts, validate_modes
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -30,38 +31,45 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
-class VLTuneModel(BaseModel):
-    def __init__(self, checkpoint: str = None, spec: dict = None, vit: str = 'frozen', projector: str = 'full',
-                 llm: str = 'lora', lora: dict = None, vit_lora: dict = None, quantization: str = None,
-                 dtype: str = 'auto', attn_implementation: str = 'auto', gradient_checkpointing: bool = True,
-                 data_preprocessor=None):
-        """checkpoint: a folder of any supported layout; spec: settings on top of its spec, or (without a
-        checkpoint) the parts to build from (see vlmtune/formats/parts.py)."""
+class TrainingModel(BaseModel):
+    def __init__(self, checkpoint: str = None, parts: dict = None, spec: dict = None, vision_tower: str = 'frozen',
+                 connector: str = 'full', llm: str = 'lora', lora: dict = None, vision_tower_lora: dict = None,
+                 quantization: str = None, dtype: str = 'auto', attn_implementation: str = 'auto',
+                 gradient_checkpointing: bool = True, data_preprocessor=None, **old_names):
+        """checkpoint: a folder of any supported layout; it supplies the whole composition (tower, connector,
+        LLM, processor, template) and `parts` is then not used. parts: without a checkpoint, the part folders
+        to build from (vlmtune/engine/model_source.py). spec: settings on top of either (e.g. an MoE upcycle)."""
         super().__init__(data_preprocessor=data_preprocessor)
-        validate_modes(vit=vit, projector=projector, llm=llm)
+        renamed_parts(old_names)
+        if old_names:
+            raise TypeError(f'TrainingModel: unknown settings {sorted(old_names)}')
+        validate_modes(vision_tower=vision_tower, connector=connector, llm=llm)
         if checkpoint:
             read_spec(checkpoint)  # one-line error for a bad folder before any weights load
         self.checkpoint = str(Path(checkpoint)) if checkpoint else None
-        self.recipe_meta = dict(checkpoint=self.checkpoint, spec=spec, vit=vit, projector=projector, llm=llm,
-                                lora=lora, vit_lora=vit_lora, quantization=quantization)
+        self.recipe_meta = dict(checkpoint=self.checkpoint, parts=parts, spec=spec, vision_tower=vision_tower,
+                                connector=connector, llm=llm, lora=lora, vision_tower_lora=vision_tower_lora,
+                                quantization=quantization)
         attn = default_attn_implementation() if attn_implementation == 'auto' else attn_implementation
-        self.model, self.tokenizer = build_model(checkpoint, spec, dtype=resolve_dtype(dtype), attn_implementation=attn)
+        self.model, self.tokenizer = build_model(checkpoint, spec, dtype=resolve_dtype(dtype), attn_implementation=attn,
+                                                 parts=parts)
         # Packed rows: attention per sample instead of over the dense block mask (same numbers, less work).
-        enable_packed_attention(self.model.language_model)
+        enable_packed_attention(self.model.llm)
         if quantization:
-            from .quantize import quantize_llm_4bit
+            from ..model.quantize import quantize_llm_4bit
             quantize_llm_4bit(self.model, quantization)
-        report = apply_trainability(self.model, vit, projector, llm, LoraSettings(**(lora or {})),
-                                    LoraSettings(**vit_lora) if vit_lora else None)
+        report = apply_trainability(self.model, vision_tower, connector, llm, LoraSettings(**(lora or {})),
+                                    LoraSettings(**vision_tower_lora) if vision_tower_lora else None)
         print_log(report.summary(), logger='current')
         if report.trainable == 0:
-            raise ValueError('nothing is trainable: set at least one of vit/projector/llm to lora or full')
+            raise ValueError('nothing is trainable: set at least one of vision_tower / connector / llm to lora, full '
+                             'or partial:K')
         if gradient_checkpointing:
             self.enable_gradient_checkpointing()
         self.model.train()
 
     def enable_gradient_checkpointing(self):
-        self.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+        self.model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
         tower = self.model.vision_tower
         if hasattr(tower, 'set_gradient_checkpointing'):
             tower.set_gradient_checkpointing(True)
