@@ -1,7 +1,10 @@
 import json
 
+import torch
+
 from vlmtune.cli import main as cli_main
 from vlmtune.formats import load
+from vlmtune.formats.common import stored_dtype
 
 
 def test_inspect_reports_family_flavour_template_and_counts(tiny_folder, capsys):
@@ -34,19 +37,24 @@ def test_inspect_names_what_is_missing(tiny_folder, tmp_path, capsys):
     assert 'remote code modeling_internvl_chat.py' in missing and 'generation_config.json' in missing
 
 
-def test_resave_bf16_then_fp32(tiny_folder, tmp_path, capsys):
+def test_resave_keeps_the_source_dtype_unless_asked(tiny_folder, tmp_path, capsys):
+    """An fp32 folder resaves fp32 (bit for bit); --dtype bf16 converts; a bf16 folder resaves bf16."""
     src = tiny_folder('phi3', '300m')
-    assert cli_main(['resave', str(src), str(tmp_path / 'bf16')]) == 0
+    assert cli_main(['resave', str(src), str(tmp_path / 'kept')]) == 0
+    assert cli_main(['inspect', str(tmp_path / 'kept'), '--json']) == 0
+    kept = json.loads(capsys.readouterr().out.split('\n', 1)[1])
+    assert kept['torch_dtype'] == 'float32' and set(kept['weights']['dtypes']) == {'F32'}
+    a, b = load(src)[0], load(tmp_path / 'kept')[0]
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert cli_main(['resave', str(src), str(tmp_path / 'bf16'), '--dtype', 'bf16']) == 0
     capsys.readouterr()
     assert cli_main(['inspect', str(tmp_path / 'bf16'), '--json']) == 0
     bf16 = json.loads(capsys.readouterr().out)
-    source_counts = load(src)[0].parameter_counts()
+    source_counts = a.parameter_counts()
     assert bf16['torch_dtype'] == 'bfloat16' and set(bf16['weights']['dtypes']) == {'BF16'}
     assert bf16['weights']['parameters'] == source_counts and bf16['missing'] == []
     assert bf16['layout'] == 'internvl' and bf16['llm_family'] == 'Phi3ForCausalLM'
-    assert cli_main(['resave', str(src), str(tmp_path / 'fp32'), '--dtype', 'fp32']) == 0
-    a, _ = load(src)
-    b, _ = load(tmp_path / 'fp32')
-    assert all((a.state_dict()[k] == v).all() for k, v in b.state_dict().items())
-    assert cli_main(['resave', str(src), str(tmp_path / 'fp32')]) == 2  # not empty, no --overwrite
+    assert cli_main(['resave', str(tmp_path / 'bf16'), str(tmp_path / 'bf16-again')]) == 0
+    assert stored_dtype(tmp_path / 'bf16-again') == 'bf16'
+    assert cli_main(['resave', str(src), str(tmp_path / 'kept')]) == 2  # not empty, no --overwrite
     assert 'not empty' in capsys.readouterr().err

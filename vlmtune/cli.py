@@ -15,11 +15,13 @@ def cmd_inspect(args) -> int:
 def cmd_resave(args) -> int:
     import torch
     from .formats import layout_of, load, save
+    from .formats.common import stored_dtype
+    dtype = args.dtype or stored_dtype(args.src)  # the source's own unless asked: an fp32 folder stays fp32
     model, tokenizer = load(args.src, dtype=torch.float32)
     layout = args.to or layout_of(args.src)
-    out = save(model, tokenizer, args.out, layout=layout, dtype=args.dtype, base_folder=args.src,
+    out = save(model, tokenizer, args.out, layout=layout, dtype=dtype, base_folder=args.src,
                overwrite=args.overwrite, max_shard_size_gb=args.max_shard_gb)
-    print(f'wrote {out} ({layout} layout)')
+    print(f'wrote {out} ({layout} layout, {dtype})')
     return 0
 
 
@@ -273,9 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('src')
     p.add_argument('out')
     p.add_argument('--to', metavar='LAYOUT', help="layout to write, e.g. internvl_hf (default: the source's)")
-    p.add_argument('--dtype', default='bf16', choices=['bf16', 'fp32'])
-    p.add_argument('--max-shard-gb', type=float, default=5.0)
-    p.add_argument('--overwrite', action='store_true')
+    p.add_argument('--dtype', default=None, choices=['bf16', 'fp16', 'fp32'],
+                   help="weights' dtype (default: the source folder's stored dtype)")
+    p.add_argument('--max-shard-gb', type=float, default=5.0, help='largest safetensors shard (default: 5.0)')
+    p.add_argument('--overwrite', action='store_true', help='replace OUT if it exists (default: refuse)')
     p.set_defaults(func=cmd_resave)
 
     data = sub.add_parser('data', help='convert and check datasets').add_subparsers(dest='data_command',

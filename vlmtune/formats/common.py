@@ -88,6 +88,24 @@ def weight_shapes(folder) -> dict:
     return shapes
 
 
+SAFETENSORS_DTYPES = {'F32': 'fp32', 'BF16': 'bf16', 'F16': 'fp16'}
+
+
+def stored_dtype(folder) -> str:
+    """The dtype most of a folder's floating-point weights are stored in ('fp32' | 'bf16' | 'fp16'), from the
+    safetensors headers (no tensor is read)."""
+    sizes = {}
+    for shape, name in weight_shapes(folder).values():
+        if name in SAFETENSORS_DTYPES:
+            numel = 1
+            for dim in shape:
+                numel *= dim
+            sizes[SAFETENSORS_DTYPES[name]] = sizes.get(SAFETENSORS_DTYPES[name], 0) + numel
+    if not sizes:
+        raise CheckpointError(f'{folder}: no floating-point weights to tell the stored dtype from; pass --dtype')
+    return max(sizes, key=sizes.get)
+
+
 def write_weights(state: dict, out: Path, dtype: torch.dtype, max_shard_bytes: int) -> None:
     """model.safetensors, or model-0000k-of-0000n.safetensors + index above `max_shard_bytes`."""
     shards, current, current_bytes = [], {}, 0
