@@ -10,7 +10,8 @@ from mmengine.registry import MODELS
 from helpers.probes import REPO
 from helpers.training_data import make_colour_dataset
 from vlmtune.engine.launch import MODEL_SOURCES, load_recipe, shortcut_options
-from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_llava_parts, make_tiny_parts
+from vlmtune.formats import save
+from vlmtune.tiny import TinyLlavaSpec, TinySpec, compose_tiny, make_tiny_llava_parts, make_tiny_parts
 
 RECIPES = sorted(p for p in (REPO / 'vlmtune' / 'recipes').rglob('*.py') if '_base_' not in p.parts)
 FAMILY_BY_SIZE = {
@@ -58,8 +59,14 @@ def test_recipe_set_is_complete():
     for size in LLAVA_SIZES:
         assert {f'llava15_{size}_{m}.py' for m in ('pretrain', 'finetune', 'lora')} <= names
         assert {f'llava_next_{size}_{m}.py' for m in ('finetune', 'lora')} <= names
-    domain = REPO / 'vlmtune' / 'recipes' / 'domain' / 'internvl2_2b_lora_food.py'
-    assert len(domain.read_text().splitlines()) <= 40
+    # every family has a domain LoRA on a whole released checkpoint; BLIP-2 and TinyLLaVA's query connectors
+    assert {f'{m}_lora_food.py' for m in ('internvl2_2b', 'llava15_7b', 'llava_next_7b', 'blip2_opt_2_7b',
+                                          'tinyllava_qwen2')} <= names
+    assert {'blip2_opt_2_7b_instruct.py', 'tinyllava_qwen2_qformer_pretrain.py',
+            'tinyllava_qwen2_resampler_pretrain.py'} <= names
+    for domain in (REPO / 'vlmtune' / 'recipes' / 'domain').glob('*.py'):
+        assert len(domain.read_text().splitlines()) <= 40
+        assert load_recipe(domain).model.checkpoint and not load_recipe(domain).model.get('parts'), domain.name
 
 
 def parts_options(parts):
@@ -67,9 +74,26 @@ def parts_options(parts):
             for part in ('vision_tower', 'llm')]
 
 
+# A whole-checkpoint recipe of another family gets a tiny folder of its layout (parts as in REFERENCES of
+# test_contracts): (tower, connector, processor, template) for compose_tiny.
+STAND_INS = {'llava_hf': ('clip', 'mlp2x_gelu', ('pad', {}), 'vicuna_v1'),
+             'llava_next_hf': ('clip', 'mlp2x_gelu', ('anyres', {}), 'vicuna_v1'),
+             'blip2_hf': ('blip2_vision', 'qformer', ('square', {'crop': False}), 'blip2'),
+             'composite': ('siglip', 'mlp2x_gelu', ('square', {'crop': False}), 'vicuna_v1')}
+
+
+def stand_in_folder(recipe, tiny_folder, root):
+    layouts = load_recipe(recipe).get('checkpoint_layouts') or ('internvl',)
+    if layouts[0] not in STAND_INS:
+        return tiny_folder(*stand_in_family(recipe))
+    tower, connector, processor, template = STAND_INS[layouts[0]]
+    model, tokenizer = compose_tiny(tower, connector, 'qwen2', processor, template)
+    return save(model, tokenizer, root / layouts[0], layout=layouts[0], dtype='fp32')
+
+
 @pytest.mark.parametrize('recipe', RECIPES, ids=lambda p: str(p.relative_to(REPO / 'vlmtune' / 'recipes')))
 def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_parts, tmp_path_factory):
-    folder = tiny_folder(*stand_in_family(recipe))
+    folder = stand_in_folder(recipe, tiny_folder, tmp_path_factory.mktemp('stand-in'))
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
     spec = load_recipe(recipe).model.get('parts') or {}
     from_parts = 'pretrained' in spec.get('llm', {})  # built from a vision-tower folder + an LLM folder
@@ -115,11 +139,16 @@ def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_part
     if recipe.parent.name == 'tinyllava':  # TinyLLaVA Factory's tune types as per-part modes
         stage = recipe.stem[len('tinyllava_qwen2_'):]
         lr, trains = {'pretrain': (1e-3, ('frozen', 'full', 'frozen')), 'finetune': (2e-5, ('frozen', 'full', 'full')),
+                      'qformer_pretrain': (1e-3, ('frozen', 'full', 'frozen')),
+                      'resampler_pretrain': (1e-3, ('frozen', 'full', 'frozen')),
                       'finetune_partial': (2e-5, ('partial:10', 'full', 'full')),
                       'lora': (2e-4, ('frozen', 'full', 'lora'))}[stage]
         assert cfg.optim_wrapper.optimizer.lr == lr
         assert (load_recipe(recipe).model.vision_tower, model_cfg['connector'], model_cfg['llm']) == trains
         assert cfg.model.parts.vision_tower['select_feature'] == 'drop_first'  # TinyLLaVA's `patch` on SigLIP
+        connector = stage.split('_')[0] if stage.endswith('former_pretrain') or stage.startswith('resampler') else None
+        if connector:  # TinyLLaVA's qformer / resampler: 128 queries (num_queries' default there)
+            assert cfg.model.parts.connector['type'] == connector and model.model.num_image_token == 128
     if recipe.parent.name in ('llava', 'llava_next'):  # LLaVA-1.5's hyper-parameters (scripts/v1_5, 8 GPUs)
         stage = recipe.stem.rsplit('_', 1)[1]
         lr, batch, trains = {'pretrain': (1e-3, 32, ('frozen', 'full', 'frozen')),

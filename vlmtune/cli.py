@@ -65,9 +65,9 @@ def cmd_data_show(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .engine.launch import shortcut_options, train
+    from .engine.launch import length_options, shortcut_options, train
     options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm) + \
-        list(args.cfg_options or [])
+        length_options(args.iters, args.epochs) + list(args.cfg_options or [])
     resume = True if args.resume == 'auto' else args.resume
     return train(args.recipe, args.deepspeed, options, args.work_dir, resume, args.nproc, args.seed)
 
@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--llm', help='LLM folder of a model built from parts (model and dataset spec)')
     p.add_argument('--data', help='conversation JSONL')
     p.add_argument('--images', help='image root folder')
+    p.add_argument('--iters', type=int, help="train this many iterations (instead of the recipe's length)")
+    p.add_argument('--epochs', type=float, help="train this many epochs (instead of the recipe's length)")
     p.add_argument('--work-dir')
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help='resume from the work dir\'s last checkpoint, or from PATH')

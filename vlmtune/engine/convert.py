@@ -17,6 +17,7 @@ from tqdm import tqdm
 from ..formats import CheckpointError, layout_of, load, natural_layout, save
 from ..formats.adapter import load_adapted, write_adapter
 from ..formats.common import prepare_output, read_training_checkpoint as read_trained_weights
+from ..formats.registry import layout_named
 from .launch import load_recipe
 from ..model.vlm import PARTS
 
@@ -108,7 +109,7 @@ def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device,
     load_trained(wrapper, read_trained_weights(checkpoint), checkpoint)
     model, tokenizer = wrapper.model, wrapper.tokenizer
     model.spec = model.spec.override(training_settings(cfg))
-    layout = layout or cfg.get('save_layout') or natural_layout(model.spec, wrapper.checkpoint)
+    layout = layout_named(layout or cfg.get('save_layout') or natural_layout(model.spec, wrapper.checkpoint)).NAME
     inputs = probe_inputs(model, tokenizer)
     reference = probe_logits(model, inputs) if verify else None
     steps.update()

@@ -81,7 +81,39 @@ def load_recipe(recipe, cfg_options=()) -> Config:
             key, _, value = item.partition('=')
             parsed[key] = DictAction._parse_iterable(value)
         cfg.merge_from_dict(parsed)
+        one_length(cfg, parsed)
     return cfg
+
+
+LENGTHS = ('train_cfg.max_iters', 'train_cfg.max_epochs')
+
+
+def one_length(cfg: Config, options: dict) -> None:
+    """A run's length is max_iters or max_epochs, never both (xtuner's loop refuses): the one the options
+    set wins over the recipe's."""
+    given = [key for key in LENGTHS if options.get(key) is not None]
+    if len(given) == 1 and cfg.get('train_cfg'):
+        other = LENGTHS[1 - LENGTHS.index(given[0])].split('.')[1]
+        cfg.train_cfg[other] = None
+
+
+def with_one_length(options) -> list:
+    """The options, plus `None` for the other length when they set one (what xtuner's own merge needs too)."""
+    options = list(options)
+    given = [key for key in LENGTHS if any(o.startswith(key + '=') and not o.endswith('=None') for o in options)]
+    if len(given) == 1:
+        other = LENGTHS[1 - LENGTHS.index(given[0])]
+        options = [o for o in options if not o.startswith(other + '=')] + [f'{other}=None']
+    return options
+
+
+def length_options(iters=None, epochs=None) -> list:
+    """--iters N / --epochs N as the options they stand for."""
+    if iters is not None and epochs is not None:
+        raise RecipeError('--iters and --epochs: give one (a run is either long)')
+    if iters is not None:
+        return [f'train_cfg.max_iters={int(iters)}']
+    return [f'train_cfg.max_epochs={epochs}'] if epochs is not None else []
 
 
 def precheck(cfg: Config) -> None:
@@ -162,6 +194,7 @@ def torchrun_options(nproc: int, nodes: int, environ=None) -> list:
 
 def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, nproc=None, seed=None) -> int:
     recipe = recipes.resolve(recipe)
+    cfg_options = with_one_length(cfg_options)
     cfg = load_recipe(recipe, cfg_options)
     precheck(cfg)
     work_dir = Path(work_dir or cfg.get('work_dir') or Path('work_dirs') / Path(recipe).stem)

@@ -9,9 +9,8 @@ package does. Keys: `vision_model.*`, `query_tokens`, `qformer.*`, `language_pro
 Processor: BlipImageProcessor (plain S x S bicubic resize, CLIP mean/std = the `square` processor with
 crop off) and Blip2Processor with `num_query_tokens`. What Blip2Config has no field for (template,
 processor settings) is kept under the "vlmtune" key; a folder without it (a hub release) reads as the
-`plain` template (caption after the image).
-Note: Blip2Processor puts the query tokens before the tokenizer's BOS; the package's templates put
-BOS first. Given the same ids, the two models compute the same logits.
+`blip2` template: the released prompt, query tokens then BOS + "Question: ... Answer:", as Blip2Processor
+builds it.
 """
 import sys
 from pathlib import Path
@@ -70,7 +69,7 @@ def read_spec(folder) -> ModelSpec:
             'image_processor': {'type': 'square', 'image_size': size, 'crop': False,
                                 'mean': pre.get('image_mean', list(CLIP_MEAN)),
                                 'std': pre.get('image_std', list(CLIP_STD))},
-            'template': {'type': 'plain'}}
+            'template': {'type': 'blip2'}}
         parts = {name: {**derived[name], **record[name]} if name in record and name in ('image_processor',
                  'template') else derived[name] for name in COMPONENTS}
         for name in ('vision_tower', 'connector'):  # settings beyond the config (select_layer, ...)

@@ -12,6 +12,7 @@ with read_base():
     from .schedule import *
 
 checkpoint = None          # an official InternVL folder (config.json + safetensors)
+checkpoint_layouts = ('internvl', 'internvl_hf')  # the folders this recipe's settings are written for
 data_path = None           # conversation JSONL (see datasets_proc / `vlmtune data check`)
 image_root = None
 max_length = 4096

@@ -22,6 +22,8 @@ parts = dict(vision_tower=dict(type='clip', pretrained='models/clip-vit-large-pa
              image_processor=dict(type='pad', image_size=336),
              template=dict(type='vicuna_v1'))
 save_layout = 'llava_hf'   # what `vlmtune convert` writes (transformers' LlavaForConditionalGeneration)
+# A whole checkpoint (--checkpoint) replaces the parts: the folders this recipe's settings are written for.
+checkpoint_layouts = ('llava_hf', 'llava_next_hf', 'blip2_hf', 'composite', 'vlmtune')
 
 model = dict(type=TrainingModel, checkpoint=None, parts=parts, vision_tower='frozen', connector='full', llm='full',
              lora=dict(r=128, alpha=256, dropout=0.05), quantization=None, dtype='auto',
