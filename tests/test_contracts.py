@@ -163,3 +163,23 @@ def test_part_builds_trains_saves_and_loads_in_its_owners_code(contracts, kind, 
     family_layouts = {layout for r in built for layout in r['layouts'] if layout != 'vlmtune'}
     print(f'\n{kind} {name}: {len(built)} compositions, layouts {sorted(family_layouts)}, owners '
           f'{sorted({layout for r in built for layout in r["owner"]})}')
+
+
+@pytest.mark.parametrize('parts', [REFERENCES[name] for name in ('llava', 'blip2', 'tinyllava')],
+                         ids=['llava', 'blip2', 'tinyllava'])
+def test_tied_heads_round_trip_in_every_layout(parts, tmp_path):
+    """An LLM whose head is its input embedding (Gemma, OPT, Qwen2-0.5B): every layout holding it saves the
+    tensor as transformers does and reloads it tied, with equal logits."""
+    from vlmtune.model.vlm import VisionLanguageModel
+    model, tokenizer = compose_tiny(**{**parts, 'llm': REFERENCE_LLM})
+    tied = VisionLanguageModel(model.spec.override({'llm': {'config': {'tie_word_embeddings': True}}})).eval()
+    tied.set_tokenizer(tokenizer)
+    assert tied.llm.get_output_embeddings().weight is tied.llm.get_input_embeddings().weight
+    batch = inputs_for(tied, tokenizer)
+    logits = forward(tied, batch)
+    held = [layout.NAME for layout in layouts() if holds(layout.NAME, tied.spec)]
+    assert len(held) >= 2
+    for layout in held:
+        again, _ = load(save(tied, tokenizer, tmp_path / layout, layout=layout, dtype='fp32'))
+        assert again.llm.get_output_embeddings().weight is again.llm.get_input_embeddings().weight, layout
+        assert (forward(again, batch) - logits).abs().max() <= RELOAD_ATOL, layout

@@ -59,12 +59,12 @@ def test_stage_one_moves_the_projector_alone(tmp_path):
     parts = make_tiny_llava_parts(tmp_path / 'parts', spec=TinyLlavaSpec(image_size=56))
     train, images = make_colour_dataset(tmp_path / 'data', n=4, seed=0)
     cfg = Config.fromfile(str(lookup('llava_pretrain_cpu')))
-    spec = {**cfg.model.spec, **{part: {**cfg.model.spec[part], 'pretrained': str(parts[part])}
-                                 for part in ('vision_tower', 'llm')}}
+    spec = {**cfg.model.parts, **{part: {**cfg.model.parts[part], 'pretrained': str(parts[part])}
+                                  for part in ('vision_tower', 'llm')}}
     model_cfg = {k: v for k, v in cfg.model.items() if k != 'type'}
     data_cfg = {k: v for k, v in cfg.train_dataloader.dataset.items() if k != 'type'}
-    wrapper = cfg.model.type(**{**model_cfg, 'spec': spec})
-    dataset = cfg.train_dataloader.dataset.type(**{**data_cfg, 'spec': spec, 'data_path': str(captions(
+    wrapper = cfg.model.type(**{**model_cfg, 'parts': spec})
+    dataset = cfg.train_dataloader.dataset.type(**{**data_cfg, 'parts': spec, 'data_path': str(captions(
         train, tmp_path / 'captions.jsonl')), 'image_root': str(images)})
     batch = pad_collate([dataset[i] for i in range(4)], 0)
     before = {k: v.detach().clone() for k, v in wrapper.model.state_dict().items()}

@@ -36,6 +36,7 @@ TOWER, CONNECTOR = 'blip2_vision', 'qformer'
 PREFIXES = {'vision_tower.vision_model.': 'vision_model.', 'connector.query_tokens': 'query_tokens',
             'connector.qformer.': 'qformer.', 'connector.language_projection.': 'language_projection.',
             'llm.': 'language_model.'}
+LLM_PREFIX = 'language_model.'
 GENERIC = {'architectures', '_name_or_path', 'transformers_version', 'torch_dtype', 'return_dict',
            'output_hidden_states', 'output_attentions', 'use_bfloat16', 'tie_word_embeddings'}
 
@@ -54,6 +55,9 @@ def read_spec(folder) -> ModelSpec:
     try:
         record = cfg.get(OWN_KEY) or {}
         text = _clean(cfg['text_config'])
+        tied = cfg['text_config'].get('tie_word_embeddings', cfg.get('tie_word_embeddings'))
+        if tied is not None:  # (GENERIC drops it: the head's tie must still be known to read the weights)
+            text['tie_word_embeddings'] = tied
         arch = (cfg['text_config'].get('architectures') or [None])[0] or \
             transformers.models.auto.modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text.get('model_type', 'opt'))
         text['architectures'] = [arch]
@@ -128,10 +132,15 @@ def part_of(key: str) -> str:
 
 
 def to_layout(state: dict, spec: ModelSpec) -> dict:
-    return _rename(state, PREFIXES)
+    out = _rename(state, PREFIXES)
+    if spec.llm_config().tie_word_embeddings:  # transformers saves tied weights once (released OPT ties)
+        out = spec.component('llm').untie(out, LLM_PREFIX)
+    return out
 
 
 def from_layout(state: dict, spec: ModelSpec) -> dict:
+    if spec.llm_config().tie_word_embeddings:
+        state = spec.component('llm').retie(state, LLM_PREFIX)
     return _rename(state, {v: k for k, v in PREFIXES.items()})
 
 

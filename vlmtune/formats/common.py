@@ -108,9 +108,12 @@ def stored_dtype(folder) -> str:
 
 def write_weights(state: dict, out: Path, dtype: torch.dtype, max_shard_bytes: int) -> None:
     """model.safetensors, or model-0000k-of-0000n.safetensors + index above `max_shard_bytes`."""
-    shards, current, current_bytes = [], {}, 0
+    shards, current, current_bytes, seen = [], {}, 0, set()
     for key, tensor in state.items():
         tensor = tensor.detach().to('cpu', dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+        if tensor.data_ptr() in seen:  # a tied weight under a second name: safetensors stores each tensor once
+            tensor = tensor.clone()
+        seen.add(tensor.data_ptr())
         size = tensor.numel() * tensor.element_size()
         if current and current_bytes + size > max_shard_bytes:
             shards.append(current)

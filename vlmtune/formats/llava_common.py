@@ -74,7 +74,7 @@ NEWER_KEYS = [('model.vision_tower.', 'vision_tower.'), ('model.multi_modal_proj
               ('model.image_newline', 'image_newline')]
 PARTS = {'vision_tower.': 'vision_tower', 'multi_modal_projector.': 'connector', 'image_newline': 'connector',
          'language_model.': 'llm'}
-EMBED, HEAD = 'language_model.model.embed_tokens.weight', 'language_model.lm_head.weight'
+LLM_PREFIX = 'language_model.'
 TOWER = 'vision_tower.vision_model.'  # transformers 4.48's CLIPVisionModel / SiglipVisionModel keep this level
 
 
@@ -227,14 +227,14 @@ class LlavaLayout:
     # --- key maps ---------------------------------------------------------------------------------
     def to_layout(self, state: dict, spec: ModelSpec) -> dict:
         out = _rename(state, KEYS)
-        if spec.llm_config().tie_word_embeddings:
-            out.pop(HEAD, None)  # transformers saves tied weights once
+        if spec.llm_config().tie_word_embeddings:  # transformers saves tied weights once
+            out = spec.component('llm').untie(out, LLM_PREFIX)
         return out
 
     def from_layout(self, state: dict, spec: ModelSpec) -> dict:
         state = _legacy(state)
-        if spec.llm_config().tie_word_embeddings and HEAD not in state and EMBED in state:
-            state[HEAD] = state[EMBED]
+        if spec.llm_config().tie_word_embeddings:
+            state = spec.component('llm').retie(state, LLM_PREFIX)
         return _rename(state, [(dst, src) for src, dst in KEYS])
 
     def part_of(self, key: str) -> str:

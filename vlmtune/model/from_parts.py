@@ -12,9 +12,6 @@ import torch
 from .spec import ModelSpec
 from .vlm import VisionLanguageModel
 
-EMBEDDINGS = ('model.embed_tokens.weight', 'lm_head.weight')
-
-
 def grow_rows(weight: torch.Tensor, rows: int) -> torch.Tensor:
     if weight.shape[0] >= rows:
         return weight
@@ -47,8 +44,11 @@ def compose(spec: ModelSpec, llm_state: dict, tower_state: dict = None, connecto
         state.update({'vision_tower.' + k: v for k, v in tower_state.items()})
     else:
         fresh_init(model.vision_tower)
-    vocab = spec.llm['config']['vocab_size']
-    state.update({'llm.' + k: grow_rows(v, vocab) if k in EMBEDDINGS else v for k, v in llm_state.items()})
+    vocab, entry = spec.llm['config']['vocab_size'], spec.component('llm')
+    if spec.llm_config().tie_word_embeddings:  # an LLM folder saves a tied head once, as its embedding
+        llm_state = entry.retie(llm_state)
+    embeddings = (entry.embed_key, entry.head_key)
+    state.update({'llm.' + k: grow_rows(v, vocab) if k in embeddings else v for k, v in llm_state.items()})
     result = model.load_state_dict(state, strict=False)
     expected_missing = set() if connector_state else \
         {k for k in model.state_dict() if k.startswith('connector.') or k == 'image_newline'}

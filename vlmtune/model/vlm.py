@@ -63,8 +63,8 @@ class VisionLanguageModel(nn.Module):
             self.connector = _build(spec.component('connector'), spec.settings('connector'),
                                     vision_width=self.vision_tower.width,
                                     llm_width=llm_entry.config(spec.settings('llm')).hidden_size)
-            self.llm = llm_entry.build(spec.settings('llm'),
-                                                  attn_implementation or default_attn_implementation())
+            self.llm = llm_entry.build(spec.settings('llm'), attn_implementation or default_attn_implementation())
+        self.llm.tie_weights()  # a tied head is the embedding (transformers skips this when init is skipped)
         # MoE-tuning: chosen FFNs become experts + a router (a fresh nn.Linear init, whatever init_weights says).
         moe = spec.settings('llm').get('moe')
         self.moe = upcycle(self.llm, MoESettings(**moe)) if moe else None

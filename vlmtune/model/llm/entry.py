@@ -18,6 +18,7 @@ read these fields; none of them restates a family's facts.
 | shipped_files | model/llm files a remote-code folder ships (LLMs newer than the pinned transformers) | composite layout |
 | packed_router_loss | a native MoE whose router loss leaves packed (4-D mask) rows out correctly | the model's loss |
 | packing | packed rows (4-D block mask, restarting position ids) are computed per sample | the data path |
+| embed_key, head_key | LLM-relative names of the input embedding and the head (one tensor when tied) | layouts |
 | make_config, released_model_type | for a family whose config dict is not its config class's fields | building |
 """
 import importlib
@@ -72,6 +73,8 @@ class LLMEntry:
     tiny_tokenizer: str = 'bpe'
     packed_router_loss: bool = False
     packing: bool = True
+    embed_key: str = 'model.embed_tokens.weight'
+    head_key: str = 'lm_head.weight'
     make_config: Optional[Callable[[dict], Any]] = None  # when the config dict is not config_class's own fields
     released_model_type: Optional[str] = None           # config.json's model_type when config_class has another
 
@@ -96,6 +99,15 @@ class LLMEntry:
         for name in self.blocks_path.split('.'):
             module = getattr(module, name)
         return list(module)
+
+    def untie(self, state: dict, prefix: str = '') -> dict:
+        """A tied LLM's state as transformers saves it (the head left out: it is the embedding)."""
+        return {k: v for k, v in state.items() if k != prefix + self.head_key}
+
+    def retie(self, state: dict, prefix: str = '') -> dict:
+        """The inverse: the head restored from the embedding where a folder left it out."""
+        head, embed = prefix + self.head_key, prefix + self.embed_key
+        return state if head in state or embed not in state else {**state, head: state[embed]}
 
     @property
     def in_transformers(self) -> bool:
