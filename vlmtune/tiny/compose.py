@@ -19,7 +19,7 @@ from ..model.llm import REGISTRY as LLMS
 from ..model.spec import ModelSpec
 from ..model.vision_tower import REGISTRY as VISION_TOWERS
 from ..model.vlm import VisionLanguageModel
-from .internvl import TinySpec, build_tokenizer, llm_config_dict
+from .internvl import TinySpec, _detach_from_dir, build_tokenizer, llm_config_dict
 
 
 class NoTinySettings(TypeError):
@@ -39,9 +39,7 @@ def tiny_tokenizer(family: str, template: str, vocab_size: int = 400):
     """A trained tiny tokenizer per (LLM family's tokenizer kind, template); cached: training takes a second."""
     spec = TinySpec(llm=family, vocab_size=vocab_size)
     with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = build_tokenizer(spec, template, Path(tmp))
-        tokenizer.save_pretrained(tmp + '/saved')
-        return type(tokenizer).from_pretrained(tmp + '/saved')
+        return _detach_from_dir(build_tokenizer(spec, template, Path(tmp)), Path(tmp))
 
 
 def part(registry, value, *args) -> dict:

@@ -3,7 +3,9 @@ registered LLM family), saved in any layout, or as parts (an InternViT folder + 
 from parts. Each LLM family's entry gives its tiny config fields, default template and tokenizer kind;
 the tokenizer gets the template's special tokens and the 9 InternVL tokens (after the LLM's own specials).
 """
+import atexit
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,10 +124,12 @@ def build_tiny_model(spec: TinySpec, image_tokens: bool = True):
 
 
 def _detach_from_dir(tokenizer, tmp: Path):
-    """Tokenizers keep a path to their vocab file; copy it somewhere that outlives `tmp`."""
-    keep = Path(tempfile.mkdtemp(prefix='vlmtune-tok-'))
-    tokenizer.save_pretrained(str(keep))
-    return type(tokenizer).from_pretrained(str(keep))
+    """Tokenizers keep a path to their vocab file (SentencePiece ones reload from it); copy it to a folder that
+    outlives `tmp` and is removed when the process ends."""
+    keep = tempfile.mkdtemp(prefix='vlmtune-tok-')
+    atexit.register(shutil.rmtree, keep, True)
+    tokenizer.save_pretrained(keep)
+    return type(tokenizer).from_pretrained(keep)
 
 
 def make_tiny_folder(out_dir, spec: TinySpec = None, dtype='fp32', overwrite=False, layout='internvl') -> Path:
