@@ -113,3 +113,4 @@ def test_one_lora_step_saves_back_and_transformers_reloads(hub, tmp_path):
     assert again.spec.to_dict() == model.spec.to_dict()
     cfg = json.loads((out / 'config.json').read_text())
     assert cfg['qformer_config']['encoder_hidden_size'] == 48 and cfg['num_query_tokens'] == Q
+

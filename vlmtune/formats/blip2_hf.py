@@ -45,6 +45,16 @@ def _clean(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in GENERIC}
 
 
+def _text_tie(cfg: dict):
+    """The LLM's tie_word_embeddings: its text_config's, else the top-level one where it differs from the text
+    config class's default (transformers ties the text model's head by the top-level flag)."""
+    text = cfg['text_config']
+    if 'tie_word_embeddings' in text or 'tie_word_embeddings' not in cfg:
+        return text.get('tie_word_embeddings')
+    default = transformers.CONFIG_MAPPING[text.get('model_type', 'opt')]().tie_word_embeddings
+    return cfg['tie_word_embeddings'] if cfg['tie_word_embeddings'] != default else None
+
+
 def detect(folder) -> bool:
     return folder_architecture(folder) == ARCHITECTURE
 
@@ -55,8 +65,8 @@ def read_spec(folder) -> ModelSpec:
     try:
         record = cfg.get(OWN_KEY) or {}
         text = _clean(cfg['text_config'])
-        tied = cfg['text_config'].get('tie_word_embeddings', cfg.get('tie_word_embeddings'))
-        if tied is not None:  # (GENERIC drops it: the head's tie must still be known to read the weights)
+        tied = _text_tie(cfg)
+        if tied is not None:  # the head's tie decides which weights the folder holds
             text['tie_word_embeddings'] = tied
         arch = (cfg['text_config'].get('architectures') or [None])[0] or \
             transformers.models.auto.modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text.get('model_type', 'opt'))
@@ -156,6 +166,7 @@ def config_dict(spec: ModelSpec, image_token_id: int, dtype) -> dict:
             'qformer_config': {**_clean(spec.connector.get('config') or {}), 'model_type': 'blip_2_qformer',
                                'encoder_hidden_size': tower.hidden_size},
             'text_config': {**_clean(spec.llm['config']), 'model_type': llm.model_type,
+                            **{k: v for k, v in spec.llm['config'].items() if k == 'tie_word_embeddings'},
                             'architectures': [spec.component('llm').architecture]},
             'num_query_tokens': spec.connector.get('num_query_tokens', 32), 'image_token_index': image_token_id,
             'tie_word_embeddings': bool(llm.tie_word_embeddings), 'torch_dtype': DTYPE_NAMES[dtype],
