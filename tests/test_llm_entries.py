@@ -4,12 +4,19 @@ labelled-positions path (the entry's `logits`: soft-capping and the like) equals
 same labels, every LoRA target matches a Linear, and what the entry names exists. A family registered
 tomorrow is covered with no test edit. Families transformers 4.48 does not have (their own code: InternLM2,
 Qwen3) are checked against their layout owners (test_contracts.py) and their own parity tests."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
+from helpers.probes import REPO
+
 from vlmtune.data.templates import REGISTRY as TEMPLATES
 from vlmtune.model.llm import REGISTRY as LLMS
+from vlmtune.side_envs import side_env
 from vlmtune.tiny import compose_tiny
 
 FAMILIES = LLMS.names()
@@ -28,13 +35,27 @@ def tiny():
     return get
 
 
-def transformers_twin(entry, model):
-    """transformers' own class for the entry's config, with the entry model's weights."""
+def twin_outputs(entry, model, ids, embeds, labels, tmp_path) -> dict:
+    """transformers' own class with the entry model's weights: logits on `ids`, the loss on `embeds` / `labels`.
+    In this process (the pinned transformers), or in the entry's oracle side environment."""
+    if entry.oracle_env:
+        folder = tmp_path / 'llm'
+        model.llm.save_pretrained(str(folder), safe_serialization=True)
+        torch.save({'ids': ids, 'embeds': embeds.detach(), 'labels': labels}, tmp_path / 'in.pt')
+        environ = dict(os.environ, PYTHONPATH=str(side_env(entry.oracle_env)), HF_HUB_OFFLINE='1')
+        done = subprocess.run([sys.executable, str(REPO / 'tests' / 'probes' / 'llm_twin_probe.py'), str(folder),
+                               str(tmp_path / 'in.pt'), str(tmp_path / 'out.pt')], cwd=REPO / 'tests' / 'probes',
+                              env=environ, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = torch.load(tmp_path / 'out.pt', weights_only=False)
+        assert not out['missing'] and not out['unexpected'] and not out['vlmtune_imported'], out
+        return out
     from transformers import AutoModelForCausalLM
     twin = AutoModelForCausalLM.from_config(model.llm.config, attn_implementation='eager').eval()
     result = twin.load_state_dict(model.llm.state_dict(), strict=False)
     assert not result.missing_keys and not result.unexpected_keys, result
-    return twin
+    with torch.no_grad():
+        return {'logits': twin(input_ids=ids).logits, 'loss': twin(inputs_embeds=embeds, labels=labels).loss}
 
 
 def batch_of(model, tokenizer):
@@ -63,41 +84,32 @@ def test_entry_names_what_exists(family, tiny):
 
 
 @pytest.mark.parametrize('family', [f for f in FAMILIES if LLMS.get(f).in_transformers])
-def test_logits_equal_transformers_own_class(family, tiny):
-    model, _ = tiny(family)
-    twin = transformers_twin(LLMS.get(family), model)
-    ids = torch.randint(3, model.llm.config.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        ours, theirs = model.llm(input_ids=ids).logits, twin(input_ids=ids).logits
-    assert (ours - theirs).abs().max().item() <= 1e-5
-
-
-@pytest.mark.parametrize('family', [f for f in FAMILIES if LLMS.get(f).in_transformers])
-def test_training_loss_equals_transformers_loss(family, tiny):
-    """The package's loss (labelled positions only for a dense LLM) = transformers' own forward's loss on
-    the same spliced embeddings and labels (for an MoE LLM: its LM loss, without the router term)."""
+def test_logits_and_training_loss_equal_transformers_own_class(family, tiny, tmp_path):
+    """Logits on text ids, and the package's loss (labelled positions only for a dense LLM; an MoE LLM's LM loss,
+    without the router term) = transformers' own forward's loss on the same spliced embeddings and labels. The
+    head is scaled to trained-model logit sizes (tens), so a soft-cap or any other head transform shows."""
     model, tokenizer = tiny(family)
-    with torch.no_grad():  # logits of tens, as trained models have: a soft-cap or any other head transform shows
+    entry = LLMS.get(family)
+    with torch.no_grad():
         model.llm.get_output_embeddings().weight.mul_(HEAD_SCALE)
     try:
-        twin = transformers_twin(LLMS.get(family), model)
+        ids = torch.randint(3, model.llm.config.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
         inputs, labels = batch_of(model, tokenizer)
-        _compare_losses(family, model, twin, inputs, labels)
-    finally:
-        with torch.no_grad():
-            model.llm.get_output_embeddings().weight.div_(HEAD_SCALE)
-
-
-def _compare_losses(family, model, twin, inputs, labels):
-    model.train()
-    try:
+        model.train()
         out = model(**inputs, labels=labels, return_logits=False)
+        model.eval()
+        embeds = model.splice(inputs['input_ids'], model.image_embeddings(inputs['pixel_values'],
+                                                                          inputs['image_flags']))
+        theirs = twin_outputs(entry, model, ids, embeds, labels, tmp_path)
+        with torch.no_grad():
+            ours = model.llm(input_ids=ids).logits
     finally:
         model.eval()
-    embeds = model.splice(inputs['input_ids'], model.image_embeddings(inputs['pixel_values'], inputs['image_flags']))
-    with torch.no_grad():
-        theirs = twin(inputs_embeds=embeds, labels=labels).loss
-    assert abs(out.lm_loss.item() - theirs.item()) <= 1e-6 * max(1.0, theirs.item()), (family, out.lm_loss.item(), theirs.item())
+        with torch.no_grad():
+            model.llm.get_output_embeddings().weight.div_(HEAD_SCALE)
+    assert (ours - theirs['logits']).abs().max().item() <= 1e-5 * max(1.0, theirs['logits'].abs().max().item())
+    loss = theirs['loss'].item()
+    assert abs(out.lm_loss.item() - loss) <= 1e-6 * max(1.0, loss), (family, out.lm_loss.item(), loss)
 
 
 def test_lora_targets_table(capsys):
