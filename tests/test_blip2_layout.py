@@ -1,5 +1,6 @@
 """Released BLIP-2 checkpoints, for every LLM family the blip2_hf layout holds (generated from the registry:
-a family registered tomorrow is covered with no test edit; released BLIP-2 uses OPT): a tiny
+a family registered tomorrow is covered with no test edit (where the pinned transformers computes it right:
+else the owner checks of test_contracts.py run it in its oracle_env); released BLIP-2 uses OPT): a tiny
 Blip2ForConditionalGeneration built and saved by transformers with its Blip2Processor loads into the package
 with equal logits and the processor's own pixels; the chat prompt's ids equal Blip2Processor's (the query
 tokens before the tokenizer's BOS, then "Question: ... Answer:"); one LoRA step, merged, saved back, and
@@ -12,6 +13,8 @@ import torch
 from PIL import Image
 from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
 
+from helpers.owners import pinned_transformers_computes
+
 from vlmtune.engine.convert import merge_lora
 from vlmtune.engine.trainability import LoraSettings, apply_trainability
 from vlmtune.formats import blip2_hf, layout_of, load, save
@@ -22,7 +25,7 @@ from vlmtune.tiny.compose import tiny_tokenizer
 Q = 6
 QUESTION = 'What colour is it?'
 PROMPT = f'Question: {QUESTION} Answer:'   # the model card's prompt form
-FAMILIES = [f for f in LLMS.names() if LLMS.get(f).in_transformers]
+FAMILIES = [f for f in LLMS.names() if pinned_transformers_computes(f)]
 
 
 def blip2_holds(family) -> bool:

@@ -10,7 +10,7 @@ The compositions are built once (the `contracts` fixture); the per-part tests as
 import pytest
 import torch
 
-from helpers.owners import KNOWN_LIMITS, OWNERS, owner_logits
+from helpers.owners import KNOWN_LIMITS, OWNERS, inputs_for, owner_logits
 from vlmtune.data.image import REGISTRY as IMAGE_PROCESSORS
 from vlmtune.data.normalisation import SIGLIP_MEAN, SIGLIP_STD
 from vlmtune.data.templates import REGISTRY as TEMPLATES
@@ -52,19 +52,6 @@ def compositions_of(kind, name):
     return out
 
 
-def inputs_for(model, tokenizer):
-    """One image (wide, so tiling and unpadding do something) and a one-turn prompt with its answer."""
-    from PIL import Image
-    image = Image.linear_gradient('L').convert('RGB').resize((84, 56))
-    processor = model.image_processor
-    layout = processor.layout(*image.size)
-    prompt = model.image_tokens.expand(model.prompt('<image>\nWhat colour is it?'), [layout])
-    ids = model.template.chat_inputs(tokenizer, prompt + ' red')['input_ids']
-    pixels = processor.process(image)
-    return dict(pixel_values=pixels, input_ids=ids, attention_mask=torch.ones_like(ids),
-                image_flags=torch.ones(pixels.shape[0], 1, dtype=torch.long), image_sizes=torch.tensor([image.size]))
-
-
 def forward(model, batch):
     with torch.no_grad():
         return model(**{k: v for k, v in batch.items() if k != 'labels'}).logits
@@ -100,7 +87,7 @@ def contracts(tmp_path_factory):
                 built[key] = build_and_save(parts, root / f'c{len(built)}', jobs)
             records[kind, name].append(built[key])
     for (record, layout), result in zip([(r, l) for r, l, _, _ in jobs],
-                                        owner_logits([(l, f, b) for _, l, f, b in jobs], root)):
+                                        owner_logits([(l, f, b, r['family']) for r, l, f, b in jobs], root)):
         record['owner'][layout] = result.get('error') or float((result['logits'] - record['logits']).abs().max())
     return records
 
@@ -115,6 +102,7 @@ def build_and_save(parts, folder, jobs) -> dict:
         return record
     record['loss'], record['changed'], record['trainable'] = train_one_step(model, batch)
     record['logits'] = forward(model, batch)
+    record['family'] = model.spec.family
     record['layouts'] = [layout.NAME for layout in layouts() if holds(layout.NAME, model.spec)]
     for index, layout in enumerate(record['layouts']):
         out = save(model, tokenizer, folder.parent / f'{folder.name}_{index}_{layout}', layout=layout, dtype='fp32')

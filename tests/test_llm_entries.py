@@ -4,6 +4,7 @@ labelled-positions path (the entry's `logits`: soft-capping and the like) equals
 same labels, every LoRA target matches a Linear, and what the entry names exists. A family registered
 tomorrow is covered with no test edit. Families transformers 4.48 does not have (their own code: InternLM2,
 Qwen3) are checked against their layout owners (test_contracts.py) and their own parity tests."""
+import copy
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ def test_entry_names_what_exists(family, tiny):
     assert entry.family == family and type(model.llm).__name__ == entry.architecture
     assert entry.default_template in TEMPLATES and set(entry.engines) <= ENGINES
     assert entry.native_moe is None or entry.native_moe in LLMS
+    assert entry.head_bias == (model.llm.get_output_embeddings().bias is not None), family
     assert entry.blocks(model.llm) and all(isinstance(b, nn.Module) for b in entry.blocks(model.llm))
     linears = [name for name, module in model.llm.named_modules() if isinstance(module, nn.Linear)]
     for target in entry.lora_targets:
@@ -87,26 +89,24 @@ def test_entry_names_what_exists(family, tiny):
 def test_logits_and_training_loss_equal_transformers_own_class(family, tiny, tmp_path):
     """Logits on text ids, and the package's loss (labelled positions only for a dense LLM; an MoE LLM's LM loss,
     without the router term) = transformers' own forward's loss on the same spliced embeddings and labels. The
-    head is scaled to trained-model logit sizes (tens), so a soft-cap or any other head transform shows."""
+    head is scaled to trained-model logit sizes (tens), so a soft-cap or any other head transform shows; biases
+    are drawn off zero, so a bias one side drops shows."""
     model, tokenizer = tiny(family)
-    entry = LLMS.get(family)
+    model, entry = copy.deepcopy(model), LLMS.get(family)
     with torch.no_grad():
         model.llm.get_output_embeddings().weight.mul_(HEAD_SCALE)
-    try:
-        ids = torch.randint(3, model.llm.config.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
-        inputs, labels = batch_of(model, tokenizer)
-        model.train()
-        out = model(**inputs, labels=labels, return_logits=False)
-        model.eval()
-        embeds = model.splice(inputs['input_ids'], model.image_embeddings(inputs['pixel_values'],
-                                                                          inputs['image_flags']))
-        theirs = twin_outputs(entry, model, ids, embeds, labels, tmp_path)
-        with torch.no_grad():
-            ours = model.llm(input_ids=ids).logits
-    finally:
-        model.eval()
-        with torch.no_grad():
-            model.llm.get_output_embeddings().weight.div_(HEAD_SCALE)
+        for name, parameter in model.llm.named_parameters():  # biases off their zero init: a dropped one shows
+            if name.endswith('bias') and not parameter.any():
+                parameter.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
+    ids = torch.randint(3, model.llm.config.vocab_size, (2, 11), generator=torch.Generator().manual_seed(1))
+    inputs, labels = batch_of(model, tokenizer)
+    model.train()
+    out = model(**inputs, labels=labels, return_logits=False)
+    model.eval()
+    embeds = model.splice(inputs['input_ids'], model.image_embeddings(inputs['pixel_values'], inputs['image_flags']))
+    theirs = twin_outputs(entry, model, ids, embeds, labels, tmp_path)
+    with torch.no_grad():
+        ours = model.llm(input_ids=ids).logits
     assert (ours - theirs['logits']).abs().max().item() <= 1e-5 * max(1.0, theirs['logits'].abs().max().item())
     loss = theirs['loss'].item()
     assert abs(out.lm_loss.item() - loss) <= 1e-6 * max(1.0, loss), (family, out.lm_loss.item(), loss)

@@ -46,6 +46,10 @@ def build_hub(family, folder):
                          image_token_index=tokenizer.convert_tokens_to_ids('<image>'), image_seq_length=16)
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration(config).eval()
+    with torch.no_grad():  # biases off their zero init: one dropped anywhere shows in the logits
+        for name, parameter in model.named_parameters():
+            if name.endswith('bias') and not parameter.any():
+                parameter.normal_(0, 0.5)
     model.save_pretrained(folder)
     processor = LlavaProcessor(image_processor=CLIPImageProcessor(size={'shortest_edge': SIZE},
                                                                   crop_size={'height': SIZE, 'width': SIZE}),

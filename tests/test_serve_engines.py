@@ -139,6 +139,9 @@ def test_unservable_folders_are_refused_with_the_reason(tmp_path, capsys):
         check_servable(narrow, 'vllm')
     with pytest.raises(ServeError, match="head_dim is 32; turbomind takes 64, 128"):
         check_servable(make_tiny_folder(tmp_path / 'w32', TinySpec(llm='qwen2', **ENGINE_WIDTH)), 'turbomind')
+    phi3 = make_tiny_folder(tmp_path / 'phi3', TinySpec(llm='phi3', **ENGINE_WIDTH))   # TurboMind has no Phi-3
+    with pytest.raises(ServeError, match='turbomind has no phi3 LLM .*vllm, lmdeploy-pytorch'):
+        check_servable(phi3, 'turbomind')
     own = make_tiny_folder(tmp_path / 'own', TinySpec(llm='qwen2', **ENGINE_WIDTH), layout='vlmtune')
     with pytest.raises(ServeError, match='the vlmtune layout is ours alone .*--to internvl'):
         check_servable(own, 'vllm')

@@ -11,6 +11,7 @@ import inspect
 import math
 import warnings
 from dataclasses import dataclass
+from contextlib import nullcontext
 from typing import Optional
 
 import torch
@@ -56,7 +57,7 @@ class VisionLanguageModel(nn.Module):
         self.system_message = spec.system_message or self.template.system_message
         self.img_context_token_id = None
         # Tower, connector, LLM in that order: a seeded init draws what the official code draws.
-        with no_init_weights(_enable=not init_weights):
+        with nullcontext() if init_weights else no_init_weights():
             self.vision_tower = _build(spec.component('vision_tower'), spec.settings('vision_tower'),
                                        init_weights=init_weights)
             llm_entry = spec.component('llm')

@@ -60,6 +60,11 @@ def check_servable(folder, engine: str) -> dict:
         raise ServeError(f"{folder}: {engine} does not load architecture {arch} (layout {facts['layout']}); it "
                          f"serves {', '.join(able)}. Write the model in such a layout first, e.g. "
                          f"vlmtune resave {folder} OUT --to internvl")
+    from ..formats import read_spec
+    llm = read_spec(folder).component('llm')
+    if engine not in llm.engines:  # the LLM family's entry says which engines have its kernels
+        raise ServeError(f"{folder}: {engine} has no {llm.family} LLM (engines serving it: "
+                         f"{', '.join(llm.engines)})")
     allowed = {'vllm': VLLM_CPU_HEAD_DIMS, 'turbomind': TURBOMIND_HEAD_DIMS}.get(engine)
     if allowed and facts['head_dim'] not in allowed:
         raise ServeError(f"{folder}: the LLM's head_dim is {facts['head_dim']}; {engine} takes "

@@ -24,7 +24,6 @@ from .resampler import ResamplerConnector
 from .siglip import SigLIPTower
 
 
-
 class InternViTTower(InternVisionModel):
     """InternViT (the internvl layout's own remote code), read as InternVL reads it: `select_layer`'s
     hidden states (the last one: last_hidden_state), CLS dropped. Same parameter names as vlmtune's."""
@@ -80,6 +79,7 @@ class CompositeModel(PreTrainedModel, GenerationMixin):
         self.connector = CONNECTORS[config.connector['type']](self.vision_tower.width, llm_width,
                                                                **_settings(config.connector))
         self.language_model = causal_lm(config.text_config)
+        self.post_init()  # transformers 5 sets its loading bookkeeping (tied keys) here
 
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()

@@ -12,14 +12,26 @@ parameter names are the released checkpoint's: `vision_model.embeddings...`,
 A tower with no trainable parameter runs without autograd (LLaVA's frozen, no-grad tower); once
 any of its parameters trains (full, partial:K, LoRA), gradients flow as usual.
 """
+import inspect
+from contextlib import nullcontext
 from typing import Dict, List, Tuple
 
 import torch
 import torch.utils.checkpoint
 from torch import nn
-from transformers.modeling_utils import no_init_weights
+try:
+    from transformers.modeling_utils import no_init_weights
+except ImportError:  # transformers 5 (this file also runs in composite folders under users' transformers)
+    from transformers.initialization import no_init_weights
 
 from ..cpu_half import use_patch_conv
+
+
+
+def mask_arguments(layer: nn.Module) -> dict:
+    """No mask (None) for each mask the installed transformers' encoder layer names: 4.48's CLIP takes
+    attention_mask and causal_attention_mask, transformers 5's Blip-2 none."""
+    return {name: None for name in inspect.signature(layer.forward).parameters if name.endswith('mask')}
 
 
 class TransformersViT(nn.Module):
@@ -31,7 +43,6 @@ class TransformersViT(nn.Module):
     PREFIX_TOKENS = 0               # tokens before the patch grid (CLIP's CLS)
     CONFIG_OVERRIDES: dict = {}     # fields forced on the config (SigLIP: no pooling head)
     SKIPPED_KEYS: Tuple[str, ...] = ()  # folder weights of modules the tower does not build
-    layer_args: tuple = ()          # positional arguments after hidden_states (attention masks: none)
     DEFAULT_LAYER, DEFAULT_FEATURE = -2, 'patch'  # LLaVA's read-out (the constructor's defaults)
     RELEASED_SIZE = 224             # the released checkpoints' image size
     RELEASE_FIELDS: dict = {}       # the released family's shape-free config fields (activation, eps)
@@ -48,12 +59,15 @@ class TransformersViT(nn.Module):
         self.interpolate_pos_encoding = interpolate_pos_encoding
         self.gradient_checkpointing = False
         # transformers' own constructor and init; the wrapper is dropped, its `vision_model` kept.
-        with no_init_weights(_enable=not init_weights):
+        # (no_init_weights() without `_enable`, which later transformers removed.)
+        with nullcontext() if init_weights else no_init_weights():
             self.vision_model = use_patch_conv(self.build_vision_model(self.config))
+        self.layer_masks = mask_arguments(self.vision_model.encoder.layers[0])
 
     @classmethod
     def build_vision_model(cls, config) -> nn.Module:
-        return cls.model_class(config).vision_model
+        model = cls.model_class(config)
+        return getattr(model, 'vision_model', model)  # transformers 5 drops the wrapper: the model is it
 
     # --- settings -----------------------------------------------------------------------------
     @classmethod
@@ -139,7 +153,8 @@ class TransformersViT(nn.Module):
         return self.vision_model.embeddings(pixel_values, interpolate_pos_encoding=self.interpolate_pos_encoding)
 
     def _layer(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-        return layer(hidden, *self.layer_args)[0]
+        out = layer(hidden, **self.layer_masks)
+        return out[0] if isinstance(out, tuple) else out  # a tuple up to transformers 4.5x, then the tensor
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[tiles, 3, S, S] -> [tiles, tokens, width]: hidden_states[select_layer], leading tokens dropped."""

@@ -20,7 +20,6 @@ class Blip2VisionTower(TransformersViT):
     model_class, config_class = Blip2VisionModel, Blip2VisionConfig
     FEATURES = {'cls_patch': 0, 'patch': 1}
     PREFIX_TOKENS = 1
-    layer_args = (None,)  # attention_mask
     DEFAULT_LAYER, DEFAULT_FEATURE = -1, 'cls_patch'
     RELEASED_SIZE, RELEASE_FIELDS = 224, dict(hidden_act='gelu', layer_norm_eps=1e-6, qkv_bias=True)  # EVA ViT-g
     lora_targets = ['self_attn.qkv', 'self_attn.projection', 'mlp.fc1', 'mlp.fc2']

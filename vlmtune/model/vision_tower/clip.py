@@ -19,7 +19,6 @@ class CLIPTower(TransformersViT):
     RELEASED_SIZE, RELEASE_FIELDS = 336, dict(hidden_act='quick_gelu', layer_norm_eps=1e-5)
     FEATURES = {'patch': 1, 'cls_patch': 0}
     PREFIX_TOKENS = 1
-    layer_args = (None, None)  # attention_mask, causal_attention_mask
     _init_weights = CLIPPreTrainedModel._init_weights  # per module; reads only self.config
 
     def embed(self, pixel_values):

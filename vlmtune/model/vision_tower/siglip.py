@@ -25,5 +25,4 @@ class SigLIPTower(TransformersViT):
     RELEASED_SIZE, RELEASE_FIELDS = 384, dict(hidden_act='gelu_pytorch_tanh', layer_norm_eps=1e-6)
     FEATURES = {'patch': 0, 'drop_first': 1}
     PREFIX_TOKENS = 0
-    layer_args = (None,)  # attention_mask
     _init_weights = SiglipPreTrainedModel._init_weights  # per module; reads only self.config
