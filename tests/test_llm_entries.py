@@ -112,6 +112,21 @@ def test_logits_and_training_loss_equal_transformers_own_class(family, tiny, tmp
     assert abs(out.lm_loss.item() - loss) <= 1e-6 * max(1.0, loss), (family, out.lm_loss.item(), loss)
 
 
+@pytest.mark.parametrize('family', FAMILIES)
+def test_builds_under_every_attention_name_with_equal_logits(family, tiny):
+    """eager, sdpa and the package's sdpa_packed (a recipe's model.attn_implementation) all build the family and
+    compute the same logits (a class that picks its attention when built keeps SDPA under sdpa_packed)."""
+    model, _ = tiny(family)
+    entry, settings = LLMS.get(family), model.spec.settings('llm')
+    ids = torch.randint(3, model.llm.config.vocab_size, (1, 9), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        reference = model.llm(input_ids=ids).logits
+        for name in ('eager', 'sdpa', 'sdpa_packed'):
+            llm = entry.build(settings, name).eval()
+            llm.load_state_dict(model.llm.state_dict())
+            torch.testing.assert_close(llm(input_ids=ids).logits, reference, atol=1e-5, rtol=0, msg=name)
+
+
 def test_lora_targets_table(capsys):
     """Printed for the record (the closing note's table); every family has targets."""
     rows = [(family, ', '.join(LLMS.get(family).lora_targets)) for family in FAMILIES]

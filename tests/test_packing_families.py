@@ -1,6 +1,8 @@
 """Packing for every LLM family the registry has (a family is covered the day it registers):
 `sdpa_packed` really runs attention per sample and gives the dense block mask's logits, and under
 flash_attention_2 the LLM gets transformers' padding-free inputs (position_ids, no 4-D mask)."""
+import copy
+import sys
 from itertools import accumulate
 
 import pytest
@@ -16,9 +18,6 @@ from vlmtune.model.vlm import llm_attention_inputs
 from vlmtune.tiny import TinySpec, build_tiny_model
 
 FAMILIES = [name for name in REGISTRY.names() if REGISTRY.get(name).packing]  # what the entries say packs
-# transformers 4.48's Qwen2-MoE has its own attention classes (no ALL_ATTENTION_FUNCTIONS): packed rows
-# keep the dense block mask there, which is correct, only not per sample.
-DENSE_MASK_ONLY = {'qwen2_moe'}
 LENGTHS = [9, 14, 6]  # three samples in one row, the first with an image...
 PAD = 3               # ...then three padding tokens (one-token blocks at position 0)
 RESTARTING_POSITIONS = torch.cat([torch.arange(n) for n in LENGTHS] + [torch.zeros(PAD, dtype=torch.long)])[None]
@@ -80,20 +79,34 @@ def logits_and_sdpa_lengths(llm, row, monkeypatch):
     return logits, lengths
 
 
+def each_sample_alone(llm, row) -> torch.Tensor:
+    """The LLM's logits on each packed sample run on its own, laid out as the row (padding left out)."""
+    cuts = list(accumulate([0, *LENGTHS]))
+    with torch.no_grad():
+        return torch.cat([llm(input_ids=row['input_ids'][:, a:b]).logits for a, b in zip(cuts[:-1], cuts[1:])], dim=1)
+
+
 @pytest.mark.parametrize('family', FAMILIES)
 def test_sdpa_packed_runs_each_sample_alone_with_dense_mask_logits(family, tiny_models, monkeypatch):
+    """The dense block mask gives each sample's own logits. An LLM whose attention reads transformers'
+    ALL_ATTENTION_FUNCTIONS then runs `sdpa_packed`: one SDPA call per sample, the same logits; one that picks
+    its attention classes when built (transformers 4.48's Qwen2-MoE, StableLM) keeps the dense mask."""
     model, tokenizer = tiny_models(family)
     llm, row = model.llm, packed_row(model, tokenizer)
     layers = len(REGISTRY.get(family).blocks(llm))
     dense_logits, dense_calls = logits_and_sdpa_lengths(llm, row, monkeypatch)
     assert dense_calls == [sum(LENGTHS) + PAD] * layers  # one call over the whole row per layer
-    if family in DENSE_MASK_ONLY:
-        assert not enable_packed_attention(llm) and llm.config._attn_implementation == 'sdpa'
+    torch.testing.assert_close(dense_logits[:, :sum(LENGTHS)], each_sample_alone(llm, row), atol=1e-5, rtol=0)
+    if not enable_packed_attention(llm):
+        assert llm.config._attn_implementation == 'sdpa'
         return
-    assert enable_packed_attention(llm) and llm.config._attn_implementation == NAME
+    assert llm.config._attn_implementation == NAME
     packed_logits, packed_calls = logits_and_sdpa_lengths(llm, row, monkeypatch)
     assert packed_calls == LENGTHS * layers  # one call per sample per layer; padding tokens need none
     torch.testing.assert_close(packed_logits, dense_logits, atol=1e-5, rtol=0)
+    twin = copy.deepcopy(llm)  # e.g. a preference-training reference model: its masks decided by itself
+    assert all(m._update_causal_mask.__self__ is m for m in twin.modules() if hasattr(m, '_mask_decided_as_sdpa'))
+    torch.testing.assert_close(logits_and_sdpa_lengths(twin, row, monkeypatch)[0], packed_logits, atol=0, rtol=0)
 
 
 # --- flash_attention_2: position_ids and no mask reach the LLM ----------------------------------
@@ -156,14 +169,29 @@ def varlen_reference(query, key, value, cu_seqlens_q, cu_seqlens_k, max_seqlen_q
     return torch.cat(pieces)
 
 
+def with_flash_attention_classes(llm, monkeypatch):
+    """An LLM that picks its attention classes when built (transformers 4.48's Qwen2-MoE, StableLM) builds the
+    flash-attn ones only with flash_attn installed (none on a CPU machine): each SDPA attention module becomes
+    its file's flash-attn class (same weights and submodules), as a GPU build would make it, with the helpers
+    the file imports only where flash_attn is installed."""
+    for module in llm.modules():
+        source = sys.modules[type(module).__module__]
+        tables = [v for k, v in vars(source).items() if k.endswith('ATTENTION_CLASSES') and isinstance(v, dict)]
+        for table in tables:
+            if type(module) is table.get('sdpa') and 'flash_attention_2' in table:
+                module.__class__ = table['flash_attention_2']
+                module._flash_attn_uses_top_left_mask = False
+                for name in module.forward.__code__.co_names:
+                    if not hasattr(source, name) and hasattr(fa_utils, name):
+                        monkeypatch.setattr(source, name, getattr(fa_utils, name), raising=False)
+
+
 @pytest.mark.parametrize('family', FAMILIES)
 def test_transformers_padding_free_path_matches_dense_mask(family, tiny_models, monkeypatch):
     """With a CPU stand-in for flash-attn's kernels, transformers' own flash_attention_2 path on what the
     composed model passes (position_ids, no mask) gives the dense block mask's logits."""
-    if family in DENSE_MASK_ONLY:
-        pytest.skip(f'{family}: transformers 4.48 picks its attention classes at build time, and builds the '
-                    f'flash-attn ones only with flash_attn installed (none on this CPU machine)')
     model, tokenizer = tiny_models(family)
+    model = copy.deepcopy(model)
     row = packed_row(model, tokenizer)
     llm, segments = model.llm, []
 
@@ -178,6 +206,7 @@ def test_transformers_padding_free_path_matches_dense_mask(family, tiny_models, 
         monkeypatch.setattr(fa_utils, 'flash_attn_varlen_func', varlen, raising=False)
         monkeypatch.setattr(fa_utils, 'flash_attn_func', whole_row, raising=False)
         monkeypatch.setattr(fa_utils, '_flash_supports_window_size', False, raising=False)
+        with_flash_attention_classes(llm, monkeypatch)
         llm.config._attn_implementation = 'flash_attention_2'
         padding_free = model(**row).logits
     cuts = list(accumulate([0, *LENGTHS, *[1] * PAD]))  # the samples, then each padding token alone

@@ -8,6 +8,7 @@ mask (padded batches, generation with a cache) goes to transformers' plain SDPA 
 half precision, attention with a backward to come runs in fp32 (model/cpu_half.py).
 """
 import inspect
+import types
 
 import torch
 import torch.nn.functional as F
@@ -74,25 +75,25 @@ def enable_packed_attention(llm) -> bool:
     config._attn_implementation = NAME
     for module in llm.modules():
         if hasattr(type(module), '_update_causal_mask') and not hasattr(module, '_mask_decided_as_sdpa'):
-            module._update_causal_mask = _decided_as_sdpa(module._update_causal_mask, config)
+            # bound to the module (not a closure over it): a deep copy (a reference model) rebinds to the copy
+            module._update_causal_mask = types.MethodType(_update_causal_mask_as_sdpa, module)
             module._mask_decided_as_sdpa = True
     return True
 
 
-def _decided_as_sdpa(update_causal_mask, config):
+def _update_causal_mask_as_sdpa(module, *args, **kwargs):
     """transformers 4.48 decides the LLM's mask by the implementation's name, and only "sdpa" may skip
     it: a causal batch without padding (or a right-padded training batch, model/vlm.py) then runs SDPA's
     causal kernel. Under any other name it builds and applies a [batch, 1, L, L] float mask every step.
     Deciding under "sdpa" keeps that shortcut; packed rows' block masks pass through as before."""
-    def update(*args, **kwargs):
-        if config._attn_implementation != NAME:  # switched since (e.g. to flash-attn): decided as that
-            return update_causal_mask(*args, **kwargs)
-        config._attn_implementation = 'sdpa'
-        try:
-            return update_causal_mask(*args, **kwargs)
-        finally:
-            config._attn_implementation = NAME
-    return update
+    config, update = module.config, type(module)._update_causal_mask
+    if config._attn_implementation != NAME:  # switched since (e.g. to flash-attn): decided as that
+        return update(module, *args, **kwargs)
+    config._attn_implementation = 'sdpa'
+    try:
+        return update(module, *args, **kwargs)
+    finally:
+        config._attn_implementation = NAME
 
 
 def _uses_interface(llm) -> bool:

@@ -29,6 +29,9 @@ from typing import Any, Callable, Optional, Tuple
 
 import transformers
 
+from ..packed_attention import NAME as SDPA_PACKED
+from ..packed_attention import enable_packed_attention
+
 ATTENTION = ('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj')
 ATTENTION_MLP = ATTENTION + ('mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj')
 ENGINES = ('vllm', 'lmdeploy-pytorch', 'turbomind')
@@ -94,8 +97,13 @@ class LLMEntry:
 
     def build(self, settings: dict, attn_implementation: str = 'sdpa'):
         config = self.config(settings)
-        config._attn_implementation = attn_implementation
-        return _resolve(self.model_class)(config)
+        # sdpa_packed is SDPA switched per sample after the build; a class that picks its attention classes
+        # when built (StableLM, OPT, 4.48's Qwen2-MoE) knows no such name and keeps SDPA with the dense mask.
+        config._attn_implementation = 'sdpa' if attn_implementation == SDPA_PACKED else attn_implementation
+        model = _resolve(self.model_class)(config)
+        if attn_implementation == SDPA_PACKED:
+            enable_packed_attention(model)
+        return model
 
     def blocks(self, model) -> list:
         """The decoder blocks (`partial:K` trains blocks K..) of a built causal LM."""
