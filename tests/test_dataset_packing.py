@@ -166,3 +166,18 @@ def test_block_segments_only_for_block_causal_masks():
     full = torch.zeros(1, 1, 4, 4)  # bidirectional: not causal, so not ours to split
     assert block_segments(full) is None
     assert block_segments(torch.zeros(2, 1, 4, 4)) is None
+
+
+def test_packing_is_refused_for_an_llm_whose_entry_says_it_computes_no_packed_rows(tmp_path, monkeypatch):
+    """An LLM entry with packing=False (OPT: its attention takes no 4-D block mask) stops a packed recipe
+    before training, naming the setting to change; the same data trains unpacked."""
+    import dataclasses
+    from vlmtune.engine.data import build_train_dataset
+    from vlmtune.model.llm import REGISTRY
+    from vlmtune.tiny import make_tiny_folder
+    folder = make_tiny_folder(tmp_path / 'model', TinySpec(llm='qwen2'))
+    data, images = write_dataset(tmp_path, ROWS[:2])
+    monkeypatch.setitem(REGISTRY._entries, 'qwen2', dataclasses.replace(REGISTRY.get('qwen2'), packing=False))
+    with pytest.raises(ValueError, match='qwen2 LLM computes no packed rows.*packing=False'):
+        build_train_dataset(folder, data, images, max_length=512, packing=True)
+    assert len(build_train_dataset(folder, data, images, max_length=512, packing=False)) == 2

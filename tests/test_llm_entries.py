@@ -132,3 +132,22 @@ def test_lora_targets_table(capsys):
     rows = [(family, ', '.join(LLMS.get(family).lora_targets)) for family in FAMILIES]
     print('\n| family | LoRA targets |\n|---|---|\n' + '\n'.join(f'| {f} | {t} |' for f, t in rows))
     assert all(targets for _, targets in rows)
+
+
+def test_a_family_may_bring_its_own_tiny_tokenizer(monkeypatch, tmp_path):
+    """An entry's tiny_tokenizer may be a function (the family's own kind): the tiny factory calls it with the
+    template's specials (end-of-turn last), the vocabulary size, a folder and the corpus."""
+    import dataclasses
+    from vlmtune.tiny import TinySpec, train_bpe_tokenizer
+    from vlmtune.tiny.internvl import build_tokenizer
+    calls = []
+
+    def own(specials, vocab_size, workdir, corpus):
+        calls.append((list(specials), vocab_size))
+        tok = train_bpe_tokenizer(specials, vocab_size, workdir, corpus)
+        tok.add_tokens(['<own-kind>'], special_tokens=True)
+        return tok
+    monkeypatch.setitem(LLMS._entries, 'qwen2', dataclasses.replace(LLMS.get('qwen2'), tiny_tokenizer=own))
+    tok = build_tokenizer(TinySpec(llm='qwen2', vocab_size=300), 'internvl2_5', tmp_path)
+    assert calls == [(['<|im_start|>', '<|im_end|>'], 300)] and '<own-kind>' in tok.get_vocab()
+    assert tok.eos_token == '<|im_end|>' and '<IMG_CONTEXT>' in tok.get_vocab()

@@ -40,6 +40,10 @@ def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_le
     if not data_path or not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
     model_spec, tokenizer = resolve_spec(checkpoint, spec, parts)
+    llm = model_spec.component('llm')
+    if packing and not llm.packing:
+        raise ValueError(f'packing=True: the {llm.family} LLM computes no packed rows (its attention takes no '
+                         f'per-sample block mask); set train_dataloader.dataset.packing=False')
     if max_tiles:
         model_spec = model_spec.override({'image_processor': {'max_tiles': max_tiles}})
     if exif:

@@ -59,7 +59,9 @@ def build_tokenizer(spec: TinySpec, template: str, workdir: Path, image_tokens: 
     specials = list(template.special_tokens) or ([end] if end.startswith('<') and end.endswith('>') else CHATML_SPECIALS)
     corpus = CORPUS + [t for t in (spec.extra_corpus, spec.system_message) if t] * 8
     kind = LLMS.get(spec.llm).tiny_tokenizer
-    if kind == 'sentencepiece':
+    if callable(kind):  # the family's own kind (its entry file builds it)
+        tok = kind(specials, spec.vocab_size, workdir, corpus)
+    elif kind == 'sentencepiece':
         # Byte fallback alone takes 256 pieces, so SentencePiece needs a larger vocabulary.
         tok = train_sentencepiece_tokenizer(specials, spec.vocab_size + 400, workdir, corpus)
     elif kind == 'llama':  # SentencePiece with <s> added and a dummy prefix (Llama, Gemma)

@@ -8,7 +8,7 @@ read these fields; none of them restates a family's facts.
 | config_class, model_class | the classes (a class, or a name in `transformers`) | building, remote-code folders |
 | default_template | the chat template of this LLM when a folder names none | tiny factory, hub `-hf` folders |
 | tiny_config | (common tiny fields, TinySpec) -> the tiny model's config dict | tiny factory, contract tests |
-| tiny_tokenizer | how the tiny factory trains its tokenizer: 'bpe' / 'sentencepiece' / 'llama' | tiny factory |
+| tiny_tokenizer | how the tiny factory trains its tokenizer: 'bpe' / 'sentencepiece' / 'llama', or a function (specials, vocab size, folder, corpus) -> tokenizer | tiny factory |
 | lora_targets, blocks_path | LoRA's Linear suffixes; the decoder blocks `partial:K` counts | trainability |
 | logits | (causal LM, hidden states) -> logits, exactly as the class's forward | the labelled-positions loss |
 | native_moe | the native MoE family an upcycled model of this family exports to | MoE export |
@@ -25,7 +25,7 @@ read these fields; none of them restates a family's facts.
 """
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple, Union
 
 import transformers
 
@@ -75,7 +75,7 @@ class LLMEntry:
     key_map: Optional[KeyMap] = None
     hf_text_type: Optional[str] = None
     shipped_files: Tuple[str, ...] = ()
-    tiny_tokenizer: str = 'bpe'
+    tiny_tokenizer: Union[str, Callable] = 'bpe'
     packed_router_loss: bool = False
     packing: bool = True
     embed_key: str = 'model.embed_tokens.weight'
