@@ -186,6 +186,25 @@ def test_natural_layouts_and_refusals(llava_written, tmp_path):
     assert llava_hf.unsupported(flat.override({'vision_tower': {'select_feature': 'cls_patch'}})) is None
 
 
+def test_an_llm_the_owners_class_cannot_run_is_refused_from_its_entry(llava_written, monkeypatch):
+    """From the LLM entry's facts: a forward without cache_position (transformers' Llava passes it; 4.48's OPT
+    has none) and a head bias (Llava's own lm_head has none from 4.52 on; Phi-2's has one)."""
+    import dataclasses
+    from vlmtune.model.llm import REGISTRY
+    flat = llava_written['flat']['spec']
+    family = flat.llm['type']
+    entry = REGISTRY.get(family)
+
+    class NoCachePosition(LlamaForCausalLM):
+        def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None):
+            raise AssertionError('never called: the signature is the fact')
+    assert llava_hf.unsupported(flat) is None
+    for changed, reason in ((dict(model_class=NoCachePosition), 'cache_position'), (dict(head_bias=True), 'head bias')):
+        monkeypatch.setitem(REGISTRY._entries, family, dataclasses.replace(entry, **changed))
+        got = llava_hf.unsupported(flat)
+        assert got and reason in got, (reason, got)
+
+
 def test_what_llava_hf_says_that_we_cannot_hold_is_refused_on_read(llava_written, tmp_path):
     source = llava_written['flat']['hub_tpl']
     for field, value, message in (('projector_hidden_act', 'gelu_pytorch_tanh', 'exact GELU'),

@@ -212,6 +212,8 @@ class LlavaLayout:
             return str(exc.args[0])
         if getattr(llm, 'architecture', None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
             return f"LLM {spec.llm['type']!r} (llava-hf's text_config is a causal LM transformers implements)"
+        if 'cache_position' not in llm.forward_arguments:  # transformers' Llava passes it to the LM
+            return f"LLM {spec.llm['type']!r} (transformers' Llava passes cache_position, which its forward does not take)"
         if llm.head_bias:  # transformers >= 4.52 gives Llava an lm_head of its own, without bias
             return f"LLM {spec.llm['type']!r} with a head bias (llava-hf's own lm_head has none; the bias would be lost)"
         problem = proc.processor_problem(spec.image_processor, self.next)

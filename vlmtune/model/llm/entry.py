@@ -122,6 +122,12 @@ class LLMEntry:
         return state if head in state or embed not in state else {**state, head: state[embed]}
 
     @property
+    def forward_arguments(self) -> frozenset:
+        """What the causal LM's forward takes by name (a layout's owner may pass e.g. cache_position)."""
+        import inspect
+        return frozenset(inspect.signature(_resolve(self.model_class).forward).parameters)
+
+    @property
     def in_transformers(self) -> bool:
         """Does the installed transformers build this family from its config (AutoModelForCausalLM)?"""
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
