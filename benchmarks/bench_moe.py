@@ -55,7 +55,7 @@ def main():
              'labels': ids}
     rows = []
     for name, model in models.items():
-        params = parameter_summary(model.language_model)
+        params = parameter_summary(model.llm)
         rows.append((name, timed(model, batch, args.steps, True), timed(model, batch, args.steps, False),
                      params['total'], params['active_per_token']))
     print(f"{'model':10s} {'train tok/s':>12s} {'infer tok/s':>12s} {'LLM params':>11s} {'active/token':>13s}")

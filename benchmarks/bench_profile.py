@@ -47,7 +47,7 @@ def profile_step(folder, data_jsonl, images, dtype='bf16', lora=None, steps=16, 
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     vlm = wrapper.model
     # the decoder: training runs it directly and the LM head on the labelled positions only (model/vlm.py)
-    parts = {'ViT': vlm.vision_tower, 'connector': vlm.connector, 'LLM forward': vlm.language_model.get_decoder()}
+    parts = {'ViT': vlm.vision_tower, 'connector': vlm.connector, 'LLM forward': vlm.llm.get_decoder()}
     totals, tiles = {'data': 0.0, 'backward': 0.0, 'optimizer': 0.0}, 0
     for step in range(steps + 1):  # step 0 warms up
         if step == 1:

@@ -184,6 +184,7 @@ def test_conversation_jsonl_eval_still_runs_from_the_cli(model, samples, tmp_pat
     out = tmp_path / 'rows.jsonl'
     assert main(['eval', str(model), str(samples['conversations']), '--out', str(out)]) == 0
     assert 'accuracy' in capsys.readouterr().out and len(out.read_text().splitlines()) == 4
+    assert json.loads(out.with_suffix('.results.json').read_text())['questions_asked'] == 4
 
 
 def test_choice_rows_export_to_an_mmbench_tsv(tmp_path):

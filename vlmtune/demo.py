@@ -167,7 +167,7 @@ def evaluate_all(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
             # One question at a time, as a user's chat asks them (`vlmtune eval --bench conversations`).
             result, rows = run_benchmark('conversations', data, pipe, images, batch_size=1, max_new_tokens=12,
                                          progress=False, model=folder.name)
-            write_results(result, rows, work / 'eval' / f'{name}_{task}')
+            write_results(result, rows, work / 'eval' / f'{name}_{task}.jsonl')  # + .results.json / .md
             results[f'{name}/{task}'] = result['metrics']['accuracy']
             print(f'{name:5s} {task:13s} {format_accuracy(result)}')
         # Teacher-forced next-token accuracy on the held-out answers: finer-grained than exact match.

@@ -83,11 +83,16 @@ def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, b
     return result, rows
 
 
-def write_results(result: dict, rows: list, out_dir) -> dict:
-    """results.json, results.md and predictions.jsonl in out_dir (each written whole, then renamed)."""
-    out_dir = Path(out_dir)
-    paths = {'json': out_dir / 'results.json', 'markdown': out_dir / 'results.md',
-             'predictions': out_dir / 'predictions.jsonl'}
+def write_results(result: dict, rows: list, out) -> dict:
+    """results.json, results.md and predictions.jsonl in the folder `out` (each written whole, then renamed);
+    `out` naming a .jsonl file (the old `vlmtune eval MODEL DATA --out rows.jsonl`) gets the per-question rows,
+    with NAME.results.json / .md beside it."""
+    out = Path(out)
+    if out.suffix == '.jsonl':
+        paths = {'json': out.with_suffix('.results.json'), 'markdown': out.with_suffix('.results.md'),
+                 'predictions': out}
+    else:
+        paths = {'json': out / 'results.json', 'markdown': out / 'results.md', 'predictions': out / 'predictions.jsonl'}
     write_text(paths['json'], json.dumps(result, indent=1, ensure_ascii=False) + '\n')
     write_text(paths['markdown'], markdown_table(result))
     with atomic_writer(paths['predictions']) as handle:
