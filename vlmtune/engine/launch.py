@@ -2,6 +2,7 @@
 resolve DeepSpeed configs (CPU-safe variants without a GPU), run xtuner's trainer (torchrun for
 several processes) on a free port and return its real exit status (`xtuner train` itself returns 0
 after a crash)."""
+import json
 import os
 import subprocess
 import sys
@@ -34,11 +35,51 @@ def resolve_deepspeed(name_or_path: str, has_gpu: bool = None) -> Path:
     if not has_gpu:
         if name == 'zero3_offload':
             raise RecipeError('zero3_offload needs a GPU; on CPU use zero2 or zero3')
-        # explicit fp32: DeepSpeed's "auto" dtypes cannot be resolved on CPU. The CPU variants also set
-        # reduce_bucket_size 5e6: ZeRO allocates that many elements at every backward (default 5e8, 1-2 GB),
-        # which on CPU cost ~0.23 s per iteration of a tiny model, and as much resident memory.
+        # fp16/bf16 off ("auto" would ask the CPU); train() turns model.dtype's on (deepspeed_with_model_dtype).
+        # The CPU variants also set reduce_bucket_size 5e6: ZeRO allocates that many elements at every
+        # backward (default 5e8, 1-2 GB), which on CPU cost ~0.23 s per iteration of a tiny model, and as
+        # much resident memory.
         name += '_cpu'
     return DEEPSPEED_DIR / f'{name}.json'
+
+
+def deepspeed_with_model_dtype(path: Path, dtype: str, work_dir: Path) -> Path:
+    """The DeepSpeed config with fp16/bf16 `enabled` following the recipe's model.dtype: the file itself
+    when it already does, else a copy in the work dir. The shipped configs are adjusted; a user's config
+    may say "auto" (or nothing), or agree, and is refused when it contradicts model.dtype.
+
+    DeepSpeed's engine, not the model, decides the training dtype: with bf16 (fp16) enabled it casts the
+    whole module to it and keeps fp32 master weights; with both off it takes the parameters as they are.
+    A bf16 model under an fp32 config trains a dtype mix: ZeRO-2 flattens each group's trainable
+    parameters with torch.cat, which promotes e.g. a bf16 connector beside peft's fp32 LoRA adapters to
+    fp32 (the connector then gets bf16 features); ZeRO-3 asserts one dtype. xtuner's "auto" follows the
+    GPU, not model.dtype."""
+    import torch
+    from .training_model import resolve_dtype
+    wanted = resolve_dtype(dtype)
+    shipped = Path(path).parent == DEEPSPEED_DIR
+    try:
+        config = json.loads(Path(path).read_text(encoding='utf-8'))
+    except json.JSONDecodeError as error:
+        raise RecipeError(f'{path}: not a JSON DeepSpeed config ({error})') from None
+    changed = False
+    for key, key_dtype in (('fp16', torch.float16), ('bf16', torch.bfloat16)):
+        section = config.setdefault(key, {})
+        enabled, current = wanted == key_dtype, section.get('enabled', 'auto')
+        if current == enabled:
+            continue
+        if current != 'auto' and not shipped:
+            raise RecipeError(f'{path}: {key}.enabled is {current} but model.dtype is {dtype!r} '
+                              f'({str(wanted).replace("torch.", "")}); set it to "auto" or change model.dtype')
+        section['enabled'], changed = enabled, True
+    if not changed:
+        return Path(path)
+    out = Path(work_dir) / Path(path).name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + '.tmp')
+    tmp.write_text(json.dumps(config, indent=2) + '\n', encoding='utf-8')
+    tmp.replace(out)
+    return out
 
 
 def _has_gpu() -> bool:
@@ -202,7 +243,8 @@ def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, np
     if cfg_options:
         args += ['--cfg-options', *cfg_options]
     if deepspeed:
-        args += ['--deepspeed', str(resolve_deepspeed(deepspeed))]
+        config = deepspeed_with_model_dtype(resolve_deepspeed(deepspeed), cfg.model.get('dtype', 'auto'), work_dir)
+        args += ['--deepspeed', str(config)]
     if resume:
         args += ['--resume', find_last_checkpoint(work_dir) if resume is True else str(resume)]
     if seed is not None:

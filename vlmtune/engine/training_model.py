@@ -10,6 +10,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 
 from ..formats import read_spec
+from ..model.checkpointing import checkpoint_kwargs
 from .model_source import build_model
 from ..model.packed_attention import enable_packed_attention
 from ..model.vlm import default_attn_implementation
@@ -69,7 +70,10 @@ class TrainingModel(BaseModel):
         self.model.train()
 
     def enable_gradient_checkpointing(self):
-        self.model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+        kwargs = checkpoint_kwargs()  # reentrant under ZeRO-3 (model/checkpointing.py)
+        self.model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if kwargs['use_reentrant']:  # reentrant checkpointing backpropagates only into inputs that require grad
+            self.model.llm.enable_input_require_grads()
         tower = self.model.vision_tower
         if hasattr(tower, 'set_gradient_checkpointing'):
             tower.set_gradient_checkpointing(True)

@@ -33,12 +33,13 @@ ARCHITECTURE = 'CompositeModel'
 MODEL_DIR = Path(__file__).parents[1] / 'model'
 REMOTE_DIR = Path(__file__).parent / 'composite_remote'
 INTERNVL_REMOTE = Path(__file__).parent / 'internvl_remote'
-SHIPPED = {'.': ('cpu_half.py',),  # the towers' CPU half-precision patch convolution
+SHIPPED = {'.': ('cpu_half.py', 'checkpointing.py'),  # the towers' CPU half-precision conv, layer checkpointing
            'vision_tower': ('_transformers_vit.py', 'clip.py', 'siglip.py', 'blip2_vision.py'),
            'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py'),
            'llm': tuple(sorted({name for entry in entries() for name in entry.shipped_files}))}
 REGISTRY_IMPORT, SHIM = 'from . import register\n', 'from ._composite_register import register\n'
-PARENT_IMPORTS = {'from ..cpu_half import': 'from .cpu_half import'}  # model/ files sit beside them in a folder
+# model/ files sit beside them in a folder
+PARENT_IMPORTS = {'from ..cpu_half import': 'from .cpu_half import', 'from ..checkpointing import': 'from .checkpointing import'}
 TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision', 'intern_vit'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
                                                              'resampler', *(f'mlp{d}x_gelu' for d in range(1, 9)))
 

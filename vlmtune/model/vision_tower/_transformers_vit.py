@@ -14,16 +14,17 @@ any of its parameters trains (full, partial:K, LoRA), gradients flow as usual.
 """
 import inspect
 from contextlib import nullcontext
+from functools import partial
 from typing import Dict, List, Tuple
 
 import torch
-import torch.utils.checkpoint
 from torch import nn
 try:
     from transformers.modeling_utils import no_init_weights
 except ImportError:  # transformers 5 (this file also runs in composite folders under users' transformers)
     from transformers.initialization import no_init_weights
 
+from ..checkpointing import checkpoint
 from ..cpu_half import use_patch_conv
 
 
@@ -164,7 +165,7 @@ class TransformersViT(nn.Module):
             hidden = self.embed(pixel_values)
             for layer in self.vision_model.encoder.layers[:self.upto]:
                 if self.gradient_checkpointing and self.training and track:
-                    hidden = torch.utils.checkpoint.checkpoint(self._layer, layer, hidden, use_reentrant=False)
+                    hidden = checkpoint(partial(self._layer, layer), hidden)
                 else:
                     hidden = self._layer(layer, hidden)
             return hidden[:, self.drop:]

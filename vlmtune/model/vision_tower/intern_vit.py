@@ -12,12 +12,12 @@ from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
-import torch.utils.checkpoint
 from timm.layers import DropPath, Mlp, resample_abs_pos_embed
 from torch import nn
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from . import register
+from ..checkpointing import checkpoint
 from ..cpu_half import PatchConv2d
 
 # The official config schema's defaults (InternVisionConfig).
@@ -104,7 +104,7 @@ class Encoder(nn.Module):
         """Runs the first `upto` layers (all by default)."""
         for layer in self.layers[:upto]:
             if self.gradient_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
+                x = checkpoint(layer, x)
             else:
                 x = layer(x)
         return x
