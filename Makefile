@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[serve,dev]'
 	# The demo's browser test drives Debian's Chromium (playwright's own browser download is not used).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) \
-		|| echo "chromium could not be installed: the browser demo test will skip"
+		|| echo "chromium could not be installed: the browser demo test will fail"
 	touch $@
 
 test: setup

@@ -49,10 +49,9 @@ def wait_for_server(proc, url, log_path, timeout=90):
 @pytest.fixture
 def browser_tools():
     """(playwright.sync_api, Chromium path); checked before the server starts."""
-    sync_api = pytest.importorskip('playwright.sync_api', reason='playwright not installed (pip install playwright)')
+    from playwright import sync_api  # installed with the project's dev extra
     executable = chromium_path()
-    if executable is None:
-        pytest.skip('no Chromium executable (apt-get install -y chromium, or set VLMTUNE_CHROMIUM)')
+    assert executable, 'no Chromium executable: `make setup` installs it (apt-get install -y chromium), or set VLMTUNE_CHROMIUM'
     return sync_api, executable
 
 

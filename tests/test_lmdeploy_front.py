@@ -16,23 +16,21 @@ import importlib.util
 import json
 from pathlib import Path
 
+import lmdeploy  # noqa: F401  (installed with the project's serve extra)
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from transformers import AutoConfig
 
-lmdeploy = pytest.importorskip('lmdeploy')
-
-from PIL import Image  # noqa: E402
-from transformers import AutoConfig  # noqa: E402
-
-from vlmtune.data.templates import render_prompt  # noqa: E402
-from vlmtune.data.tiling import TilingConfig, count_tiles, tile_image  # noqa: E402
-from vlmtune.formats import load  # noqa: E402
-from vlmtune.formats.internvl import held_llms  # noqa: E402
-from vlmtune.formats.internvl_remote.conversation import get_conv_template  # noqa: E402
-from vlmtune.data.image import ImageTokens  # noqa: E402
-from vlmtune.tiny import TinySpec, make_tiny_folder  # noqa: E402
-from vlmtune.formats.tokenizers import load_tokenizer  # noqa: E402
+from vlmtune.data.templates import render_prompt
+from vlmtune.data.tiling import TilingConfig, count_tiles, tile_image
+from vlmtune.formats import load
+from vlmtune.formats.internvl import held_llms
+from vlmtune.formats.internvl_remote.conversation import get_conv_template
+from vlmtune.data.image import ImageTokens
+from vlmtune.tiny import TinySpec, make_tiny_folder
+from vlmtune.formats.tokenizers import load_tokenizer
 
 IMAGE_SIZE = 56
 NUM_IMAGE_TOKEN = (IMAGE_SIZE // 14) ** 2 // 4  # 4 for these tiny models
