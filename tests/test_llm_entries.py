@@ -127,11 +127,25 @@ def test_builds_under_every_attention_name_with_equal_logits(family, tiny):
             torch.testing.assert_close(llm(input_ids=ids).logits, reference, atol=1e-5, rtol=0, msg=name)
 
 
-def test_lora_targets_table(capsys):
-    """Printed for the record (the closing note's table); every family has targets."""
-    rows = [(family, ', '.join(LLMS.get(family).lora_targets)) for family in FAMILIES]
-    print('\n| family | LoRA targets |\n|---|---|\n' + '\n'.join(f'| {f} | {t} |' for f, t in rows))
-    assert all(targets for _, targets in rows)
+def test_readme_families_table_is_the_registry():
+    """README's LLM families table: one row per registered family, with its entry's architecture, default
+    template, engines, packing and LoRA targets (module names, `a/b_proj` written out)."""
+    import re
+    text = (REPO / 'README.md').read_text(encoding='utf-8')
+    rows = re.findall(r'^\| `(\w+)` \| `(\w+)` \| `([\w.-]+)` \| ([^|]+) \| (yes|no) \| ([^|]+) \|$', text, re.M)
+    assert sorted(row[0] for row in rows) == sorted(LLMS.names())
+
+    def names(cell):  # 'q/k/v/o_proj, gate/up/down_proj' -> {'q_proj', ..., 'down_proj'}
+        out = set()
+        for item in cell.split(', '):
+            head, _, tail = item.strip().rpartition('_')
+            out |= {f'{p}_{tail}' for p in head.split('/')} if '/' in head else {item.strip()}
+        return out
+    for family, architecture, template, engines, packing, targets in rows:
+        entry = LLMS.get(family)
+        assert (architecture, template, packing == 'yes') == (entry.architecture, entry.default_template, entry.packing)
+        assert tuple(e.strip() for e in engines.split(',') if e.strip() != '—') == entry.engines, family
+        assert names(targets) == {t.rsplit('.', 1)[-1] for t in entry.lora_targets}, family
 
 
 def test_a_family_may_bring_its_own_tiny_tokenizer(monkeypatch, tmp_path):

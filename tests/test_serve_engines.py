@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from vlmtune.bench.samples import COLOURS, swatch
@@ -46,9 +47,10 @@ def pipe(folder):
 
 
 def decoded(pipe, ids):
-    """vLLM's generated ids as our pipeline turns ids into an answer."""
+    """vLLM's generated ids as our pipeline turns ids into an answer (the family's added tokens kept as text)."""
+    from vlmtune.model.vlm import decode_answers
     end = pipe.model.template.end_token
-    return pipe.tokenizer.decode(ids, skip_special_tokens=True).split(end)[0].strip()
+    return decode_answers(pipe.tokenizer, [torch.as_tensor(ids)])[0].split(end)[0].strip()
 
 
 def ask(api, messages, max_tokens=6):
@@ -142,6 +144,12 @@ def test_unservable_folders_are_refused_with_the_reason(tmp_path, capsys):
     phi3 = make_tiny_folder(tmp_path / 'phi3', TinySpec(llm='phi3', **ENGINE_WIDTH))   # TurboMind has no Phi-3
     with pytest.raises(ServeError, match='turbomind has no phi3 LLM .*vllm, lmdeploy-pytorch'):
         check_servable(phi3, 'turbomind')
+    from vlmtune.formats import save
+    from vlmtune.tiny.compose import compose_tiny
+    gemma = save(*compose_tiny('clip', 'mlp2x_gelu', 'gemma', 'square', shape=TinySpec(**ENGINE_WIDTH)),
+                 tmp_path / 'gemma', dtype='fp32')   # llava_hf holds it; vLLM would not scale its image features
+    with pytest.raises(ServeError, match="vllm has no gemma LLM .*none yet.*the family's entry"):
+        check_servable(gemma, 'vllm')
     own = make_tiny_folder(tmp_path / 'own', TinySpec(llm='qwen2', **ENGINE_WIDTH), layout='vlmtune')
     with pytest.raises(ServeError, match='the vlmtune layout is ours alone .*--to internvl'):
         check_servable(own, 'vllm')
@@ -156,7 +164,27 @@ def layout_folders(root):
             'internvl (Qwen3)': make_tiny_folder(root / 'iv-qwen3', TinySpec(llm='qwen3', **ENGINE_WIDTH)),
             'internvl_hf (Qwen2)': make_tiny_folder(root / 'ivhf-qwen2', spec, layout='internvl_hf'),
             'llava_hf (Llama)': make_tiny_llava_folder(root / 'llava', TinyLlavaSpec()),
-            'llava_next_hf (Llama)': make_tiny_llava_folder(root / 'llava-next', TinyLlavaSpec(), next_=True)}
+            'llava_next_hf (Llama)': make_tiny_llava_folder(root / 'llava-next', TinyLlavaSpec(), next_=True),
+            **family_folders(root, covered={'internlm2', 'qwen3', 'qwen2', 'llama'})}
+
+
+def family_folders(root, covered) -> dict:
+    """{name: folder} for every other LLM family whose entry says vLLM serves it: the family in llava_hf
+    (CLIP + mlp2x_gelu), else in the internvl layout. A family neither holds must not claim vLLM."""
+    from vlmtune.formats import layout_of, save
+    from vlmtune.model.llm import REGISTRY
+    from vlmtune.tiny.compose import compose_tiny
+    out = {}
+    for family in REGISTRY.names():
+        if family in covered or 'vllm' not in REGISTRY.get(family).engines:
+            continue
+        model, tokenizer = compose_tiny('clip', 'mlp2x_gelu', family, 'square', shape=TinySpec(**ENGINE_WIDTH))
+        folder = save(model, tokenizer, root / f'llava-{family}', dtype='fp32')
+        if layout_of(folder) != 'llava_hf':
+            folder = make_tiny_folder(root / f'iv-{family}', TinySpec(llm=family, **ENGINE_WIDTH))
+        check_servable(folder, 'vllm')  # the layout's and the entry's facts agree that vLLM takes it
+        out[f'{layout_of(folder)} ({family})'] = folder
+    return out
 
 
 def test_vllm_serves_each_layout_as_the_pipeline_answers(tmp_path, capsys):

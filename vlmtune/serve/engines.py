@@ -63,8 +63,9 @@ def check_servable(folder, engine: str) -> dict:
     from ..formats import read_spec
     llm = read_spec(folder).component('llm')
     if engine not in llm.engines:  # the LLM family's entry says which engines have its kernels
-        raise ServeError(f"{folder}: {engine} has no {llm.family} LLM (engines serving it: "
-                         f"{', '.join(llm.engines)})")
+        serving = ', '.join(llm.engines) or 'none yet; chat with `vlmtune chat` or the torch pipeline'
+        raise ServeError(f"{folder}: {engine} has no {llm.family} LLM (engines serving it: {serving}; "
+                         f"the family's entry in vlmtune/model/llm/ says why)")
     allowed = {'vllm': VLLM_CPU_HEAD_DIMS, 'turbomind': TURBOMIND_HEAD_DIMS}.get(engine)
     if allowed and facts['head_dim'] not in allowed:
         raise ServeError(f"{folder}: the LLM's head_dim is {facts['head_dim']}; {engine} takes "

@@ -8,6 +8,7 @@ import torch
 
 from . import add
 from .entry import LLMEntry
+from .gemma import GEMMA_ENGINES
 
 
 def softcapped_logits(model, hidden):
@@ -32,4 +33,4 @@ def tiny_config(common: dict, spec) -> dict:
 
 add(Gemma2Entry('gemma2', 'Gemma2ForCausalLM', 'Gemma2Config', 'Gemma2ForCausalLM', default_template='gemma',
                 tiny_config=tiny_config, logits=softcapped_logits, tiny_tokenizer='llama',
-                engines=('vllm', 'lmdeploy-pytorch')))
+                engines=GEMMA_ENGINES))

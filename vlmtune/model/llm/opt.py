@@ -39,8 +39,10 @@ def tiny_config(common: dict, spec) -> dict:
             'layer_norm_elementwise_affine': True, 'init_std': 0.02, 'tie_word_embeddings': True}
 
 
+# engines: none, as no layout `vlmtune serve` starts an engine on holds OPT (blip2_hf is not served yet;
+# llava_hf's class passes cache_position, which 4.48's OPT does not take).
 add(LLMEntry('opt', 'OPTForCausalLM', 'OPTConfig', 'OPTForCausalLM', default_template='blip2',
              tiny_config=tiny_config, tiny_tokenizer=tiny_tokenizer, blocks_path='model.decoder.layers',
-             embed_key='model.decoder.embed_tokens.weight', packing=False, engines=('vllm',),
+             embed_key='model.decoder.embed_tokens.weight', packing=False, engines=(),
              lora_targets=('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj',
                            'fc1', 'fc2')))

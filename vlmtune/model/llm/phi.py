@@ -31,7 +31,8 @@ def tiny_config(common: dict, spec) -> dict:
             'embd_pdrop': 0.0, 'attention_dropout': 0.0, 'tie_word_embeddings': False}
 
 
+# engines: none, as no layout `vlmtune serve` starts an engine on holds Phi-2 (llava_hf's head has no bias).
 add(LLMEntry('phi', 'PhiForCausalLM', 'PhiConfig', f'{__name__}.PhiForCausalLM', default_template='phi',
-             tiny_config=tiny_config, head_bias=True, oracle_env='tf-4.57', engines=('vllm',),
+             tiny_config=tiny_config, head_bias=True, oracle_env='tf-4.57', engines=(),
              lora_targets=('self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.dense',
                            'mlp.fc1', 'mlp.fc2')))
