@@ -3,11 +3,11 @@ recipe that also lives outside the package: it trains, converts (to the `vlmtune
 that can hold a composition no family layout describes) and reloads in a fresh process, with zero
 package edits. Its own token count per tile drives the data path."""
 import json
-import subprocess
 import sys
 import textwrap
 
 from helpers.probes import REPO
+from helpers.training import run
 from helpers.training_data import make_colour_dataset
 
 USER_CONNECTOR = '''
@@ -63,12 +63,6 @@ answer = model.chat(tokenizer, pixels, 'What colour is it?', dict(max_new_tokens
 print(json.dumps({'layout': layout_of(sys.argv[1]), 'connector': type(model.connector).__module__,
                   'tokens_per_tile': model.num_image_token, 'answer': answer}))
 '''
-
-
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
-    return result
 
 
 def test_user_connector_trains_converts_and_reloads(tiny_parts, tmp_path):

@@ -3,11 +3,12 @@ outside it (`save_layout = 'my_layouts.FlatLayout'`): the run trains, `vlmtune c
 that layout (and self-checks it), and a fresh process that imports the module loads it back, all with zero
 package edits. The layout meets vlmtune.interfaces.Layout by its members alone."""
 import json
-import subprocess
+import os
 import sys
 import textwrap
 
 from helpers.probes import REPO
+from helpers.training import run
 from helpers.training_data import make_colour_dataset
 
 USER_LAYOUT = '''
@@ -90,11 +91,9 @@ print(json.dumps({'layout': layout_of(sys.argv[1]), 'answer': answer,
 '''
 
 
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600,
-                            env={**__import__('os').environ, 'PYTHONPATH': str(cwd)})
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
-    return result
+def user_env(folder):
+    """The environment with the user's folder importable (their layout module lives there)."""
+    return {**os.environ, 'PYTHONPATH': str(folder)}
 
 
 def test_user_layout_trains_converts_and_reloads(tiny_parts, tmp_path):
@@ -105,15 +104,15 @@ def test_user_layout_trains_converts_and_reloads(tiny_parts, tmp_path):
                                                           llm=str(tiny_parts['llm']), data=str(data),
                                                           images=str(images)))
     vlmtune = [sys.executable, '-m', 'vlmtune.cli']
-    run(vlmtune + ['train', str(recipe), '--work-dir', str(tmp_path / 'w')], tmp_path)
+    run(vlmtune + ['train', str(recipe), '--work-dir', str(tmp_path / 'w')], tmp_path, user_env(tmp_path))
     out = tmp_path / 'exported'
     converted = run(vlmtune + ['convert', str(recipe), str(tmp_path / 'w' / 'iter_2.pth'), str(out), '--dtype', 'fp32'],
-                    tmp_path)
+                    tmp_path, user_env(tmp_path))
     assert 'self-check PASS' in converted.stdout and '(my_flat layout)' in converted.stdout
     assert sorted(p.name for p in out.iterdir() if p.name.startswith('flat')) == ['flat.safetensors', 'flat_spec.json']
     assert json.loads((out / 'flat_spec.json').read_text())['connector']['type'] == 'pixel_shuffle_mlp'
     (tmp_path / 'reload.py').write_text(RELOAD)
-    reloaded = json.loads(run([sys.executable, str(tmp_path / 'reload.py'), str(out)], tmp_path).stdout.strip()
+    reloaded = json.loads(run([sys.executable, str(tmp_path / 'reload.py'), str(out)], tmp_path, user_env(tmp_path)).stdout.strip()
                           .splitlines()[-1])
     assert reloaded['layout'] == 'my_flat' and isinstance(reloaded['answer'], str) and reloaded['connector'] > 0
     assert not list((REPO / 'vlmtune' / 'formats').glob('my_*.py'))  # no package edit

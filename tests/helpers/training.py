@@ -30,8 +30,8 @@ def vlmtune_cmd(ws, work_dir, *extra):
             '--checkpoint', str(ws['folder']), '--data', str(ws['data']), '--images', str(ws['images']), *extra]
 
 
-def run(cmd, cwd):
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+def run(cmd, cwd, env=None):
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
     return result
 

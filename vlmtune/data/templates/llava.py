@@ -83,6 +83,16 @@ def move_image_tags(conversations: Sequence[dict], n_images: int) -> List[dict]:
     return messages
 
 
+def close_rounds(ids, labels, cur, template, rule):
+    """The end of the round arithmetic the LLaVA-family trainers share: what follows the last round is
+    masked, and a sample whose rounds do not add up to its length is masked whole, with a warning."""
+    labels[cur:] = [IGNORE_INDEX] * len(labels[cur:])
+    if cur == len(ids):
+        return ids, labels, []
+    return ids, [IGNORE_INDEX] * len(ids), [f'tokenization mismatch: {cur} vs. {len(ids)} tokens by the {template} '
+                                            f'round arithmetic; sample masked ({rule} rule)']
+
+
 @dataclass(frozen=True)
 class VicunaTemplate(Template):
     """SeparatorStyle.TWO: `system sep role: value sep|sep2 ...`; labels by `preprocess_v1`."""
@@ -119,13 +129,7 @@ class VicunaTemplate(Template):
                 instruction_len -= 1
             labels[cur:cur + instruction_len] = [IGNORE_INDEX] * len(labels[cur:cur + instruction_len])
             cur += round_len
-        labels[cur:] = [IGNORE_INDEX] * len(labels[cur:])
-        warnings = []
-        if cur != len(ids):
-            labels = [IGNORE_INDEX] * len(ids)
-            warnings.append(f'tokenization mismatch: {cur} vs. {len(ids)} tokens by the {self.name} '
-                            f'round arithmetic; sample masked (LLaVA preprocess_v1 rule)')
-        return ids, labels, warnings
+        return close_rounds(ids, labels, cur, self.name, 'LLaVA preprocess_v1')
 
     def processor_chat_template(self, system_message: str = None, image_token: str = IMAGE_TAG) -> str:
         return super().processor_chat_template(system_message, image_token)

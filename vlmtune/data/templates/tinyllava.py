@@ -15,7 +15,7 @@ from typing import Sequence
 from ..image.tokens import IMAGE_TAG, LLAVA_ADDED, LLAVA_IMAGE
 from ..rejects import IGNORE_INDEX
 from .base import adds_bos
-from .llava import VICUNA_SYSTEM, VicunaTemplate, tokenize_with_images
+from .llava import VICUNA_SYSTEM, VicunaTemplate, close_rounds, tokenize_with_images
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,7 @@ class TinyLlavaTemplate(VicunaTemplate):
             instruction_len = len(tokenize_with_images(tokenizer, parts[0] + self.round_sep, image)) - 1 - bos
             labels[cur:cur + instruction_len] = [IGNORE_INDEX] * len(labels[cur:cur + instruction_len])
             cur += round_len
-        labels[cur:] = [IGNORE_INDEX] * len(labels[cur:])
-        warnings = []
-        if cur != len(ids):
-            labels = [IGNORE_INDEX] * len(ids)
-            warnings.append(f'tokenization mismatch: {cur} vs. {len(ids)} tokens by the {self.name} round '
-                            f'arithmetic; sample masked (TinyLLaVA make_labels rule)')
-        return ids, labels, warnings
+        return close_rounds(ids, labels, cur, self.name, 'TinyLLaVA make_labels')
 
 
 def tinyllava_template(name: str, eos: str) -> TinyLlavaTemplate:
