@@ -11,6 +11,7 @@ import sys
 
 from datasets_proc import csv_folder, foodieqa, hf_dataset, llava, sharegpt, split
 from datasets_proc.errors import InputError
+from vlmtune.cli_help import DefaultsHelpFormatter
 
 SUBCOMMANDS = {
     "foodieqa": (foodieqa, "FoodieQA single-image multiple-choice JSON (sivqa)"),
@@ -28,7 +29,8 @@ def build_parser(prog: str = "python -m datasets_proc") -> argparse.ArgumentPars
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
-        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text,
+                                          formatter_class=DefaultsHelpFormatter)
         module.add_arguments(subparser)
         subparser.set_defaults(run=module.run)
     return parser

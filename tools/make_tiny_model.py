@@ -10,11 +10,12 @@ import argparse
 import dataclasses
 import sys
 
+from vlmtune.cli_help import DefaultsHelpFormatter
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_folder, make_tiny_llava_folder, make_tiny_parts
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     parser.add_argument('out')
     for field in dataclasses.fields(TinySpec):
         parser.add_argument('--' + field.name.replace('_', '-'), type=type(field.default) if field.default

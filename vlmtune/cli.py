@@ -2,7 +2,10 @@
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
+
+from .cli_help import DefaultsHelpFormatter
 
 
 def cmd_inspect(args) -> int:
@@ -181,6 +184,7 @@ EVAL_ACTIONS = {'compare': eval_compare, 'sample': eval_sample, 'formats': eval_
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune, convert and serve vision-language models.')
     sub = parser.add_subparsers(dest='command', required=True)
+    sub.add_parser = partial(sub.add_parser, formatter_class=DefaultsHelpFormatter)  # every --help shows defaults
 
     p = sub.add_parser('inspect', help='describe a checkpoint folder (layout, family, tiles, parameters, gaps)')
     p.add_argument('folder')
@@ -285,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser('data', help='convert and check datasets').add_subparsers(dest='data_command',
                                                                                     required=True)
+    data.add_parser = partial(data.add_parser, formatter_class=DefaultsHelpFormatter)
     p = data.add_parser('convert', help='raw dataset -> conversation JSONL (see datasets_proc)')
     p.add_argument('rest', nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_data_convert)
@@ -310,14 +315,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors that are the user's input, printed as one line: named, not imported, so that a command that needs
+# none of these modules (list-cfg, copy-cfg, --help) starts without torch.
+USER_ERRORS = {'vlmtune.formats.common.CheckpointError', 'vlmtune.serve.pipeline.NeedsGPU',
+               'vlmtune.side_envs.SideEnvError'}
+BUILTIN_USER_ERRORS = (FileNotFoundError, FileExistsError, IndexError, ValueError)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    return isinstance(exc, BUILTIN_USER_ERRORS) or \
+        bool(USER_ERRORS & {f'{cls.__module__}.{cls.__qualname__}' for cls in type(exc).__mro__})
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .formats import CheckpointError
-    from .serve.pipeline import NeedsGPU
-    from .side_envs import SideEnvError
     try:
         return args.func(args)
-    except (CheckpointError, FileNotFoundError, FileExistsError, IndexError, ValueError, NeedsGPU, SideEnvError) as exc:
+    except Exception as exc:  # noqa: BLE001  (re-raised unless it is the user's input)
+        if not is_user_error(exc):
+            raise
         print(f'error: {exc}', file=sys.stderr)
         return 2
 

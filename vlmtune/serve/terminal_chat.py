@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from ..cli_help import DefaultsHelpFormatter
+
 COMMANDS = '/image PATH (attach to the next question), /reset (new session), /exit or Ctrl-D (leave)'
 
 
@@ -124,7 +126,7 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelpFormatter)
     return run(add_arguments(parser).parse_args(argv))
 
 
