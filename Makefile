@@ -1,10 +1,14 @@
 # Two commands do everything on a fresh machine (Python 3.10+ and pip reaching a PyPI mirror):
 #   make demo   - set up .venv if needed, then run the main job on the embedded default
-#   make test   - set up .venv if needed, then run the test suite
+#   make test   - set up .venv if needed, then run the test suite (everything; what CI runs)
+#   make test-fast - the tier for the edit loop: no side environments, engines, browser, training runs
+#                    or peer benchmarks (pytest markers, pyproject.toml)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test demo serve-env
+HEAVY := side_envs or engines or browser or trainings or peers
+
+.PHONY: setup test test-fast demo serve-env
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -17,7 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests --durations=25
+
+test-fast: setup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q tests -m "not ($(HEAVY))" --durations=10
 
 demo: setup
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m vlmtune.cli demo

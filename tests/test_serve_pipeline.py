@@ -130,3 +130,16 @@ def test_chat_template_renders_the_template_exactly(tiny_folder, template, llm):
     custom = [{'role': 'system', 'content': 'Be brief.'}] + messages
     conv.system_message = 'Be brief.'
     assert tokenizer.apply_chat_template(custom, tokenize=False, add_generation_prompt=True) == conv.get_prompt()
+
+
+def test_prompts_take_lmdeploy_forms_with_the_image_on_either_side(tmp_path):
+    from vlmtune.serve.pipeline import split_prompt
+    red = Image.new('RGB', (8, 8), (255, 0, 0))
+    red.save(tmp_path / 'red.png')
+    for prompt in (('What colour?', red), (red, 'What colour?'), ('What colour?', [red]),
+                   ('What colour?', str(tmp_path / 'red.png'))):
+        text, images = split_prompt(prompt)
+        assert text == 'What colour?' and len(images) == 1 and images[0].getpixel((0, 0)) == (255, 0, 0)
+    assert split_prompt('Hello') == ('Hello', [])
+    with pytest.raises(ValueError, match='missing.png: cannot read image'):
+        split_prompt(('What colour?', str(tmp_path / 'missing.png')))

@@ -62,12 +62,13 @@ class Session:
 
 
 def split_prompt(prompt):
-    """text | (text, image) | (text, [images]) -> (text, [PIL images])."""
+    """text | (text, image) | (text, [images]) -> (text, [PIL images]): LMDeploy's prompt forms. The image
+    may come first too ((image, text)), the order a chat template places them in."""
     if isinstance(prompt, str):
         return prompt, []
     if not isinstance(prompt, (tuple, list)) or len(prompt) != 2:
         raise TypeError('prompt must be text or (text, image | [images])')
-    text, images = prompt
+    text, images = prompt if isinstance(prompt[0], str) or not isinstance(prompt[1], str) else prompt[::-1]
     images = images if isinstance(images, (list, tuple)) else [images]
     return text, [open_image(img) for img in images]
 
