@@ -72,6 +72,9 @@ def cmd_train(args) -> int:
     options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm) + \
         length_options(args.iters, args.epochs) + list(args.cfg_options or [])
     resume = True if args.resume == 'auto' else args.resume
+    if args.verbose:
+        import os
+        os.environ['VLMTUNE_VERBOSE'] = '1'
     return train(args.recipe, args.deepspeed, options, args.work_dir, resume, args.nproc, args.seed)
 
 
@@ -222,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='resume from the work dir\'s last checkpoint, or from PATH')
     p.add_argument('--nproc', type=int, default=None, help='processes (default: $NPROC_PER_NODE or 1)')
     p.add_argument('--seed', type=int, default=None)
+    p.add_argument('--verbose', action='store_true',
+                   help="show the trainer's whole output (always in WORK_DIR/train.log); or VLMTUNE_VERBOSE=1")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser('convert', help='training checkpoint -> checkpoint folder (merge LoRA, self-check)')

@@ -119,6 +119,10 @@ class LossCurveHook(Hook):
         val = [h for hook in runner.hooks if isinstance(hook, ValidationHook) for h in hook.history]
         history_path.write_text(json.dumps({'train': train, 'val': val}, indent=1))
         self._plot(train, val, work_dir / 'loss_curve.png')
+        if self.history:  # the last iteration's loss, whatever the logger's interval printed
+            print_log(f"[loss] iteration {self.history[-1]['iter']}: {self.history[-1]['loss']:.4f} (first this run: "
+                      f"{self.history[0]['loss']:.4f}); every iteration in {history_path.name}, loss_curve.png",
+                      logger='current')
 
     @staticmethod
     def _plot(train, val, path):

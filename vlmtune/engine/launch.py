@@ -4,7 +4,6 @@ several processes) on a free port and return its real exit status (`xtuner train
 after a crash)."""
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ..formats import read_spec
 from ..net import free_port
 from . import recipes
 from .recipes import RECIPES_DIR, RecipeError
+from .console import run_quietly
 from .model_source import split_sources
 from .trainability import renamed_parts, validate_modes
 
@@ -259,4 +259,4 @@ def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, np
         cmd = [sys.executable, '-m', 'vlmtune.engine.xtuner_main', *args]
         env = single_process_env()
     print('running: ' + ' '.join(cmd) + (f' (MASTER_PORT={env["MASTER_PORT"]})' if env else ''), flush=True)
-    return subprocess.call(cmd, env=env)
+    return run_quietly(cmd, env, work_dir)

@@ -61,7 +61,9 @@ class TrainingModel(BaseModel):
             quantize_llm_4bit(self.model, quantization)
         report = apply_trainability(self.model, vision_tower, connector, llm, LoraSettings(**(lora or {})),
                                     LoraSettings(**vision_tower_lora) if vision_tower_lora else None)
-        print_log(report.summary(), logger='current')
+        chosen = resolve_dtype(dtype)
+        why = {'auto': ' (dtype auto: bf16 on a GPU that has it, fp32 on CPU)'}.get(dtype, '')
+        print_log(f"{report.summary()}\n  weights in {str(chosen).replace('torch.', '')}{why}", logger='current')
         if report.trainable == 0:
             raise ValueError('nothing is trainable: set at least one of vision_tower / connector / llm to lora, full '
                              'or partial:K')
