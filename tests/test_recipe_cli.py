@@ -111,7 +111,7 @@ def test_a_plain_copy_with_relative_import_gets_a_one_line_fix(tmp_path, ws, cap
 ])
 def test_unknown_name_lists_close_matches(argv, close, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(launch.subprocess, 'call', lambda *a, **k: pytest.fail('launched'))
+    monkeypatch.setattr(launch, 'run_quietly', lambda *a, **k: pytest.fail('launched'))
     assert cli_main(argv) == 2
     err = error_line(capsys)
     assert close in err and 'vlmtune list-cfg' in err
@@ -124,7 +124,7 @@ def test_single_process_env_and_torchrun_port(ws, monkeypatch):
     assert (env['RANK'], env['LOCAL_RANK'], env['WORLD_SIZE']) == ('0', '0', '1')  # skips DeepSpeed's MPI discovery
     assert launch.single_process_env({'MASTER_PORT': '12345'})['MASTER_PORT'] == '12345'  # the user's choice
     calls = []
-    monkeypatch.setattr(launch.subprocess, 'call', lambda cmd, **kw: calls.append(cmd) or 0)
+    monkeypatch.setattr(launch, 'run_quietly', lambda cmd, env, work_dir: calls.append(cmd) or 0)
     monkeypatch.setenv('MASTER_PORT', '23456')
     assert launch.train('lora_cpu', cfg_options=ws['options'], nproc=2) == 0
     assert '--master_port=23456' in calls[0] and str(PACKAGE_RECIPES / 'tiny' / 'lora_cpu.py') in calls[0]

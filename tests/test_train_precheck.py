@@ -9,7 +9,7 @@ from vlmtune.engine import launch
 @pytest.fixture
 def no_launch(monkeypatch):
     calls = []
-    monkeypatch.setattr(launch.subprocess, 'call', lambda cmd, **kwargs: calls.append(cmd) or 0)
+    monkeypatch.setattr(launch, 'run_quietly', lambda cmd, env, work_dir: calls.append(cmd) or 0)
     return calls
 
 

@@ -107,6 +107,8 @@ def shortcut_options(checkpoint=None, data=None, images=None, vision_tower=None,
 
 def load_recipe(recipe, cfg_options=()) -> Config:
     """A recipe file or a shipped recipe's name -> its config, with the cfg-options merged."""
+    from . import compat
+    compat.apply()  # mmengine finds `vlmtune.recipes._base_` of an editable install only with its fix
     path = recipes.resolve(recipe)
     try:
         cfg = Config.fromfile(str(path))
