@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 # imported here too.
 from ._composite_register import register  # noqa: F401
 from .cpu_half import use_patch_conv  # noqa: F401
+from .checkpointing import checkpoint  # noqa: F401
 from ._transformers_vit import TransformersViT  # noqa: F401
 from .blip2_vision import Blip2VisionTower
 from .clip import CLIPTower
