@@ -50,6 +50,13 @@ def test_list_cfg_shows_every_shipped_recipe_with_its_first_comment(capsys):
     assert re.search(rf'^  internvl2_2b_lora_food +{re.escape(first_comment)}$', out, re.M)
 
 
+def test_listed_descriptions_are_whole_sentences():
+    from vlmtune.engine.recipes import list_recipes
+    rows = list_recipes()
+    assert rows and all(description.endswith('.') for _, _, description in rows), \
+        [name for _, name, description in rows if not description.endswith('.')]
+
+
 @pytest.mark.parametrize('pattern, expected', [
     ('INTERNVL3_*_lora', ['internvl3_14b_lora', 'internvl3_1b_lora', 'internvl3_2b_lora', 'internvl3_8b_lora']
      + [f'internvl3_5_{size}_lora' for size in ('14b', '1b', '2b', '30b_a3b', '38b', '4b', '8b')]),

@@ -37,11 +37,24 @@ def shipped() -> dict:
 
 
 def describe(path: Path) -> str:
-    """The recipe's first comment line."""
+    """The recipe's opening comment up to its first line that ends a sentence (prose only: an indented
+    example or a blank comment line ends it); text that leads into an example (`...:`) stops at the
+    sentence before it."""
+    lines = []
     for line in path.read_text(encoding='utf-8').splitlines():
-        if line.startswith('#'):
-            return line.lstrip('#').strip()
-    return ''
+        body = line[1:] if line.startswith('#') else None
+        if body is None or body.startswith('  ') or not body.strip():
+            if lines or body is None and line.strip():
+                break
+            continue
+        lines.append(body.strip())
+        if lines[-1].endswith('.'):
+            break
+    text = ' '.join(lines)
+    if text.endswith(':'):
+        head, sentence_end, _ = text.rpartition('. ')
+        text = head + '.' if sentence_end else text[:-1] + '.'
+    return text
 
 
 def group_of(path: Path) -> str:
