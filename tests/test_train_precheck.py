@@ -46,3 +46,11 @@ def test_unknown_deepspeed_name_and_good_launch(ws, no_launch, capsys):
     assert 'zero2' in one_error_line(capsys)
     assert cli_main(args + ['--deepspeed', 'zero2']) == 0
     assert no_launch and 'vlmtune.engine.xtuner_main' in no_launch[0] and any('zero2_cpu.json' in a for a in no_launch[0])
+
+
+def test_a_model_source_option_sets_the_datasets_too():
+    options = launch.with_dataset_mirrors(['model.parts.vision_tower.pretrained=/v', 'model.checkpoint=/c',
+                                           'train_dataloader.dataset.checkpoint=/own', 'model.llm=full'])
+    assert 'train_dataloader.dataset.parts.vision_tower.pretrained=/v' in options
+    assert 'train_dataloader.dataset.checkpoint=/own' in options and 'train_dataloader.dataset.checkpoint=/c' not in options
+    assert not any(o.startswith('train_dataloader.dataset.llm') for o in options)   # trainability is the model's alone

@@ -140,6 +140,21 @@ def one_length(cfg: Config, options: dict) -> None:
         cfg.train_cfg[other] = None
 
 
+def with_dataset_mirrors(options) -> list:
+    """The options, plus the dataset's copy of each model-source option the user gave for the model only
+    (`model.parts.vision_tower.pretrained=DIR` sets the dataset's too): the data path builds the same
+    composition as the model, so one option sets both. An option given for the dataset itself is kept."""
+    options = list(options)
+    given = {o.split('=', 1)[0] for o in options}
+    for option in list(options):
+        key, _, value = option.partition('=')
+        field = key.split('.')[1] if key.startswith('model.') and key.count('.') >= 1 else None
+        mirror = f'train_dataloader.dataset.{key[len("model."):]}'
+        if field in ('checkpoint', 'parts', 'spec') and mirror not in given:
+            options.append(f'{mirror}={value}')
+    return options
+
+
 def with_one_length(options) -> list:
     """The options, plus `None` for the other length when they set one (what xtuner's own merge needs too)."""
     options = list(options)
@@ -237,7 +252,7 @@ def torchrun_options(nproc: int, nodes: int, environ=None) -> list:
 
 def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, nproc=None, seed=None) -> int:
     recipe = recipes.resolve(recipe)
-    cfg_options = with_one_length(cfg_options)
+    cfg_options = with_one_length(with_dataset_mirrors(cfg_options))
     cfg = load_recipe(recipe, cfg_options)
     precheck(cfg)
     work_dir = Path(work_dir or cfg.get('work_dir') or Path('work_dirs') / Path(recipe).stem)
