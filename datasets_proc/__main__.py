@@ -32,6 +32,8 @@ def build_parser(prog: str = "python -m datasets_proc") -> argparse.ArgumentPars
         subparser = subparsers.add_parser(name, help=help_text, description=help_text,
                                           formatter_class=DefaultsHelpFormatter)
         module.add_arguments(subparser)
+        subparser.add_argument("--strict", action="store_true",
+                               help="exit with status 1 when any row is rejected (the rows kept are still written)")
         subparser.set_defaults(run=module.run)
     return parser
 

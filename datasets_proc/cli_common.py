@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -46,4 +47,7 @@ def finish(
     if getattr(args, "rejects", None):
         write_jsonl(report.rejected, args.rejects, inputs + [args.output])
         print(f"wrote {report.skipped} rejected rows to {args.rejects}")
+    if report.skipped and getattr(args, "strict", False):
+        print(f"error: --strict: {report.skipped} row(s) rejected (reasons above)", file=sys.stderr)
+        return 1
     return 0

@@ -1,6 +1,7 @@
 """`vlmtune data show` and `vlmtune data check --model` on a tiny model folder."""
 import json
 
+import pytest
 from PIL import Image
 
 from vlmtune.cli import main as cli_main
@@ -48,3 +49,23 @@ def test_data_check_with_model_rejects_over_length(tiny_folder, tmp_path, capsys
     kept = [json.loads(line) for line in (tmp_path / 'data.kept.jsonl').read_text().splitlines()]
     assert [r['id'] for r in kept] == ['w'] and [r['id'] for r in rejects] == ['long']
     assert 'max_length 200' in rejects[0]['reason'] and 'rejected                       1' in out
+
+
+def test_strict_makes_any_reject_a_failure_in_check_converters_and_training(tiny_folder, tmp_path, capsys):
+    from datasets_proc.__main__ import main as convert_main
+    from vlmtune.engine import build_train_dataset
+    folder = tiny_folder('qwen2', '300m')
+    missing = dict(ROW, id='gone', image='nope.png')
+    path = write_rows(tmp_path, [ROW, missing])
+    check = ['data', 'check', str(path), '--images', str(tmp_path), '--quiet']
+    assert cli_main(check) == 0 and cli_main(check + ['--strict']) == 1
+    assert '--strict: 1 row(s) rejected' in capsys.readouterr().err
+    llava_json = tmp_path / 'llava.json'
+    llava_json.write_text(json.dumps([dict(ROW, id='a'), dict(ROW, id='b', image='nope.png')]))
+    convert = ['llava', str(llava_json), '--image-root', str(tmp_path), '-o']
+    assert convert_main(convert + [str(tmp_path / 'c1.jsonl')]) == 0
+    assert convert_main(convert + [str(tmp_path / 'c2.jsonl'), '--strict']) == 1
+    assert (tmp_path / 'c2.jsonl').exists()                    # the kept rows are written all the same
+    assert len(build_train_dataset(folder, str(path), str(tmp_path), max_length=512)) == 1
+    with pytest.raises(ValueError, match=r'1 row\(s\) cannot be trained, e.g. row 2: .*--strict stops here'):
+        build_train_dataset(folder, str(path), str(tmp_path), max_length=512, strict=True)

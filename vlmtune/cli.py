@@ -45,6 +45,9 @@ def cmd_data_check(args) -> int:
     report = check_file(args.file, args.images, cfg, token_length_fn=token_length_fn, kept_path=args.kept,
                         rejects_path=args.rejects, progress=not args.quiet)
     print(report.summary())
+    if args.strict and report.rejected:
+        print(f'error: --strict: {report.rejected} row(s) rejected (reasons above)', file=sys.stderr)
+        return 1
     return 0 if report.kept or not report.total else 1
 
 
@@ -70,7 +73,8 @@ def cmd_data_show(args) -> int:
 def cmd_train(args) -> int:
     from .engine.launch import length_options, shortcut_options, train
     options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm) + \
-        length_options(args.iters, args.epochs) + list(args.cfg_options or [])
+        length_options(args.iters, args.epochs) + list(args.cfg_options or []) + \
+        (['train_dataloader.dataset.strict=True'] if args.strict else [])
     resume = True if args.resume == 'auto' else args.resume
     if args.verbose:
         import os
@@ -225,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='resume from the work dir\'s last checkpoint, or from PATH')
     p.add_argument('--nproc', type=int, default=None, help='processes (default: $NPROC_PER_NODE or 1)')
     p.add_argument('--seed', type=int, default=None)
+    p.add_argument('--strict', action='store_true',
+                   help='stop before training when any row of the data cannot be trained (default: skip those rows)')
     p.add_argument('--verbose', action='store_true',
                    help="show the trainer's whole output (always in WORK_DIR/train.log); or VLMTUNE_VERBOSE=1")
     p.set_defaults(func=cmd_train)
@@ -307,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--kept')
     p.add_argument('--rejects')
     p.add_argument('--quiet', action='store_true')
+    p.add_argument('--strict', action='store_true', help='exit with status 1 when any row is rejected')
     p.set_defaults(func=cmd_data_check)
     p = data.add_parser('show', help='what the model sees for one sample')
     p.add_argument('file')

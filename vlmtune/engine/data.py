@@ -30,13 +30,14 @@ class PackedDataset(Dataset):
 
 def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_length=4096, max_tiles=None,
                         packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None, exif=None,
-                        uint8_pixels=True, parts=None):
+                        uint8_pixels=True, parts=None, strict=False):
     """checkpoint / parts / spec: the model, as the recipe's `model` names it (the data path asks its spec for
     the template, image processor and image tokens; no weights are read). exif: the EXIF orientation rule
     ('ignore' / 'transpose'; default: the model's, which is 'ignore' unless its folder says otherwise);
     `vlmtune convert` writes it into the folder so every serving path applies it. uint8_pixels: tiles
     leave the loader as bytes where the image processor can hand them out (InternVL's), and the model
-    normalises them on its device (the same float32 numbers, a quarter of the host memory traffic)."""
+    normalises them on its device (the same float32 numbers, a quarter of the host memory traffic).
+    strict: any row that cannot be trained stops the run (`vlmtune train --strict`) instead of being skipped."""
     if not data_path or not Path(data_path).exists():
         raise FileNotFoundError(f'{data_path}: dataset file not found')
     model_spec, tokenizer = resolve_spec(checkpoint, spec, parts)
@@ -52,8 +53,12 @@ def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_le
                                                                              uint8_pixels),
                                   cache_dir=cache_dir, seed=seed)
     if dataset.rejects:
-        print(f'{data_path}: {len(dataset.rejects)} row(s) cannot be trained and are skipped, e.g. '
-              f'row {dataset.rejects[0]["row"]}: {dataset.rejects[0]["reason"]} (run `vlmtune data check`)')
+        first = dataset.rejects[0]
+        message = (f'{data_path}: {len(dataset.rejects)} row(s) cannot be trained, e.g. row {first["row"]}: '
+                   f'{first["reason"]} (`vlmtune data check {data_path} --images IMAGES --model FOLDER` lists them)')
+        if strict:
+            raise ValueError(f'{message}; --strict stops here')
+        print(f'{message}; they are skipped')
     if not len(dataset):
         raise ValueError(f'{data_path}: no trainable rows')
     return PackedDataset(dataset, max_length, seed) if packing else dataset
