@@ -150,8 +150,14 @@ def test_bad_benchmark_inputs_are_one_line_errors(model, samples, tmp_path, caps
     assert "unknown benchmark 'vqa'" in capsys.readouterr().err
     (samples['pope'].parent / 'COCO_val2014_000000000002.jpg').rename(tmp_path / 'moved.jpg')
     try:
-        assert main(['eval', str(model), '--bench', 'pope', str(samples['pope'])]) == 2
-        assert 'coco_pope_random.json:2: image' in capsys.readouterr().err
+        assert main(['eval', str(model), '--bench', 'pope', str(samples['pope']), '--out', str(tmp_path / 'p')]) == 0
+        assert 'question(s) not asked, their image unreadable' in capsys.readouterr().err   # the rest is scored
+        assert main(['eval', str(model), '--bench', 'pope', str(samples['pope']), '--strict']) == 2
+        err = capsys.readouterr().err
+        assert 'coco_pope_random.json: ' in err and 'COCO_val2014_000000000002.jpg: cannot read image' in err
+        assert main(['eval', str(model), '--bench', 'pope', str(samples['pope']), '--images', str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert 'none of the' in err and 'pass the image folder with --images DIR' in err
     finally:
         (tmp_path / 'moved.jpg').rename(samples['pope'].parent / 'COCO_val2014_000000000002.jpg')
     assert main(['eval', 'sample', 'pope', str(samples['pope'].parent)]) == 2   # never writes into a full folder
@@ -185,6 +191,25 @@ def test_conversation_jsonl_eval_still_runs_from_the_cli(model, samples, tmp_pat
     assert main(['eval', str(model), str(samples['conversations']), '--out', str(out)]) == 0
     assert 'accuracy' in capsys.readouterr().out and len(out.read_text().splitlines()) == 4
     assert json.loads(out.with_suffix('.results.json').read_text())['questions_asked'] == 4
+
+
+def test_an_unreadable_image_counts_wrong_and_strict_makes_it_a_failure(model, samples, tmp_path, capsys):
+    import shutil
+    source = samples['conversations']
+    for item in source.parent.iterdir():
+        (shutil.copytree if item.is_dir() else shutil.copy)(item, tmp_path / item.name)
+    data = tmp_path / source.name
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows[1]['image'] = 'gone.png'
+    data.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    out = tmp_path / 'rows.jsonl'
+    assert main(['eval', str(model), str(data), '--out', str(out)]) == 0
+    assert 'warning: 1 question(s) not asked' in capsys.readouterr().err
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(scored) == 4 and 'gone.png' in scored[1]['image_error'] and scored[1]['correct'] is False
+    assert json.loads(out.with_suffix('.results.json').read_text())['unreadable_images'] == 1
+    assert main(['eval', str(model), str(data), '--out', str(tmp_path / 'strict.jsonl'), '--strict']) == 2
+    assert '1 question(s) have an unreadable image' in capsys.readouterr().err
 
 
 def test_choice_rows_export_to_an_mmbench_tsv(tmp_path):

@@ -148,11 +148,15 @@ def eval_benchmark(args) -> int:
     else:
         pipe = pipeline(args.model, backend=args.backend)
     result, rows = run_benchmark(name, path, pipe, args.images, args.prompt, args.limit, args.batch_size,
-                                 args.max_new_tokens, model=args.model)
+                                 args.max_new_tokens, model=args.model, strict=args.strict)
     paths = write_results(result, rows, out)
     print(paths['markdown'].read_text(encoding='utf-8'))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['predictions'].name} "
           f"({result['seconds']:.1f} s, {result['questions_asked']} questions)")
+    if result['unreadable_images']:
+        first = next(row for row in rows if 'image_error' in row)
+        print(f"warning: {result['unreadable_images']} question(s) not asked, their image unreadable (counted wrong), "
+              f"e.g. {first['id']}: {first['image_error']}; --strict makes this a failure", file=sys.stderr)
     return 0
 
 
@@ -273,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-new-tokens', type=int, default=None)
     p.add_argument('--backend', default='auto', help='auto | torch | turbomind | pytorch | a server URL (…/v1)')
     p.add_argument('--labels', nargs='+', help='compare: one name per results file (default: their folders)')
+    p.add_argument('--strict', action='store_true',
+                   help='fail when a question\'s image cannot be read (default: count it wrong, ask the rest)')
     bits = p.add_mutually_exclusive_group()
     bits.add_argument('--load-4bit', dest='load_bits', action='store_const', const=4, help='LLM in 4-bit (GPU)')
     bits.add_argument('--load-8bit', dest='load_bits', action='store_const', const=8, help='LLM in 8-bit (GPU)')

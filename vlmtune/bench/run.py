@@ -48,9 +48,11 @@ def first_units(questions, limit: Optional[int]):
 
 
 def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, batch_size=8,
-                  max_new_tokens=None, progress=True, model=None) -> tuple:
+                  max_new_tokens=None, progress=True, model=None, strict=False) -> tuple:
     """pipe: anything with batch_answers(prompts, gen_config) (serve.pipeline's pipelines).
-    Returns (result, rows): the summary dict and one dict per question asked."""
+    Returns (result, rows): the summary dict and one dict per question asked. A question whose image cannot
+    be read is not asked and counts as wrong (its row says why; result['unreadable_images'] counts them);
+    strict: such a question stops the run instead, once every image has been tried."""
     from ..serve import GenerationConfig
     task = benchmark(name)
     questions = first_units(task.read(Path(path), Path(images) if images else None), limit)
@@ -58,24 +60,40 @@ def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, b
         raise ValueError(f'{path}: no questions to ask')
     gen = GenerationConfig(max_new_tokens=max_new_tokens or task.max_new_tokens)  # greedy
     prompts = [task.prompt(q, instruction) for q in questions]
-    outputs, started = [], time.perf_counter()
+    outputs, unreadable, started = [''] * len(questions), {}, time.perf_counter()
     with tqdm(total=len(questions), desc=f'{name} {Path(path).name}', disable=not progress, unit='q') as bar:
         for start in range(0, len(questions), batch_size):
-            batch = []
-            for question, prompt in zip(questions[start:start + batch_size], prompts[start:start + batch_size]):
-                image = open_question_image(question.image)
-                batch.append(prompt if image is None else (prompt, image))
-            outputs += pipe.batch_answers(batch, gen)
-            bar.update(len(batch))
+            batch, asked = [], []
+            for index in range(start, min(start + batch_size, len(questions))):
+                try:
+                    image = open_question_image(questions[index].image)
+                except (ValueError, OSError) as error:  # scored as wrong; the rest is still asked
+                    unreadable[index] = str(error)
+                    continue
+                batch.append(prompts[index] if image is None else (prompts[index], image))
+                asked.append(index)
+            for index, output in zip(asked, pipe.batch_answers(batch, gen) if batch else []):
+                outputs[index] = output
+            bar.update(min(batch_size, len(questions) - start))
+    with_images = sum(q.image is not None for q in questions)
+    if with_images and len(unreadable) == with_images:
+        raise ValueError(f'{path}: none of the {with_images} images could be read, e.g. '
+                         f'{next(iter(unreadable.values()))}; pass the image folder with --images DIR')
+    if unreadable and strict:
+        first = next(iter(unreadable.values()))
+        raise ValueError(f'{path}: {len(unreadable)} question(s) have an unreadable image, e.g. {first}; '
+                         f'--strict stops here (without it they count as wrong)')
     seconds = time.perf_counter() - started
-    rows = [{'id': q.id, 'prompt': p, 'prediction': out, 'truth': q.truth, 'meta': q.meta, **task.score(q, out)}
-            for q, p, out in zip(questions, prompts, outputs)]
+    rows = [{'id': q.id, 'prompt': p, 'prediction': out, 'truth': q.truth, 'meta': q.meta, **task.score(q, out),
+             **({'image_error': unreadable[i]} if i in unreadable else {})}
+            for i, (q, p, out) in enumerate(zip(questions, prompts, outputs))]
     summary = task.summarise(rows)
     result = {'benchmark': name, 'file': str(path), 'model': None if model is None else str(model),
               'headline': summary['headline'], 'value': summary['metrics'][summary['headline']],
               'scale': summary.get('scale', 'fraction'),
               'metrics': summary['metrics'], 'breakdown': summary.get('breakdown', {}),
               'questions_asked': len(rows), 'unanswered': sum(r['parsed'] is None for r in rows),
+              'unreadable_images': len(unreadable),
               'instruction': task.instruction if instruction is None else instruction,
               'generation': {'greedy': True, 'max_new_tokens': gen.max_new_tokens, 'batch_size': batch_size,
                              'backend': getattr(pipe, 'backend', None)},
