@@ -54,3 +54,13 @@ def test_a_model_source_option_sets_the_datasets_too():
     assert 'train_dataloader.dataset.parts.vision_tower.pretrained=/v' in options
     assert 'train_dataloader.dataset.checkpoint=/own' in options and 'train_dataloader.dataset.checkpoint=/c' not in options
     assert not any(o.startswith('train_dataloader.dataset.llm') for o in options)   # trainability is the model's alone
+
+
+def test_a_llava_folder_given_to_an_internvl_recipe_names_the_recipes_that_fit(ws, tmp_path, no_launch, capsys):
+    from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_folder
+    llava = make_tiny_llava_folder(tmp_path / 'llava', TinyLlavaSpec(image_size=56))
+    code = cli_main(['train', str(RECIPE), '--checkpoint', str(llava), '--data', str(ws['data']),
+                     '--images', str(ws['images'])])
+    assert code == 2 and not no_launch
+    err = one_error_line(capsys)
+    assert 'is a llava_hf folder (clip + mlp2x_gelu + llama' in err and 'vlmtune list-cfg llava' in err

@@ -189,7 +189,7 @@ def precheck(cfg: Config) -> None:
         if folder and not Path(folder).is_dir():
             raise RecipeError(f'{where}.checkpoint: checkpoint folder {folder} not found')
         if folder:
-            read_spec(folder)
+            check_data_fits(folder, read_spec(folder), dataset)
         for name, settings in (parts or {}).items():
             pretrained = (settings or {}).get('pretrained')
             if pretrained and not Path(pretrained).exists():
@@ -205,6 +205,27 @@ def precheck(cfg: Config) -> None:
     image_root = dataset.get('image_root')
     if image_root and not Path(image_root).is_dir():
         raise RecipeError(f'train_dataloader.dataset.image_root: folder {image_root} not found; pass --images DIR')
+
+
+RECIPES_FOR_LAYOUT = {'internvl': 'internvl', 'internvl_hf': 'internvl', 'llava_hf': 'llava',
+                      'llava_next_hf': 'llava_next', 'blip2_hf': 'blip2', 'composite': 'tinyllava'}
+
+
+def check_data_fits(folder, spec, dataset) -> None:
+    """A recipe's data settings that the folder's image processor cannot take (an InternVL recipe's
+    max_tiles on a LLaVA folder) fail here, naming the folder's family and the recipes that fit."""
+    import inspect
+    from ..data.image import REGISTRY as IMAGE_PROCESSORS
+    from ..formats import layout_of
+    kind = spec.image_processor['type']
+    takes = inspect.signature(IMAGE_PROCESSORS.get(kind)).parameters
+    if dataset.get('max_tiles') and 'max_tiles' not in takes:
+        layout = layout_of(folder)
+        raise RecipeError(f'{folder} is a {layout} folder ({spec.vision_tower["type"]} + {spec.connector["type"]} + '
+                          f'{spec.family}, image processor {kind!r}: no tiles), but the recipe tiles images as '
+                          f'InternVL does (train_dataloader.dataset.max_tiles={dataset.get("max_tiles")}). Use a '
+                          f'recipe for this model (vlmtune list-cfg {RECIPES_FOR_LAYOUT.get(layout, "")}), or set '
+                          f'train_dataloader.dataset.max_tiles=None')
 
 
 def _has_relative_import(path: Path) -> bool:
