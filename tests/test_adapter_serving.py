@@ -2,11 +2,14 @@
 pipeline and vLLM (--enable-lora) serve base + adapter with the merged folder's greedy answers."""
 import json
 
+import pytest
 from helpers.probes import REPO
 from vlmtune.bench.samples import swatch
 from vlmtune.cli import main
 from vlmtune.serve import GenerationConfig, pipeline
 from vlmtune.serve.api_client import ApiPipeline, data_url
+
+pytestmark = pytest.mark.engines
 
 RECIPE = REPO / 'vlmtune' / 'recipes' / 'tiny' / 'lora_cpu.py'
 GEN = GenerationConfig(max_new_tokens=6)

@@ -164,6 +164,7 @@ def test_bad_benchmark_inputs_are_one_line_errors(model, samples, tmp_path, caps
     assert 'is not empty' in capsys.readouterr().err
 
 
+@pytest.mark.trainings
 def test_eval_hook_scores_the_live_model_before_and_after_training(ws, tmp_path):
     from helpers.training_data import make_colour_dataset
     from vlmtune.engine.recipes import copy_recipe

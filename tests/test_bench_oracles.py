@@ -16,6 +16,8 @@ from vlmtune.bench.tasks._base import Question
 from vlmtune.bench.tasks.mmbench import rotated
 from vlmtune.bench.vqa_normalise import textvqa_normalise, vqa_accuracy
 
+pytestmark = pytest.mark.side_envs
+
 WORDS = ['Two.', '2', 'two', 'the dog', 'Dog!', 'dogs', "don't", 'dont', 'black/white', 'black and white',
          '2,000', '2000', 'yes', 'Yes.', 'no', 'a red car', 'red', '3.5', '( red )', "man's hat", 'none', '0']
 

@@ -6,7 +6,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 from helpers.probes import REPO
+
+pytestmark = pytest.mark.peers
 
 
 def peer_rows(tmp_path, script, baseline, *args):

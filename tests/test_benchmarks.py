@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import pytest
 from pathlib import Path
+
+pytestmark = pytest.mark.peers
 
 REPO = Path(__file__).resolve().parents[1]
 

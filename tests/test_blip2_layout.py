@@ -22,6 +22,8 @@ from vlmtune.model.llm import REGISTRY as LLMS
 from vlmtune.tiny import TinySpec, llm_config_dict
 from vlmtune.tiny.compose import tiny_tokenizer
 
+pytestmark = pytest.mark.side_envs
+
 Q = 6
 QUESTION = 'What colour is it?'
 PROMPT = f'Question: {QUESTION} Answer:'   # the model card's prompt form

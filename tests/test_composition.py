@@ -155,6 +155,7 @@ def test_from_parts_model(tiny_parts):
     assert model.connector[1].weight.abs().sum() > 0
 
 
+@pytest.mark.trainings
 def test_from_parts_trains_converts_and_loads_in_remote_code(tiny_parts, tmp_path):
     """InternViT folder + Qwen2 folder + fresh connector -> `vlmtune train` (connector only) ->
     `vlmtune convert` -> an internvl folder that the exported remote code loads with the same logits."""

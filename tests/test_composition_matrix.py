@@ -16,6 +16,8 @@ from vlmtune.engine import TrainingModel
 from vlmtune.formats import layout_of, load, save
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_llava_parts, make_tiny_parts
 
+pytestmark = pytest.mark.side_envs
+
 TOWERS = ('intern_vit', 'clip', 'siglip')
 CONNECTORS = {'pixel_shuffle_mlp': dict(type='pixel_shuffle_mlp'), 'mlp2x_gelu': dict(type='mlp2x_gelu'),
               'qformer': dict(type='qformer', num_query_tokens=4, config=dict(hidden_size=32, num_hidden_layers=2,

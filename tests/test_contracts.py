@@ -22,6 +22,8 @@ from vlmtune.model.llm import REGISTRY as LLMS
 from vlmtune.model.vision_tower import REGISTRY as VISION_TOWERS
 from vlmtune.tiny import compose_tiny
 
+pytestmark = pytest.mark.side_envs
+
 # One composition per family of layouts; a part under test replaces its kind in each (None: the LLM's template).
 REFERENCES = {
     'internvl': dict(vision_tower='intern_vit', connector='pixel_shuffle_mlp', image_processor='internvl_dynamic',

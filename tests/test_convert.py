@@ -16,6 +16,8 @@ from vlmtune.formats.common import weight_shapes
 from vlmtune.engine.convert import load_trained, read_trained_weights
 from vlmtune.engine.launch import load_recipe
 
+pytestmark = pytest.mark.trainings
+
 
 def convert_cmd(ws, checkpoint, out, *extra):
     return [sys.executable, str(REPO / 'tools' / 'convert_to_official.py'), str(RECIPE), str(checkpoint), str(out),

@@ -6,9 +6,13 @@ import json
 import sys
 import textwrap
 
+import pytest
+
 from helpers.probes import REPO
 from helpers.training import run
 from helpers.training_data import make_colour_dataset
+
+pytestmark = pytest.mark.trainings
 
 USER_CONNECTOR = '''
 import torch

@@ -2,7 +2,10 @@
 base on held-out dishes, and the report is written."""
 import json
 
+import pytest
 from vlmtune.demo import run_demo
+
+pytestmark = pytest.mark.trainings
 
 
 def test_quick_journey_tuned_beats_base(tmp_path):

@@ -91,6 +91,7 @@ def first_token_logprobs(pipe, question, image):
     return torch.log_softmax(logits[0, -1].float(), -1)
 
 
+@pytest.mark.engines
 def test_vllm_applies_the_folder_rule_to_raw_photo_bytes(photo, folders, vllm_server):
     # InternVL's grid for the photo is 3 x 1 stored, 1 x 3 upright: the same prompt length, other tiles;
     # so the check is the first answer token's log-probabilities, ours under each rule against vLLM's.

@@ -15,9 +15,12 @@ import site
 import subprocess
 import sys
 import zipfile
+import pytest
 from pathlib import Path
 
 from helpers.probes import REPO
+
+pytestmark = pytest.mark.trainings
 
 SOURCES = ('vlmtune', 'datasets_proc', 'pyproject.toml', 'README.md')
 

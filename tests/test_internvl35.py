@@ -15,6 +15,8 @@ from vlmtune.side_envs import side_env
 from helpers.training_data import make_colour_dataset
 from vlmtune.formats import load
 
+pytestmark = pytest.mark.side_envs
+
 ITERS = 4
 
 

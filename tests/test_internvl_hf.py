@@ -37,6 +37,8 @@ from vlmtune.formats.internvl_remote.tokenization_internlm2 import InternLM2Toke
 from vlmtune.formats.tokenizers import INTERNVL_TOKENS
 from vlmtune.tiny import CHATML_SPECIALS, CORPUS
 
+pytestmark = pytest.mark.side_envs
+
 ENVS = ('tf-4.57', 'tf-5.24')
 # Every LLM family the official layout holds (hence -hf too); InternLM2 with the 6B-style ViT.
 FAMILIES = {entry.family: '6b' if entry.key_map else '300m' for entry in held_llms()}

@@ -235,6 +235,7 @@ def turbomind_is_supported(lmdeploy):
     return module.is_supported
 
 
+@pytest.mark.engines
 @pytest.mark.parametrize('name', NAMES)
 def test_lmdeploy_front_half(llava_hubs, llava_written, name):
     import lmdeploy

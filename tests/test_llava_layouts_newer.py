@@ -18,6 +18,8 @@ from helpers.llava_tiny import NAMES, clip_processor, expand2square, image, mess
 from vlmtune.formats.common import read_state_dict
 from vlmtune.data.normalisation import CLIP_MEAN
 
+pytestmark = pytest.mark.side_envs
+
 ENVS = ('tf-4.57', 'tf-5.24')
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
 from safetensors.torch import load_file
@@ -20,6 +21,8 @@ from vlmtune.formats import layout_of, save
 from vlmtune.engine.model_source import build_model
 from vlmtune.serve import pipeline
 from vlmtune.tiny import TinyLlavaSpec, make_tiny_llava_parts
+
+pytestmark = pytest.mark.trainings
 
 HF_PROBE = '''
 import json, sys

@@ -32,6 +32,8 @@ from vlmtune.data.image import ImageTokens
 from vlmtune.tiny import TinySpec, make_tiny_folder
 from vlmtune.formats.tokenizers import load_tokenizer
 
+pytestmark = pytest.mark.engines
+
 IMAGE_SIZE = 56
 NUM_IMAGE_TOKEN = (IMAGE_SIZE // 14) ** 2 // 4  # 4 for these tiny models
 # family -> (LLM architecture, template, max_dynamic_patch written into the folder), for every family the

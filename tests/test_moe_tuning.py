@@ -14,6 +14,8 @@ from helpers.training_data import make_colour_dataset
 from vlmtune.formats import load
 from vlmtune.formats.common import read_state_dict
 
+pytestmark = pytest.mark.trainings
+
 ITERS = 4
 
 

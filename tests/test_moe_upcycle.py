@@ -124,6 +124,7 @@ def forward_dense_like(model, inputs):
     return logits
 
 
+@pytest.mark.side_envs
 @pytest.mark.parametrize('llm', sorted(NATIVE))
 def test_exported_folder_loads_in_plain_transformers(exported, llm, tmp_path):
     """The folder's own remote code, vlmtune hidden: transformers' Qwen2-MoE / Mixtral classes in 4.48,

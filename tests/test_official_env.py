@@ -7,6 +7,8 @@ from helpers.probes import _probe_subprocess, package_outputs, probe_inputs, run
 from vlmtune.side_envs import side_env
 from vlmtune.formats import load
 
+pytestmark = pytest.mark.side_envs
+
 
 @pytest.fixture(scope='session')
 def official_env():

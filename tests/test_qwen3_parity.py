@@ -13,6 +13,8 @@ from helpers.probes import REPO
 from vlmtune.side_envs import side_env
 from vlmtune.model.llm import REGISTRY
 
+pytestmark = pytest.mark.side_envs
+
 ENVS = ('tf-4.57', 'tf-5.24')
 NEW_TOKENS = 6
 CONFIGS = {

@@ -137,6 +137,7 @@ def test_single_process_env_and_torchrun_port(ws, monkeypatch):
     assert '--master_port=23456' in calls[0] and str(PACKAGE_RECIPES / 'tiny' / 'lora_cpu.py') in calls[0]
 
 
+@pytest.mark.trainings
 def test_train_by_name_from_a_temp_dir(ws, tmp_path):
     result = subprocess.run(train_cmd(ws, 'lora_cpu', '--cfg-options', *TWO_ITERS), cwd=tmp_path, env=child_env(),
                             capture_output=True, text=True, timeout=600)
@@ -145,6 +146,7 @@ def test_train_by_name_from_a_temp_dir(ws, tmp_path):
     assert (tmp_path / 'work_dirs' / 'lora_cpu' / 'iter_2.pth').is_file()  # default work dir: the name
 
 
+@pytest.mark.trainings
 def test_readme_walkthrough_copied_food_recipe_trains(ws, tmp_path, monkeypatch):
     """`vlmtune copy-cfg internvl2_2b_lora_food my_food.py` then `vlmtune train my_food.py` on tiny inputs;
     its validation and chat-probe hooks are pointed at tiny files too (they run here)."""
@@ -162,6 +164,7 @@ def test_readme_walkthrough_copied_food_recipe_trains(ws, tmp_path, monkeypatch)
     assert (tmp_path / 'work_dirs' / 'my_food' / 'iter_2.pth').is_file()
 
 
+@pytest.mark.trainings
 def test_two_trains_started_together_both_succeed(ws, tmp_path):
     """Without a port of its own, each single-process DeepSpeed run binds 29500: the second died with
     EADDRINUSE."""

@@ -19,6 +19,8 @@ from vlmtune.formats.internvl import held_llms
 from vlmtune.side_envs import PINS, side_env
 from vlmtune.tiny import compose_tiny
 
+pytestmark = pytest.mark.side_envs
+
 SIDE_ENVS = {'tf-4.57': '4.57.6', 'tf-5.24': '5.24.0'}
 # Every LLM family the official layout holds, the two ViT flavours alternating (InternLM2 with the 6B one).
 CASES = [(entry.family, '6b' if entry.key_map or i % 2 else '300m') for i, entry in enumerate(held_llms())]

@@ -20,6 +20,8 @@ from vlmtune.serve.engines import ServeError, check_servable, served_chat_templa
 from vlmtune.side_envs import vllm_env
 from vlmtune.tiny import TinyLlavaSpec, TinySpec, make_tiny_folder, make_tiny_llava_folder
 
+pytestmark = pytest.mark.engines
+
 GEN = GenerationConfig(max_new_tokens=6)
 ENGINE_WIDTH = dict(llm_width=128)   # head_dim 32: what vLLM's CPU attention takes
 

@@ -11,6 +11,8 @@ from safetensors.torch import load_file
 
 from helpers.training import assert_deepspeed_checkpoint_holds_trainable_only, assert_learns, losses, run, vlmtune_cmd, xtuner_cmd
 
+pytestmark = pytest.mark.trainings
+
 def test_plain_xtuner_run_learns_and_saves_only_trainable_weights(plain_run, ws):
     assert_learns(losses(plain_run))
     assert (plain_run / 'loss_curve.png').stat().st_size > 1000
