@@ -18,13 +18,33 @@ QUESTIONS = [('What colour is it?', swatch(c)) for c in ('green', 'blue', 'white
 
 def test_adapter_folder_is_a_peft_adapter_naming_the_base(lora_run):
     config = json.loads((lora_run['adapter'] / 'adapter_config.json').read_text())
-    assert config['base_model_name_or_path'] == str(lora_run['base'].resolve()) and config['peft_type'] == 'LORA'
+    base = config['base_model_name_or_path']   # relative to the adapter: the two folders move together
+    assert not base.startswith('/') and (lora_run['adapter'] / base).resolve() == lora_run['base'].resolve()
+    assert config['peft_type'] == 'LORA'
     assert set(config['target_modules']) >= {'q_proj', 'v_proj'}
     from safetensors.torch import load_file
     keys = list(load_file(str(lora_run['adapter'] / 'adapter_model.safetensors')))
     # Named as the base folder's own modules (what PEFT and vLLM see in the internvl layout).
     assert all(k.startswith('base_model.model.language_model.model.layers.') for k in keys), keys[:3]
     assert not (lora_run['adapter'] / 'config.json').exists()
+
+
+def test_a_moved_pair_of_folders_still_loads_without_peft_warnings(lora_run, tmp_path):
+    import shutil
+    import warnings
+    moved = tmp_path / 'moved'
+    shutil.copytree(lora_run['base'], moved / lora_run['base'].name)
+    shutil.copytree(lora_run['adapter'], moved / 'adapters' / lora_run['adapter'].name)
+    (moved / 'adapters' / lora_run['adapter'].name / 'adapter_config.json').write_text(
+        (lora_run['adapter'] / 'adapter_config.json').read_text().replace(
+            json.loads((lora_run['adapter'] / 'adapter_config.json').read_text())['base_model_name_or_path'],
+            f"../../{lora_run['base'].name}"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        pipe = pipeline(moved / 'adapters' / lora_run['adapter'].name, backend='torch')
+    assert not [w for w in caught if 'base_model_name_or_path' in str(w.message)]
+    assert pipe.batch_answers(QUESTIONS[:1], GEN) == pipeline(lora_run['adapter'], backend='torch').batch_answers(
+        QUESTIONS[:1], GEN)
 
 
 def test_torch_pipeline_answers_with_base_plus_adapter_as_merged(lora_run):

@@ -7,6 +7,7 @@ adapter_model.safetensors with keys base_model.model.<module in the base layout>
 names PEFT and vLLM use for the whole model (e.g. language_model.model.layers.0.self_attn.q_proj).
 """
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -69,7 +70,9 @@ def write_adapter(model, layout_name: str, base_folder, out) -> Path:
         renamed[f'{PEFT_PREFIX}{names[f"{LLM_ATTR}.{module}"]}.lora_{rest}'] = value.detach().float().contiguous()
     save_file(renamed, str(out / 'adapter_model.safetensors'), metadata={'format': 'pt'})
     config = llm.peft_config['default'].to_dict()
-    config.update(base_model_name_or_path=str(Path(base_folder).resolve()), inference_mode=True,
+    # the base relative to the adapter folder: the two folders move together (an absolute path pins a machine)
+    base_path = os.path.relpath(Path(base_folder).resolve(), out.resolve())
+    config.update(base_model_name_or_path=base_path, inference_mode=True,
                   target_modules=sorted({n.rsplit('.', 1)[-1] for n in names.values()}))
     config = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
     (out / 'adapter_config.json').write_text(json.dumps(config, indent=2, default=str))
@@ -81,11 +84,11 @@ def write_adapter(model, layout_name: str, base_folder, out) -> Path:
 
 def base_of(folder) -> Path:
     config = json.loads((Path(folder) / 'adapter_config.json').read_text())
-    base = Path(config.get('base_model_name_or_path') or '')
+    base = Path(folder) / (config.get('base_model_name_or_path') or '')  # relative to the adapter, or absolute
     if not (base / 'config.json').exists() and not base.is_dir():
         raise CheckpointError(f'{folder}: its base {base} is not there; the adapter needs the base folder it was '
                               f'trained on (adapter_config.json: base_model_name_or_path)')
-    return base
+    return base.resolve()
 
 
 def apply_adapter(model, folder) -> None:
@@ -101,8 +104,8 @@ def apply_adapter(model, folder) -> None:
               for m in layout_modules}
     ours = _module_map(_adapter(layout_of(base_of(folder))), model.spec, layout_modules, shapes, forward=False)
     fields = LoraConfig.__dataclass_fields__
-    lora = LoraConfig(**{k: v for k, v in config.items() if k in fields and k not in ('target_modules', 'peft_type',
-                                                                                       'task_type')},
+    skipped = ('target_modules', 'peft_type', 'task_type', 'base_model_name_or_path')  # the base is ours, loaded
+    lora = LoraConfig(**{k: v for k, v in config.items() if k in fields and k not in skipped},
                       target_modules=sorted({o[len(LLM_ATTR) + 1:] for o in ours.values()}))
     wrapped = get_peft_model(getattr(model, LLM_ATTR), lora)
     renamed = {f'{PEFT_PREFIX}{ours[m][len(LLM_ATTR) + 1:]}.lora_{rest}': v
