@@ -21,8 +21,8 @@ pytestmark = pytest.mark.trainings
 
 PARTS = ('vision_tower', 'connector', 'llm')
 # each mode in each part at least once, with LoRA beside full / partial parameters (the dtype-mix case)
-MODES = [('frozen', 'full', 'lora'), ('frozen', 'full', 'frozen'), ('lora', 'lora', 'full'),
-         ('partial:1', 'lora', 'partial:1'), ('full', 'frozen', 'lora')]
+MODES = [('frozen', 'full', 'lora'), ('lora', 'lora', 'full'), ('partial:1', 'lora', 'partial:1'),
+         ('full', 'frozen', 'frozen')]
 SETTINGS = [(dtype, stage) for dtype in ('fp32', 'bf16') for stage in ('none', 'zero2', 'zero3')]
 LLAVA_MODES = [('lora', 'full', 'lora')]  # the CLIP tower's own checkpointed layers, LoRA in them
 
