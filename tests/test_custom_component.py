@@ -4,13 +4,11 @@ that can hold a composition no family layout describes) and reloads in a fresh p
 package edits. Its own token count per tile drives the data path."""
 import json
 import sys
-import textwrap
 
 import pytest
 
 from helpers.probes import REPO
-from helpers.training import run
-from helpers.training_data import make_colour_dataset
+from helpers.training import run, user_recipe
 
 pytestmark = pytest.mark.trainings
 
@@ -70,13 +68,7 @@ print(json.dumps({'layout': layout_of(sys.argv[1]), 'connector': type(model.conn
 
 
 def test_user_connector_trains_converts_and_reloads(tiny_parts, tmp_path):
-    (tmp_path / 'my_parts.py').write_text(USER_CONNECTOR)
-    data, images = make_colour_dataset(tmp_path / 'data', n=8)
-    recipe = tmp_path / 'my_recipe.py'
-    recipe.write_text(textwrap.dedent(USER_RECIPE).format(tower=str(tiny_parts['vision_tower']),
-                                                          llm=str(tiny_parts['llm']), data=str(data),
-                                                          images=str(images)))
-    vlmtune = [sys.executable, '-m', 'vlmtune.cli']
+    recipe, vlmtune = user_recipe(tmp_path, 'my_parts', USER_CONNECTOR, USER_RECIPE, tiny_parts)
     train = run(vlmtune + ['train', str(recipe), '--work-dir', str(tmp_path / 'w')], tmp_path)
     assert 'LoRA on llm' in train.stdout + train.stderr
     checkpoint = tmp_path / 'w' / 'iter_3.pth'

@@ -5,13 +5,11 @@ package edits. The layout meets vlmtune.interfaces.Layout by its members alone."
 import json
 import os
 import sys
-import textwrap
 
 import pytest
 
 from helpers.probes import REPO
-from helpers.training import run
-from helpers.training_data import make_colour_dataset
+from helpers.training import run, user_recipe
 
 pytestmark = pytest.mark.trainings
 
@@ -101,13 +99,7 @@ def user_env(folder):
 
 
 def test_user_layout_trains_converts_and_reloads(tiny_parts, tmp_path):
-    (tmp_path / 'my_layouts.py').write_text(USER_LAYOUT)
-    data, images = make_colour_dataset(tmp_path / 'data', n=8)
-    recipe = tmp_path / 'my_recipe.py'
-    recipe.write_text(textwrap.dedent(USER_RECIPE).format(tower=str(tiny_parts['vision_tower']),
-                                                          llm=str(tiny_parts['llm']), data=str(data),
-                                                          images=str(images)))
-    vlmtune = [sys.executable, '-m', 'vlmtune.cli']
+    recipe, vlmtune = user_recipe(tmp_path, 'my_layouts', USER_LAYOUT, USER_RECIPE, tiny_parts)
     run(vlmtune + ['train', str(recipe), '--work-dir', str(tmp_path / 'w')], tmp_path, user_env(tmp_path))
     out = tmp_path / 'exported'
     converted = run(vlmtune + ['convert', str(recipe), str(tmp_path / 'w' / 'iter_2.pth'), str(out), '--dtype', 'fp32'],

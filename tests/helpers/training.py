@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import textwrap
 
 import torch
 
@@ -28,6 +29,18 @@ def xtuner_cmd(ws, work_dir, *extra):
 def vlmtune_cmd(ws, work_dir, *extra):
     return [sys.executable, '-m', 'vlmtune.cli', 'train', str(RECIPE), '--work-dir', str(work_dir),
             '--checkpoint', str(ws['folder']), '--data', str(ws['data']), '--images', str(ws['images']), *extra]
+
+
+def user_recipe(tmp_path, module_name, module_text, recipe_text, parts) -> tuple:
+    """A user's own module and a recipe naming it, both outside the package, with tiny part folders and
+    colour data: (recipe path, `vlmtune` command prefix)."""
+    from .training_data import make_colour_dataset
+    (tmp_path / f'{module_name}.py').write_text(module_text)
+    data, images = make_colour_dataset(tmp_path / 'data', n=8)
+    recipe = tmp_path / 'my_recipe.py'
+    recipe.write_text(textwrap.dedent(recipe_text).format(tower=str(parts['vision_tower']), llm=str(parts['llm']),
+                                                          data=str(data), images=str(images)))
+    return recipe, [sys.executable, '-m', 'vlmtune.cli']
 
 
 def run(cmd, cwd, env=None):
