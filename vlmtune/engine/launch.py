@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.config.utils import ConfigParsingError
 
 from ..formats import read_spec
+from ..quiet import quiet_imports
 from ..net import free_port
 from . import recipes
 from .recipes import RECIPES_DIR, RecipeError
@@ -111,7 +112,8 @@ def load_recipe(recipe, cfg_options=()) -> Config:
     compat.apply()  # mmengine finds `vlmtune.recipes._base_` of an editable install only with its fix
     path = recipes.resolve(recipe)
     try:
-        cfg = Config.fromfile(str(path))
+        with quiet_imports():  # the recipe's imports load the training stack
+            cfg = Config.fromfile(str(path))
     except ConfigParsingError as exc:
         if 'not found' in str(exc) and _has_relative_import(path):
             raise RecipeError(f'{path}: its relative _base_ import works only inside the package; copy recipes with '
