@@ -73,9 +73,7 @@ def cmd_data_show(args) -> int:
 def cmd_train(args) -> int:
     from .quiet import quiet_imports
     with quiet_imports():
-        from .engine import compat, launch
-        compat.apply()
-    length_options, shortcut_options, train = launch.length_options, launch.shortcut_options, launch.train
+        from .engine.launch import length_options, shortcut_options, train
     options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm) + \
         length_options(args.iters, args.epochs) + list(args.cfg_options or []) + \
         (['train_dataloader.dataset.strict=True'] if args.strict else [])

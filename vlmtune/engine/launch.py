@@ -109,10 +109,10 @@ def shortcut_options(checkpoint=None, data=None, images=None, vision_tower=None,
 def load_recipe(recipe, cfg_options=()) -> Config:
     """A recipe file or a shipped recipe's name -> its config, with the cfg-options merged."""
     from . import compat
-    compat.apply()  # mmengine finds `vlmtune.recipes._base_` of an editable install only with its fix
     path = recipes.resolve(recipe)
     try:
-        with quiet_imports():  # the recipe's imports load the training stack
+        with quiet_imports():  # the fixes and the recipe's imports load the training stack
+            compat.apply()  # mmengine finds `vlmtune.recipes._base_` of an editable install only with its fix
             cfg = Config.fromfile(str(path))
     except ConfigParsingError as exc:
         if 'not found' in str(exc) and _has_relative_import(path):
@@ -142,6 +142,9 @@ def one_length(cfg: Config, options: dict) -> None:
         cfg.train_cfg[other] = None
 
 
+MODEL_SOURCE_FIELDS = ('checkpoint', 'parts', 'spec')  # what names the model; the data path reads the same
+
+
 def with_dataset_mirrors(options) -> list:
     """The options, plus the dataset's copy of each model-source option the user gave for the model only
     (`model.parts.vision_tower.pretrained=DIR` sets the dataset's too): the data path builds the same
@@ -150,9 +153,9 @@ def with_dataset_mirrors(options) -> list:
     given = {o.split('=', 1)[0] for o in options}
     for option in list(options):
         key, _, value = option.partition('=')
-        field = key.split('.')[1] if key.startswith('model.') and key.count('.') >= 1 else None
-        mirror = f'train_dataloader.dataset.{key[len("model."):]}'
-        if field in ('checkpoint', 'parts', 'spec') and mirror not in given:
+        where, _, rest = key.partition('.')
+        mirror = f'train_dataloader.dataset.{rest}'
+        if where == 'model' and rest.split('.')[0] in MODEL_SOURCE_FIELDS and mirror not in given:
             options.append(f'{mirror}={value}')
     return options
 
@@ -197,7 +200,7 @@ def precheck(cfg: Config) -> None:
             if pretrained and not Path(pretrained).exists():
                 flag = {'vision_tower': ' (--vision-tower DIR)', 'llm': ' (--llm DIR)'}.get(name, '')
                 raise RecipeError(f'{where}.parts.{name}.pretrained: {pretrained} not found{flag}')
-    for key in ('checkpoint', 'parts', 'spec'):  # the model and the data must describe the same model
+    for key in MODEL_SOURCE_FIELDS:  # the model and the data must describe the same model
         if model.get(key) != dataset.get(key):
             raise RecipeError(f'model.{key} and train_dataloader.dataset.{key} differ ({model.get(key)!r} vs '
                               f'{dataset.get(key)!r}); set both (the --checkpoint/--vision-tower/--llm flags do)')

@@ -38,8 +38,8 @@ SHIPPED = {'.': ('cpu_half.py', 'checkpointing.py'),  # the towers' CPU half-pre
            'connector': ('mlp.py', 'pixel_shuffle_mlp.py', 'qformer.py', 'resampler.py'),
            'llm': tuple(sorted({name for entry in entries() for name in entry.shipped_files}))}
 REGISTRY_IMPORT, SHIM = 'from . import register\n', 'from ._composite_register import register\n'
-# model/ files sit beside them in a folder
-PARENT_IMPORTS = {'from ..cpu_half import': 'from .cpu_half import', 'from ..checkpointing import': 'from .checkpointing import'}
+# model/ files sit beside the top-level ones in a folder: their parent imports become sibling imports
+PARENT_IMPORTS = {f'from ..{Path(name).stem} import': f'from .{Path(name).stem} import' for name in SHIPPED['.']}
 TOWERS, CONNECTORS = ('clip', 'siglip', 'blip2_vision', 'intern_vit'), ('linear', 'identity', 'pixel_shuffle_mlp', 'qformer',
                                                              'resampler', *(f'mlp{d}x_gelu' for d in range(1, 9)))
 

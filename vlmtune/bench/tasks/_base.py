@@ -95,7 +95,7 @@ def image_root(images, path: Path, *candidates: str) -> Path:
     return next((path.parent / c for c in candidates if c and (path.parent / c).is_dir()), path.parent)
 
 
-def image_file(root: Path, name: str, where: str, extensions=('',)) -> Path:
+def image_file(root: Path, name: str, extensions=('',)) -> Path:
     """root/name (trying each extension). A missing one is returned as the first candidate: the run counts
     its question wrong and asks the rest (bench/run.py), and stops when no image at all can be read."""
     for extension in extensions:

@@ -53,7 +53,7 @@ class Conversations(Benchmark):
             turns = row['conversations']
             if len(turns) < 2:
                 raise ValueError(f'{where}: needs a question and a reference turn')
-            image = image_file(images or path.parent, row['image'], where) if row.get('image') else None
+            image = image_file(images or path.parent, row['image']) if row.get('image') else None
             question, reference = turns[0]['value'], turns[1]['value']
             questions.append(Question(str(row.get('id', number)), question, image, reference,
                                       meta={'question': question, 'reference': reference}))

@@ -77,7 +77,7 @@ class MMBench(MultipleChoice):
         if not missing(row.get('image')):
             return decode_base64_image(row['image'], where)
         if not missing(row.get('image_path')):
-            return image_file(images or path.parent, row['image_path'], where)
+            return image_file(images or path.parent, row['image_path'])
         raise ValueError(f'{where}: no image (neither an "image" base64 cell nor an "image_path")')
 
     @staticmethod

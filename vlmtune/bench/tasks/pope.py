@@ -45,7 +45,7 @@ class Pope(Benchmark):
                 if label not in ('yes', 'no'):
                     raise ValueError(f'{where}: label {row["label"]!r} is neither yes nor no')
                 questions.append(Question(f'{split}/{row["question_id"]}', row['text'].strip(),
-                                          image_file(images or file.parent, row['image'], where), label,
+                                          image_file(images or file.parent, row['image']), label,
                                           {'split': row.get('category', split)}))
         return questions
 

@@ -36,7 +36,7 @@ class ScienceQA(MultipleChoice):
             options = dict(zip(letters(len(problem['choices'])), problem['choices']))
             hint = (problem.get('hint') or '').strip()
             text = (f'Context: {hint}\n' if hint else '') + problem['question'] + '\n' + option_lines(options)
-            questions.append(Question(pid, text, image_file(root / pid, problem['image'], where),
+            questions.append(Question(pid, text, image_file(root / pid, problem['image']),
                                       letters(len(options))[int(problem['answer'])],
                                       {'options': options, 'subject': problem.get('subject')}))
         if without_image:

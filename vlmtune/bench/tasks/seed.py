@@ -32,7 +32,7 @@ class SeedBench(MultipleChoice):
             if row['answer'] not in options:
                 raise ValueError(f'{where}: answer {row["answer"]!r} is not one of {list(options)}')
             questions.append(Question(str(row['question_id']), row['question'] + '\n' + option_lines(options),
-                                      image_file(root, row['data_id'], where, ('', '.jpg', '.png')), row['answer'],
+                                      image_file(root, row['data_id'], ('', '.jpg', '.png')), row['answer'],
                                       {'options': options, 'type': type_names.get(row.get('question_type_id'),
                                                                                    row.get('question_type_id'))}))
         if video:

@@ -55,7 +55,7 @@ class VQAv2(TenAnswerVQA):
                 raise ValueError(f'{where}: question_id {row["question_id"]} has no entry in {annotations_path.name}')
             answer = annotations[row['question_id']]
             name = f'COCO_{subtype}_{int(row["image_id"]):012d}.jpg'
-            questions.append(Question(str(row['question_id']), row['question'], image_file(root, name, where),
+            questions.append(Question(str(row['question_id']), row['question'], image_file(root, name),
                                       [a['answer'] for a in answer['answers']],
                                       {'answer_type': answer.get('answer_type')}))
         return questions
@@ -77,7 +77,7 @@ class TextVQA(TenAnswerVQA):
             where = f'{path}: data[{number}]'
             require(row, ['question_id', 'question', 'image_id', 'answers'], where)
             questions.append(Question(str(row['question_id']), row['question'],
-                                      image_file(root, row['image_id'], where, ('.jpg', '.png', '')), row['answers']))
+                                      image_file(root, row['image_id'], ('.jpg', '.png', '')), row['answers']))
         return questions
 
 
@@ -96,7 +96,7 @@ class GQA(Benchmark):
         for qid, row in data.items():
             where = f'{path}: question {qid}'
             require(row, ['imageId', 'question', 'answer'], where)
-            questions.append(Question(str(qid), row['question'], image_file(root, row['imageId'], where, ('.jpg', '.png')),
+            questions.append(Question(str(qid), row['question'], image_file(root, row['imageId'], ('.jpg', '.png')),
                                       row['answer'], {'structural': (row.get('types') or {}).get('structural')}))
         return questions
 

@@ -28,7 +28,6 @@ from ..checkpointing import checkpoint
 from ..cpu_half import use_patch_conv
 
 
-
 def mask_arguments(layer: nn.Module) -> dict:
     """No mask (None) for each mask the installed transformers' encoder layer names: 4.48's CLIP takes
     attention_mask and causal_attention_mask, transformers 5's Blip-2 none."""
