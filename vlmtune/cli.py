@@ -15,6 +15,13 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def say_caveat(layout, spec):
+    from .formats import owner_caveat
+    caveat = owner_caveat(layout, spec)
+    if caveat:
+        print(f'note: {caveat}')
+
+
 def cmd_resave(args) -> int:
     import torch
     from .formats import layout_of, load, save
@@ -25,6 +32,7 @@ def cmd_resave(args) -> int:
     out = save(model, tokenizer, args.out, layout=layout, dtype=dtype, base_folder=args.src,
                overwrite=args.overwrite, max_shard_size_gb=args.max_shard_gb)
     print(f'wrote {out} ({layout} layout, {dtype})')
+    say_caveat(layout, model.spec)
     return 0
 
 
@@ -118,6 +126,8 @@ def cmd_convert(args) -> int:
         print(f"self-check PASS: max |logit diff| {result['max_diff']:.3g} <= {result['tolerance']:.3g} "
               f"(reloaded {args.dtype} folder vs unmerged model)")
     print(f"wrote {result['out']} ({result['layout']} layout)")
+    if result.get('caveat'):
+        print(f"note: {result['caveat']}")
     return 0
 
 

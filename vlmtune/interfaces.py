@@ -100,7 +100,8 @@ class Template(Protocol):
 @runtime_checkable
 class Layout(Protocol):
     """An on-disk checkpoint layout, owned by some other code (its NAME's tools load it); ORDER ranks
-    the layouts a composition could be saved in (the first that holds it is its natural one)."""
+    the layouts a composition could be saved in (the first that holds it is its natural one). Optional:
+    `owner_caveat(spec)`, what the owner as installed cannot run although the folder is right (said at save)."""
     NAME: str
     ORDER: int
 

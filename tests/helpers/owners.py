@@ -55,20 +55,30 @@ OWNERS = {
 }
 
 
+NEWER = 'tf-4.57'  # the newer transformers an owner_caveat points to
+
 # What an owner cannot run although the layout holds it, with the error it raises (asserted, not skipped).
 KNOWN_LIMITS = {('internvl_hf', 'qwen2_moe'): "Qwen2MoeModel.forward() got an unexpected keyword argument 'image_sizes'"}
 
 
+def caveat_env(layout, folder):
+    """The newer transformers where the installed owner cannot run this folder (formats.owner_caveat)."""
+    from vlmtune.formats import owner_caveat, read_spec
+    return NEWER if owner_caveat(layout, read_spec(folder)) else None
+
+
 def owner_logits(jobs, tmp_path, env=None) -> list:
     """jobs: [(layout, folder, batch, LLM family)] -> per job the owner's result ({'logits', ...} or {'error'});
-    one subprocess per environment: the layout's, else the LLM entry's oracle_env (a family the pinned
+    one subprocess per environment: the layout's, else a newer transformers where the layout's owner_caveat
+    says the pinned one cannot run the folder, else the LLM entry's oracle_env (a family the pinned
     transformers computes wrong); env: every job there instead (a newer transformers). Folders need distinct
     names (transformers names remote modules after them)."""
     by_env = {}
     for index, (layout, folder, batch, family) in enumerate(jobs):
         own_env, loader, inputs = OWNERS[layout]
         run = {'folder': str(folder), 'loader': loader, 'inputs': inputs(batch)}
-        by_env.setdefault(env or own_env or LLMS.get(family).oracle_env, []).append((index, run))
+        by_env.setdefault(env or own_env or caveat_env(layout, folder) or LLMS.get(family).oracle_env,
+                          []).append((index, run))
     results = [None] * len(jobs)
     for run_env, runs in by_env.items():
         job, out = tmp_path / f'owner-job-{run_env}.pt', tmp_path / f'owner-out-{run_env}.pt'

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..formats import CheckpointError, layout_of, load, natural_layout, save
+from ..formats import CheckpointError, layout_of, load, natural_layout, owner_caveat, save
 from ..formats.adapter import load_adapted, write_adapter
 from ..formats.common import prepare_output, read_training_checkpoint as read_trained_weights
 from ..formats.registry import layout_named
@@ -143,6 +143,8 @@ def _convert(steps, recipe, checkpoint, out, dtype, verify, cfg_options, device,
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
+        if not adapter_only:
+            result['caveat'] = owner_caveat(layout, model.spec)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -112,13 +112,22 @@ def holds(layout: str, spec: ModelSpec) -> bool:
     return cannot_hold(layout, spec) is None
 
 
+def owner_caveat(layout: str, spec: ModelSpec) -> Optional[str]:
+    """What the layout's owner, as installed here, cannot run although the folder is right (an optional
+    layout member), or None."""
+    caveat = getattr(_adapter(layout), 'owner_caveat', None)
+    return caveat(spec) if caveat else None
+
+
 def natural_layout(spec: ModelSpec, base_folder=None) -> str:
-    """The base folder's layout when it can hold the composition, else the first that can."""
+    """The base folder's layout when it can hold the composition, else the first that can and whose owner, as
+    installed, runs it (else the first that can)."""
     if base_folder is not None and Path(base_folder).is_dir():
         base = layout_of(base_folder)
         if holds(base, spec):
             return base
-    return next(adapter.NAME for adapter in layouts() if holds(adapter.NAME, spec))
+    holding = [adapter.NAME for adapter in layouts() if holds(adapter.NAME, spec)]
+    return next((name for name in holding if owner_caveat(name, spec) is None), holding[0])
 
 
 def save(model: VisionLanguageModel, tokenizer, out, layout=None, dtype='bf16', max_shard_size_gb: float = 5.0,
@@ -152,4 +161,4 @@ def data_spec_for_folder(folder, max_tiles=None, max_length=4096):
 
 
 __all__ = ['CheckpointError', 'data_spec_for_folder', 'detect', 'layout_of', 'layouts', 'load', 'load_tokenizer',
-           'natural_layout', 'read_spec', 'register_layout', 'save']
+           'natural_layout', 'owner_caveat', 'read_spec', 'register_layout', 'save']

@@ -186,6 +186,16 @@ class LlavaLayout:
         """Weights under 4.48's names (newer transformers' names renamed)."""
         return _legacy(read_state_dict(folder))
 
+    def owner_caveat(self, spec: ModelSpec) -> Optional[str]:
+        """What the installed transformers cannot run although the folder is right (said at save; the owner
+        checks run such folders in a newer transformers)."""
+        import transformers
+        llm = spec.component('llm')
+        if 'cache_position' in llm.forward_arguments:
+            return None
+        return (f"transformers {transformers.__version__}'s Llava passes cache_position, which its "
+                f"{llm.architecture} forward does not take: run this folder with a newer transformers (4.57 runs it)")
+
     # --- what the layout holds --------------------------------------------------------------------
     def unsupported(self, spec: ModelSpec) -> Optional[str]:
         tower = spec.vision_tower
@@ -212,8 +222,6 @@ class LlavaLayout:
             return str(exc.args[0])
         if getattr(llm, 'architecture', None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
             return f"LLM {spec.llm['type']!r} (llava-hf's text_config is a causal LM transformers implements)"
-        if 'cache_position' not in llm.forward_arguments:  # transformers' Llava passes it to the LM
-            return f"LLM {spec.llm['type']!r} (transformers' Llava passes cache_position, which its forward does not take)"
         if llm.head_bias:  # transformers >= 4.52 gives Llava an lm_head of its own, without bias
             return f"LLM {spec.llm['type']!r} with a head bias (llava-hf's own lm_head has none; the bias would be lost)"
         problem = proc.processor_problem(spec.image_processor, self.next)

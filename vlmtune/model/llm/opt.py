@@ -39,8 +39,8 @@ def tiny_config(common: dict, spec) -> dict:
             'layer_norm_elementwise_affine': True, 'init_std': 0.02, 'tie_word_embeddings': True}
 
 
-# engines: none, as no layout `vlmtune serve` starts an engine on holds OPT (blip2_hf is not served yet;
-# llava_hf's class passes cache_position, which 4.48's OPT does not take).
+# engines: none claimed (blip2_hf is not served yet; vLLM's run of a llava_hf OPT folder is not verified, and
+# transformers 4.48's Llava cannot run one: it passes cache_position, which 4.48's OPT does not take).
 add(LLMEntry('opt', 'OPTForCausalLM', 'OPTConfig', 'OPTForCausalLM', default_template='blip2',
              tiny_config=tiny_config, tiny_tokenizer=tiny_tokenizer, blocks_path='model.decoder.layers',
              embed_key='model.decoder.embed_tokens.weight', packing=False, engines=(),
