@@ -16,7 +16,7 @@ from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, Lla
 from helpers.llava_tiny import HUB_TEMPLATE, image, messages
 from helpers.training_data import make_colour_dataset
 from helpers.owners import owner_logits
-from vlmtune.formats import layout_of, load, owner_caveat, read_spec, save
+from vlmtune.formats import layout_of, load, owner_caveat, read_spec
 from vlmtune.formats.common import stored_dtype
 from vlmtune.model.llm import REGISTRY as LLMS
 from vlmtune.tiny import TinySpec, compose_tiny, llm_config_dict
