@@ -27,7 +27,8 @@ def main():
     from vlmtune.bench.samples import COLOURS
     from vlmtune.serve import GenerationConfig, pipeline
     from vlmtune.serve.api_client import ApiPipeline
-    from vlmtune.serve.engines import ENGINES_DIR, VLLM_PIN, server_for, vllm_env
+    from vlmtune.serve.engines import server_for
+    from vlmtune.side_envs import ENGINES_DIR, VLLM_PIN, vllm_env
     from vlmtune.tiny import TinySpec, make_tiny_folder
 
     _, setup_s = timed(vllm_env)

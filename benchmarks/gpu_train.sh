@@ -29,6 +29,10 @@ cd "$REPO"
 
 SHAPE="${SHAPE:-2b}"
 DEVICE="${DEVICE:-cuda}"
+if [[ "$DEVICE" == cuda ]] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+    echo "gpu_train.sh: no CUDA GPU here; for the same steps on a tiny model on CPU: SHAPE=tiny DEVICE=cpu $0" >&2
+    exit 2
+fi
 TILE=$([[ "$SHAPE" == 2b ]] && echo 448 || echo 56)
 echo "== building the $SHAPE-shaped folder in $WORK/model"
 if [[ ! -f "$WORK/model/config.json" ]]; then
