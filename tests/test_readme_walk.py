@@ -86,7 +86,7 @@ def ws(tmp_path_factory):
     tiny(ws, 'models/internvl-parts', '--parts')
     (ws / 'models/internvl-parts/vision_tower').rename(ws / 'models/InternViT-300M-448px')
     (ws / 'models/internvl-parts/llm').rename(ws / 'models/Qwen2-0.5B-Instruct')
-    tiny(ws, 'models/llava-parts', '--llava', 'clip', '--parts')
+    tiny(ws, 'models/llava-parts', '--llava', 'clip', '--parts', '--image-size', '336')  # LLaVA-1.5's recipes: 336 px
     (ws / 'models/llava-parts/vision_tower').rename(ws / 'models/clip-vit-large-patch14-336')
     (ws / 'models/llava-parts/llm').rename(ws / 'models/vicuna-7b-v1.5')
     tiny(ws, 'models/moe_llava_qwen2_stage2', '--llava', 'clip', '--llm', 'qwen2')
@@ -97,7 +97,8 @@ def ws(tmp_path_factory):
         shutil.copy(dish, ws / 'FoodieQA/images' / name)
     captions, images = make_colour_dataset(ws / 'LLaVA-Pretrain', n=8, name='captions.jsonl')
     (ws / 'blip_laion_cc_sbu_558k.json').write_text('[' + ','.join(captions.read_text().split('\n')[:-1]) + ']')
-    make_colour_dataset(ws / 'data', n=8, name='llava_v1_5_mix665k.jsonl')
+    mix, _ = make_colour_dataset(ws / 'data', n=8, name='llava_v1_5_mix665k.jsonl')  # images under data/, as coco/...
+    mix.write_text(mix.read_text().replace('"image": "', '"image": "images/'))
     for name in ('mmbench', 'pope'):  # the benchmark files (and their images) where the README has them
         sample = write_sample(name, ws / f'{name}-sample')
         for path in sample.parent.iterdir():
