@@ -186,9 +186,10 @@ def test_natural_layouts_and_refusals(llava_written, tmp_path):
     assert llava_hf.unsupported(flat.override({'vision_tower': {'select_feature': 'cls_patch'}})) is None
 
 
-def test_an_llm_the_owners_class_cannot_run_is_refused_from_its_entry(llava_written, monkeypatch):
+def test_an_llm_the_owners_class_runs_only_in_some_transformers_is_held_with_a_caveat(llava_written, monkeypatch):
     """From the LLM entry's facts: a forward without cache_position (transformers' Llava passes it; 4.48's OPT
-    has none) and a head bias (Llava's own lm_head has none from 4.52 on; Phi-2's has one)."""
+    has none: 4.57 runs it) and a head bias (Llava's own lm_head has none from 4.52 on; Phi-2's has one: 4.51
+    runs it). Either is held, said at save, and is not the natural layout."""
     import dataclasses
     from vlmtune.model.llm import REGISTRY
     flat = llava_written['flat']['spec']
@@ -198,11 +199,16 @@ def test_an_llm_the_owners_class_cannot_run_is_refused_from_its_entry(llava_writ
     class NoCachePosition(LlamaForCausalLM):
         def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None):
             raise AssertionError('never called: the signature is the fact')
-    assert llava_hf.unsupported(flat) is None
-    for changed, reason in ((dict(model_class=NoCachePosition), 'cache_position'), (dict(head_bias=True), 'head bias')):
+    from vlmtune.formats import owner_caveat, owner_env
+    assert llava_hf.unsupported(flat) is None and owner_caveat('llava_hf', flat) is None
+    assert natural_layout(flat) == 'llava_hf'
+    for changed, reason, env in ((dict(model_class=NoCachePosition), 'cache_position', 'tf-4.57'),
+                                 (dict(head_bias=True), 'head bias', 'tf-4.51')):
         monkeypatch.setitem(REGISTRY._entries, family, dataclasses.replace(entry, **changed))
-        got = llava_hf.unsupported(flat)
-        assert got and reason in got, (reason, got)
+        assert llava_hf.unsupported(flat) is None
+        got = owner_caveat('llava_hf', flat)
+        assert got and reason in got and owner_env('llava_hf', flat) == env, (reason, got)
+        assert natural_layout(flat) != 'llava_hf'  # a layout whose owner runs it comes first
 
 
 def test_what_llava_hf_says_that_we_cannot_hold_is_refused_on_read(llava_written, tmp_path):

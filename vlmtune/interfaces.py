@@ -101,7 +101,8 @@ class Template(Protocol):
 class Layout(Protocol):
     """An on-disk checkpoint layout, owned by some other code (its NAME's tools load it); ORDER ranks
     the layouts a composition could be saved in (the first that holds it is its natural one). Optional:
-    `owner_caveat(spec)`, what the owner as installed cannot run although the folder is right (said at save)."""
+    `owner_caveat(spec)` -> (why the owner as installed, or as most users have it, does not run the folder right
+    although it is right (said at save), the side environment whose owner does) or None."""
     NAME: str
     ORDER: int
 

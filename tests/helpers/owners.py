@@ -55,22 +55,20 @@ OWNERS = {
 }
 
 
-NEWER = 'tf-4.57'  # the newer transformers an owner_caveat points to
-
 # What an owner cannot run although the layout holds it, with the error it raises (asserted, not skipped).
 KNOWN_LIMITS = {('internvl_hf', 'qwen2_moe'): "Qwen2MoeModel.forward() got an unexpected keyword argument 'image_sizes'"}
 
 
 def caveat_env(layout, folder):
-    """The newer transformers where the installed owner cannot run this folder (formats.owner_caveat)."""
-    from vlmtune.formats import owner_caveat, read_spec
-    return NEWER if owner_caveat(layout, read_spec(folder)) else None
+    """The transformers that runs this folder right where the installed owner does not (formats.owner_env)."""
+    from vlmtune.formats import owner_env, read_spec
+    return owner_env(layout, read_spec(folder))
 
 
 def owner_logits(jobs, tmp_path, env=None) -> list:
     """jobs: [(layout, folder, batch, LLM family)] -> per job the owner's result ({'logits', ...} or {'error'});
-    one subprocess per environment: the layout's, else a newer transformers where the layout's owner_caveat
-    says the pinned one cannot run the folder, else the LLM entry's oracle_env (a family the pinned
+    one subprocess per environment: the layout's, else the transformers the layout's owner_caveat names
+    where the pinned one does not run the folder right, else the LLM entry's oracle_env (a family the pinned
     transformers computes wrong); env: every job there instead (a newer transformers). Folders need distinct
     names (transformers names remote modules after them)."""
     by_env = {}

@@ -6,7 +6,8 @@ transformers): load each folder with its layout owner's own code and compute log
 JOB: a list of runs {'folder', 'loader', 'inputs'}; loader: 'remote' (AutoModel, trust_remote_code: the
 internvl layout's remote code), 'remote_causal_lm' (AutoModelForCausalLM, trust_remote_code: composite),
 or a transformers class name (LlavaForConditionalGeneration, ..., AutoModelForImageTextToText).
-OUTPUT per run: {'logits', 'class', 'missing_keys', 'transformers'} or {'error': traceback}."""
+OUTPUT per run: {'logits', 'class', 'missing_keys' (the unexpected ones too, marked), 'transformers'} or
+{'error': traceback}."""
 import sys
 import traceback
 
@@ -25,7 +26,7 @@ def load(folder, loader):
     if loader == 'remote_causal_lm':
         return transformers.AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True), []
     model, info = getattr(transformers, loader).from_pretrained(folder, output_loading_info=True)
-    return model, sorted(info['missing_keys'])
+    return model, sorted(info['missing_keys']) + [f'unexpected: {key}' for key in sorted(info['unexpected_keys'])]
 
 
 def main(job_path, out_path):

@@ -112,11 +112,22 @@ def holds(layout: str, spec: ModelSpec) -> bool:
     return cannot_hold(layout, spec) is None
 
 
-def owner_caveat(layout: str, spec: ModelSpec) -> Optional[str]:
-    """What the layout's owner, as installed here, cannot run although the folder is right (an optional
-    layout member), or None."""
-    caveat = getattr(_adapter(layout), 'owner_caveat', None)
+def _caveat(layout: str, spec: ModelSpec) -> Optional[tuple]:
+    caveat = getattr(_adapter(layout), 'owner_caveat', None)  # an optional layout member
     return caveat(spec) if caveat else None
+
+
+def owner_caveat(layout: str, spec: ModelSpec) -> Optional[str]:
+    """Why the layout's owner, as installed here or as most users have it, does not run this folder right
+    although the folder is right (said at save), or None."""
+    caveat = _caveat(layout, spec)
+    return caveat[0] if caveat else None
+
+
+def owner_env(layout: str, spec: ModelSpec) -> Optional[str]:
+    """The side environment (vlmtune.side_envs) whose owner runs such a folder right, where owner_caveat speaks."""
+    caveat = _caveat(layout, spec)
+    return caveat[1] if caveat else None
 
 
 def natural_layout(spec: ModelSpec, base_folder=None) -> str:
@@ -161,4 +172,4 @@ def data_spec_for_folder(folder, max_tiles=None, max_length=4096):
 
 
 __all__ = ['CheckpointError', 'data_spec_for_folder', 'detect', 'layout_of', 'layouts', 'load', 'load_tokenizer',
-           'natural_layout', 'owner_caveat', 'read_spec', 'register_layout', 'save']
+           'natural_layout', 'owner_caveat', 'owner_env', 'read_spec', 'register_layout', 'save']

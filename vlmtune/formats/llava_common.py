@@ -186,15 +186,20 @@ class LlavaLayout:
         """Weights under 4.48's names (newer transformers' names renamed)."""
         return _legacy(read_state_dict(folder))
 
-    def owner_caveat(self, spec: ModelSpec) -> Optional[str]:
-        """What the installed transformers cannot run although the folder is right (said at save; the owner
-        checks run such folders in a newer transformers)."""
-        import transformers
+    def owner_caveat(self, spec: ModelSpec) -> Optional[tuple]:
+        """(what, side env): why transformers as installed, or as most users have it, does not run this folder
+        right although the folder is right (said at save), and the side environment (vlmtune.side_envs) whose
+        transformers does (the owner checks run it there); None when nothing needs saying."""
         llm = spec.component('llm')
-        if 'cache_position' in llm.forward_arguments:
-            return None
-        return (f"transformers {transformers.__version__}'s Llava passes cache_position, which its "
-                f"{llm.architecture} forward does not take: run this folder with a newer transformers (4.57 runs it)")
+        if llm.head_bias:  # 4.52 on: Llava's own lm_head, unbiased; 4.48.0: Phi-2's head bias dropped at load
+            return (f"transformers' Llava computes {llm.architecture}'s head bias only in 4.48.1 to 4.51 (4.52 on "
+                    f"give Llava an lm_head of its own without a bias and drop it): run this folder with "
+                    f"transformers 4.51", 'tf-4.51')
+        if 'cache_position' not in llm.forward_arguments:  # transformers' Llava passes it to the LM
+            return (f"transformers {transformers.__version__}'s Llava passes cache_position, which its "
+                    f"{llm.architecture} forward does not take: run this folder with a newer transformers "
+                    f"(4.57 runs it)", 'tf-4.57')
+        return None
 
     # --- what the layout holds --------------------------------------------------------------------
     def unsupported(self, spec: ModelSpec) -> Optional[str]:
@@ -222,8 +227,6 @@ class LlavaLayout:
             return str(exc.args[0])
         if getattr(llm, 'architecture', None) not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
             return f"LLM {spec.llm['type']!r} (llava-hf's text_config is a causal LM transformers implements)"
-        if llm.head_bias:  # transformers >= 4.52 gives Llava an lm_head of its own, without bias
-            return f"LLM {spec.llm['type']!r} with a head bias (llava-hf's own lm_head has none; the bias would be lost)"
         problem = proc.processor_problem(spec.image_processor, self.next)
         if problem:
             return problem

@@ -19,7 +19,7 @@ read these fields; none of them restates a family's facts.
 | packed_router_loss | a native MoE whose router loss leaves packed (4-D mask) rows out correctly | the model's loss |
 | packing | packed rows (4-D block mask, restarting position ids) are computed per sample | the data path |
 | embed_key, head_key | LLM-relative names of the input embedding and the head (one tensor when tied) | layouts |
-| head_bias | the head has a bias (Phi-2): layouts whose own class has an unbiased head cannot hold it | layouts |
+| head_bias | the head has a bias (Phi-2): layouts whose owner's newer class has an unbiased head say so (owner_caveat) | layouts |
 | oracle_env | a side environment whose transformers computes the family right, where the pinned one does not | tests |
 | make_config, released_model_type | for a family whose config dict is not its config class's fields | building |
 """

@@ -3,7 +3,7 @@ lm_head carries a bias (its checkpoints hold `lm_head.bias`); transformers 4.48.
 without one and silently drops the bias at load (transformers issue 35625, fixed in 4.48.1): this entry
 builds the biased head, and the parity tests compare against transformers 4.57 (oracle_env). Owners' tools
 on exactly 4.48.0 compute a Phi-2 without its head bias, and transformers' Llava (>= 4.52: an lm_head of its own)
-has none at all, so llava-hf folders cannot hold it (head_bias). Partial rotary (the first 40% of each head), one
+has none at all: llava-hf folders hold it as 4.48.1 to 4.51 write and run them, and saying so (head_bias). Partial rotary (the first 40% of each head), one
 LayerNorm feeding attention and MLP in parallel, MHA, untied head; no BOS, `<|endoftext|>` ends each answer
 (TinyLLaVA's `phi` template, pad = eos). The release trains with resid_pdrop 0.1 (read from its config)."""
 import transformers
