@@ -29,6 +29,10 @@ PINS = {
     'tf-4.51': ['transformers==4.51.3'],
     # Last 4.x: what vLLM / LMDeploy users meet beside the project.
     'tf-4.57': ['transformers==4.57.6', 'tokenizers==0.22.1', 'huggingface-hub==0.36.0'],
+    # VLMEvalKit (PyPI's repackaging), the oracle of the vlmevalkit answer reader: only its scoring modules are
+    # loaded (the package's __init__, which imports every model and API client, is skipped), with what they import.
+    'vlmeval-26.3': ['nvidia-vlmeval==26.3', 'tabulate==0.10.0', 'sty==1.0.6', 'validators==0.36.0',
+                     'portalocker==4.4.2'],
     # lmms-eval's benchmark scorers, the oracle of vlmtune.bench (only its scoring files are loaded).
     'lmms-eval-0.7.3': ['lmms-eval==0.7.3'],
     # Newest 5.x; it needs torch >= 2.6, so the env carries the machine's CPU torch and its torchvision.

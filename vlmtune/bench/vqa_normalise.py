@@ -35,10 +35,12 @@ NUMBER_WORDS = {word: str(i) for i, word in enumerate('zero one two three four f
 NUMBER_WORDS['none'] = '0'
 ARTICLES = {'a', 'an', 'the'}
 PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
-_DIGIT_COMMA = re.compile(r'(?<=\d),+(?=\d)')
-# The official pattern is r"(?!<=\d)(\.)(?!\d)": its first group is a lookahead (a typo for a
-# lookbehind) that always holds, so every '.' not followed by a digit goes ("2.5" keeps its point).
-_PERIOD = re.compile(r'\.(?!\d)')
+_DIGIT_COMMA = re.compile(r'(\d)(,)(\d)')  # one comma between digits ("1,000"; "1,,000" has none)
+# The official pattern: its first group is a lookahead (a typo for a lookbehind) that always holds, so a '.' not
+# followed by a digit goes ("2.5" keeps its point) -- the first 32 only: the official call passes re.UNICODE (32)
+# where sub() takes its count (VLMEvalKit's copy too).
+_PERIOD = re.compile(r'(?!<=\d)(\.)(?!\d)')
+_PERIOD_COUNT = re.UNICODE
 
 
 def strip_punctuation(text: str) -> str:
@@ -51,7 +53,7 @@ def strip_punctuation(text: str) -> str:
             out = out.replace(mark, '')
         else:
             out = out.replace(mark, ' ')
-    return _PERIOD.sub('', out)
+    return _PERIOD.sub('', out, count=_PERIOD_COUNT)
 
 
 def digits_and_articles(text: str) -> str:

@@ -1,0 +1,63 @@
+"""Run in a subprocess with the vlmeval side environment first on PYTHONPATH (vlmtune hidden): VLMEvalKit's own
+scoring functions on given outputs. Only the scoring modules are loaded: the packages' __init__ files (which
+import every model and API client) are skipped.
+
+    python vlmeval_probe.py CASES.json OUT.json
+
+CASES: {'choice': [[output, options]], 'yes_no': [output], 'vqa': [[output, answers]], 'gqa': [[output, answers]],
+'pope': [[truth, output]], 'mme': [[category, image, truth, output]]}; OUT: the same keys, VLMEvalKit's reading
+of each (can_infer; YOrN_Extraction; process_line + hit_calculate) and the POPE / MME summaries its ratings give."""
+import importlib.util
+import json
+import sys
+import tempfile
+import types
+
+import hide_vlmtune  # noqa: F401  (first: vlmtune cannot be imported from here on)
+
+
+def bare_package(name):
+    spec = importlib.util.find_spec(name)
+    module = types.ModuleType(name)
+    module.__path__ = list(spec.submodule_search_locations)
+    sys.modules[name] = module
+
+
+for package in ('vlmeval', 'vlmeval.dataset', 'vlmeval.dataset.utils'):
+    bare_package(package)
+
+import pandas as pd  # noqa: E402
+from vlmeval.dataset.utils.vqa_eval import hit_calculate, process_line  # noqa: E402
+from vlmeval.dataset.utils.yorn import MME_rating, POPE_rating, YOrN_Extraction  # noqa: E402
+from vlmeval.utils.matching_util import can_infer  # noqa: E402
+
+
+def rating(rate, rows):
+    with tempfile.NamedTemporaryFile(suffix='.xlsx') as handle:
+        pd.DataFrame(rows).to_excel(handle.name, index=False)
+        table = rate(handle.name)
+    return {str(column): [float(v) if not isinstance(v, str) else v for v in table[column]] for column in table}
+
+
+def main(cases_path, out_path):
+    cases = json.load(open(cases_path))
+    out = {'choice': [can_infer(output, dict(options)) or None for output, options in cases['choice']],
+           'yes_no': [YOrN_Extraction(output) for output in cases['yes_no']]}
+    for key, method in (('vqa', 'vqa_score'), ('gqa', 'accuracy')):
+        lines = [process_line({'answer': str(answers), 'prediction': output}, method=method)
+                 for output, answers in cases[key]]
+        out[key] = [float(x) for x in hit_calculate(lines, 'VQAv2' if key == 'vqa' else 'GQA')]
+    pope = [{'index': i, 'category': 'random', 'answer': truth, 'extracted': YOrN_Extraction(output)}
+            for i, (truth, output) in enumerate(cases['pope'])]
+    for row in pope:
+        row['score'] = float(row['answer'] == row['extracted'])
+    out['pope_rating'] = rating(POPE_rating, pope)
+    mme = [{'index': i, 'category': category, 'image_path': image, 'answer': truth,
+            'score': float(YOrN_Extraction(output) == truth)} for i, (category, image, truth, output) in
+           enumerate(cases['mme'])]
+    out['mme_rating'] = rating(MME_rating, mme)
+    json.dump(out, open(out_path, 'w'))
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:3])
