@@ -90,7 +90,7 @@ def test_yes_no_reads_as_yorn_extraction(theirs):
     assert set(ours) == {'Yes', 'No', 'Unknown'}
 
 
-@pytest.mark.parametrize('key, score', [('vqa', reader.vqa_accuracy), ('gqa', reader.exact_match)])
+@pytest.mark.parametrize('key, score', [('vqa', reader.ten_answer_accuracy), ('gqa', reader.exact_match)])
 def test_vqa_scores_as_process_line(theirs, key, score):
     ours = [score(output, answers) for output, answers in cases()[key]]
     differ = [(c, a, b) for c, a, b in zip(cases()[key], ours, theirs[key]) if abs(a - b) > 1e-12]

@@ -160,7 +160,7 @@ def eval_benchmark(args) -> int:
     else:
         pipe = pipeline(args.model, backend=args.backend)
     result, rows = run_benchmark(name, path, pipe, args.images, args.prompt, args.limit, args.batch_size,
-                                 args.max_new_tokens, model=args.model, strict=args.strict)
+                                 args.max_new_tokens, model=args.model, strict=args.strict, reader=args.reader)
     paths = write_results(result, rows, out)
     print(paths['markdown'].read_text(encoding='utf-8'))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['predictions'].name} "
@@ -194,10 +194,10 @@ def eval_sample(args) -> int:
 def eval_formats(args) -> int:
     from .bench.run import benchmark
     from .bench.tasks import REGISTRY
-    print('| benchmark | files read | metric | prompt (question, then) |\n|---|---|---|---|')
+    print('| benchmark | files read | metric | default reader | prompt (question, then) |\n|---|---|---|---|---|')
     for name in REGISTRY.names():
         task = benchmark(name)
-        print(f'| {name} | {task.layout} | {task.metric} | {task.instruction or "(as in the data)"} |')
+        print(f'| {name} | {task.layout} | {task.metric} | {task.reader.NAME} | {task.instruction or "(as in the data)"} |')
     return 0
 
 
@@ -205,6 +205,7 @@ EVAL_ACTIONS = {'compare': eval_compare, 'sample': eval_sample, 'formats': eval_
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bench.readers import READERS  # light: text rules only
     parser = argparse.ArgumentParser(prog='vlmtune', description='Fine-tune, convert and serve vision-language models.')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser = partial(sub.add_parser, formatter_class=DefaultsHelpFormatter)  # every --help shows defaults
@@ -289,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-new-tokens', type=int, default=None)
     p.add_argument('--backend', default='auto', help='auto | torch | turbomind | pytorch | a server URL (…/v1)')
     p.add_argument('--labels', nargs='+', help='compare: one name per results file (default: their folders)')
+    p.add_argument('--reader', choices=sorted(READERS), default=None,
+                   help="how outputs become answers: VLMEvalKit's rules or the benchmark's own script "
+                        "(default: the benchmark's, shown by `vlmtune eval formats`; results.json records it)")
     p.add_argument('--strict', action='store_true',
                    help='fail when a question\'s image cannot be read (default: count it wrong, ask the rest)')
     bits = p.add_mutually_exclusive_group()

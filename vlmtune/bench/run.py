@@ -14,9 +14,9 @@ from .report import markdown_table
 from .tasks import REGISTRY
 
 
-def benchmark(name: str):
+def benchmark(name: str, reader: str = None):
     try:
-        return REGISTRY.get(name)()
+        return REGISTRY.get(name)(reader)
     except KeyError as exc:  # the CLI reports ValueErrors as one line
         raise ValueError(exc.args[0]) from None
 
@@ -48,13 +48,14 @@ def first_units(questions, limit: Optional[int]):
 
 
 def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, batch_size=8,
-                  max_new_tokens=None, progress=True, model=None, strict=False) -> tuple:
+                  max_new_tokens=None, progress=True, model=None, strict=False, reader=None) -> tuple:
     """pipe: anything with batch_answers(prompts, gen_config) (serve.pipeline's pipelines).
     Returns (result, rows): the summary dict and one dict per question asked. A question whose image cannot
     be read is not asked and counts as wrong (its row says why; result['unreadable_images'] counts them);
-    strict: such a question stops the run instead, once every image has been tried."""
+    strict: such a question stops the run instead, once every image has been tried. reader: how outputs become
+    answers (bench/readers; default: the benchmark's)."""
     from ..serve import GenerationConfig
-    task = benchmark(name)
+    task = benchmark(name, reader)
     questions = first_units(task.read(Path(path), Path(images) if images else None), limit)
     if not questions:
         raise ValueError(f'{path}: no questions to ask')
@@ -92,6 +93,7 @@ def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, b
               'headline': summary['headline'], 'value': summary['metrics'][summary['headline']],
               'scale': summary.get('scale', 'fraction'),
               'metrics': summary['metrics'], 'breakdown': summary.get('breakdown', {}),
+              'reader': task.reader.NAME,
               'questions_asked': len(rows), 'unanswered': sum(r['parsed'] is None for r in rows),
               'unreadable_images': len(unreadable),
               'instruction': task.instruction if instruction is None else instruction,

@@ -11,7 +11,7 @@ Yes/no (`YOrN_Extraction`): the VQA punctuation rule on the lower-cased output, 
 over the human answers after the official normalisation (applied to every answer, always); GQA by exact match
 after strip and lower case, with no other normalisation.
 """
-from ..vqa_normalise import digits_and_articles, strip_punctuation
+from ..vqa_normalise import digits_and_articles, strip_punctuation, vqa_accuracy
 
 NAME = 'vlmevalkit'
 REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
@@ -46,7 +46,7 @@ def _letter(output: str, options: dict):
     return REFUSED if not found and REFUSED in words else None
 
 
-def yes_no(output) -> tuple:
+def yes_no(output, benchmark: str = None) -> tuple:
     """-> ('yes' | 'no', 'yes_no') or (None, None) (VLMEvalKit's 'Unknown')."""
     words = strip_punctuation(str(output).lower()).split()
     if ('yes' in words) != ('no' in words):
@@ -59,15 +59,21 @@ def normalise(answer: str) -> str:
     return digits_and_articles(strip_punctuation(str(answer).replace('\n', ' ').replace('\t', ' ').strip()))
 
 
-def vqa_accuracy(output, answers: list) -> float:
-    """The VQA accuracy: for each human answer, min(1, matches among the others / 3), averaged."""
-    truths, prediction = [normalise(a) for a in answers], normalise(output)
-    scores = [min(1.0, sum(other == prediction for j, other in enumerate(truths) if j != i) / 3)
-              for i in range(len(truths))]
-    return sum(scores) / len(scores)
+def ten_answer_accuracy(output, answers: list) -> float:
+    """The VQA accuracy (each human answer left out in turn: min(1, matches among the rest / 3), averaged) on
+    VLMEvalKit's normalisation."""
+    return vqa_accuracy(output, answers, normalise)[0]
 
 
 def exact_match(output, answers: list) -> float:
     """GQA's 'accuracy' method: strip and lower case only; the mean over the answers (GQA has one)."""
     prediction = str(output).strip().lower()
     return sum(float(a.strip().lower() == prediction) for a in answers) / len(answers)
+
+
+def short_answer(output, answers: list, benchmark: str) -> dict:
+    """{'parsed', 'score', 'rule'}: GQA by exact match, the others (VQAv2, TextVQA) by the VQA accuracy."""
+    if benchmark == 'gqa':
+        return {'parsed': str(output).strip().lower() or None, 'score': exact_match(output, answers),
+                'rule': 'exact_match'}
+    return {'parsed': normalise(output) or None, 'score': ten_answer_accuracy(output, answers), 'rule': 'vqa_accuracy'}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from ..answers import choice_of
+from ..readers import reader_named
 
 # The short-answer instruction LLaVA-1.5 / TinyLLaVA / InternVL's VQA evaluations append.
 SHORT_ANSWER = 'Answer the question using a single word or phrase.'
@@ -30,9 +30,11 @@ class Benchmark:
     metric = ''          # what its headline number is
     instruction = ''     # appended on its own line after the question; `--prompt` overrides it
     max_new_tokens = 16
+    default_reader = 'official'   # how outputs become answers (bench/readers): the one its leaderboard uses
 
-    def __init__(self):
-        self.notes = []      # what the reader left out and why (kept in the results)
+    def __init__(self, reader: str = None):
+        self.notes = []      # what the file reader left out and why (kept in the results)
+        self.reader = reader_named(reader or self.default_reader)
 
     def read(self, path: Path, images: Optional[Path]) -> List[Question]:
         raise NotImplementedError
@@ -55,8 +57,8 @@ class MultipleChoice(Benchmark):
     instruction = LETTER_ANSWER
 
     def score(self, question, output):
-        parsed = choice_of(output, question.meta['options'])
-        return {'parsed': parsed, 'score': float(parsed == question.truth)}
+        parsed, rule = self.reader.choice(output, question.meta['options'])
+        return {'parsed': parsed, 'score': float(parsed == question.truth), 'rule': rule}
 
 
 def read_json(path: Path, what: str):

@@ -47,6 +47,7 @@ class MMBench(MultipleChoice):
     name = 'mmbench'
     layout = 'MMBench TSV: index, question, hint, A-D (E), answer, category, image (base64) or image_path'
     metric = 'circular accuracy (every rotation right); vanilla = first pass only'
+    default_reader = 'vlmevalkit'   # its leaderboard (OpenCompass) reads answers with VLMEvalKit
     # MMBench-CN: --prompt "请直接回答选项字母。" (LLaVA's Chinese instruction)
 
     def read(self, path, images=None):

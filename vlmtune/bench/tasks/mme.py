@@ -8,7 +8,6 @@ their questions right, score = acc + acc+ (max 200); perception = the sum over i
 from collections import defaultdict
 from pathlib import Path
 
-from ..answers import yes_no_mme
 from . import register
 from ._base import SHORT_ANSWER, Benchmark, Question, mean
 
@@ -58,8 +57,8 @@ class MME(Benchmark):
         return questions
 
     def score(self, question, output):
-        parsed = yes_no_mme(output)
-        return {'parsed': parsed, 'score': float(parsed == question.truth)}
+        parsed, rule = self.reader.yes_no(output, self.name)
+        return {'parsed': parsed, 'score': float(parsed == question.truth), 'rule': rule}
 
     def summarise(self, rows):
         by_task = defaultdict(lambda: defaultdict(list))

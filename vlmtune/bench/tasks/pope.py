@@ -4,7 +4,6 @@ class: accuracy, precision, recall, F1 and the ratio of 'yes' answers, overall a
 from collections import defaultdict
 from pathlib import Path
 
-from ..answers import yes_no_pope
 from . import register
 from ._base import SHORT_ANSWER, Benchmark, Question, image_file, read_json_lines, require
 
@@ -50,8 +49,8 @@ class Pope(Benchmark):
         return questions
 
     def score(self, question, output):
-        parsed = yes_no_pope(output)
-        return {'parsed': parsed, 'score': float(parsed == question.truth)}
+        parsed, rule = self.reader.yes_no(output, self.name)
+        return {'parsed': parsed, 'score': float(parsed == question.truth), 'rule': rule}
 
     def summarise(self, rows):
         by_split = defaultdict(list)

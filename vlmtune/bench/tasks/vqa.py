@@ -2,19 +2,16 @@
 normalised answers) and GQA (one answer, exact match)."""
 from pathlib import Path
 
-from ..vqa_normalise import textvqa_normalise, vqa_accuracy, vqa_normalise
 from . import register
 from ._base import SHORT_ANSWER, Benchmark, Question, image_file, image_root, plain_summary, read_json, require
 
 
 class TenAnswerVQA(Benchmark):
     instruction = SHORT_ANSWER
-    normalise = staticmethod(vqa_normalise)
     breakdown_key = None
 
     def score(self, question, output):
-        accuracy, matches = vqa_accuracy(output, question.truth, self.normalise)
-        return {'parsed': self.normalise(output) or None, 'score': accuracy, 'matches': matches}
+        return self.reader.short_answer(output, question.truth, self.name)
 
     def summarise(self, rows):
         return plain_summary(rows, 'accuracy', self.breakdown_key)
@@ -66,7 +63,6 @@ class TextVQA(TenAnswerVQA):
     name = 'textvqa'
     layout = 'TextVQA_0.5.1_<split>.json ({"data": [question_id, question, image_id, answers]}), <image_id>.jpg'
     metric = 'VQA accuracy, m4c answer processing (as the TextVQA evaluator)'
-    normalise = staticmethod(textvqa_normalise)
 
     def read(self, path, images=None):
         path = Path(path)
@@ -101,8 +97,7 @@ class GQA(Benchmark):
         return questions
 
     def score(self, question, output):
-        parsed = output.strip().rstrip('.').lower()  # LLaVA's convert_gqa_for_eval, then GQA's exact match
-        return {'parsed': parsed or None, 'score': float(parsed == question.truth)}
+        return self.reader.short_answer(output, [question.truth], self.name)
 
     def summarise(self, rows):
         return plain_summary(rows, 'accuracy', 'structural')
