@@ -4,21 +4,11 @@ import json
 
 import pytest
 
+from helpers.fixed_answers import FixedAnswers
 from vlmtune.bench.readers import READERS
 from vlmtune.bench.run import benchmark, run_benchmark, write_results
 from vlmtune.bench.samples import write_sample
 from vlmtune.cli import main
-
-
-class FixedAnswers:
-    """A pipeline stand-in: answers every prompt with the next output of a list."""
-    backend = 'fixed'
-
-    def __init__(self, outputs):
-        self.outputs = outputs
-
-    def batch_answers(self, prompts, gen_config):
-        return [self.outputs[i % len(self.outputs)] for i in range(len(prompts))]
 
 
 def test_each_benchmark_has_a_known_default_reader_and_formats_shows_it(capsys):

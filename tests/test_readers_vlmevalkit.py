@@ -2,7 +2,7 @@
 scoring functions called): on adversarial outputs written here (markdown, brackets, trailing marks, letter then text,
 text then letter, refusals, case, leading dots and newlines, a stray article "A" in a long sentence) every output is
 read to the same answer and score, for MMBench (can_infer), MME and POPE (YOrN_Extraction), VQAv2 / TextVQA
-(VQA accuracy after process_answer) and GQA (exact match); the POPE and MME summaries equal its ratings."""
+(VQA accuracy after process_answer) and GQA (exact match); the POPE and MME summaries equal its ratings; the judge prompts equal its own."""
 import itertools
 import json
 import os
@@ -61,7 +61,10 @@ def cases():
     return {'choice': choice_cases(), 'yes_no': yes_no,
             'vqa': [[o, a] for o, a in itertools.product(VQA_OUTPUTS, VQA_ANSWERS)],
             'gqa': [[o, a] for o, a in itertools.product(VQA_OUTPUTS, GQA_ANSWERS)],
-            'pope': [[('Yes', 'No')[i % 2], output] for i, output in enumerate(yes_no)], 'mme': mme}
+            'pope': [[('Yes', 'No')[i % 2], output] for i, output in enumerate(yes_no)], 'mme': mme,
+            'choice_prompt': [['What is shown', OPTIONS[0], 'I like turtles'], ['图中是什么', OPTIONS[2], '不知道'],
+                              ['Which year', OPTIONS[2], 'B?']],
+            'yes_no_prompt': [['Is there a dog in the image', 'Maybe, hard to say.'], ['Is it red', '']]}
 
 
 @pytest.fixture(scope='module')
@@ -115,3 +118,9 @@ def test_mme_summary_equals_mme_rating(theirs):
         assert abs(summary['metrics'][name] - rating[theirs_name][0]) < 1e-9, (name, summary['metrics'], rating)
     for task in PERCEPTION + COGNITION:
         assert abs(summary['breakdown'][task]['score'] - rating[task][0]) < 1e-9, task
+
+
+def test_judge_prompts_are_vlmevalkits(theirs):
+    from vlmtune.bench.judge import choice_prompt, yes_no_prompt
+    assert [choice_prompt(*case) for case in cases()['choice_prompt']] == theirs['choice_prompt']
+    assert [yes_no_prompt(*case) for case in cases()['yes_no_prompt']] == theirs['yes_no_prompt']

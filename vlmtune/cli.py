@@ -160,11 +160,14 @@ def eval_benchmark(args) -> int:
     else:
         pipe = pipeline(args.model, backend=args.backend)
     result, rows = run_benchmark(name, path, pipe, args.images, args.prompt, args.limit, args.batch_size,
-                                 args.max_new_tokens, model=args.model, strict=args.strict, reader=args.reader)
+                                 args.max_new_tokens, model=args.model, strict=args.strict, reader=args.reader,
+                                 judge=args.judge)
     paths = write_results(result, rows, out)
     print(paths['markdown'].read_text(encoding='utf-8'))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['predictions'].name} "
           f"({result['seconds']:.1f} s, {result['questions_asked']} questions)")
+    if result['judged']:
+        print(f"{result['judged']} output(s) no rule read were sent to the judge at {args.judge}")
     if result['unreadable_images']:
         first = next(row for row in rows if 'image_error' in row)
         print(f"warning: {result['unreadable_images']} question(s) not asked, their image unreadable (counted wrong), "
@@ -293,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--reader', choices=sorted(READERS), default=None,
                    help="how outputs become answers: VLMEvalKit's rules or the benchmark's own script "
                         "(default: the benchmark's, shown by `vlmtune eval formats`; results.json records it)")
+    p.add_argument('--judge', metavar='URL', help="an OpenAI-compatible server (…/v1, e.g. `vlmtune serve`) asked, "
+                   "with VLMEvalKit's judge prompts, about the outputs no rule reads (default: none; they count "
+                   "as unanswered)")
     p.add_argument('--strict', action='store_true',
                    help='fail when a question\'s image cannot be read (default: count it wrong, ask the rest)')
     bits = p.add_mutually_exclusive_group()

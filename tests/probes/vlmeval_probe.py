@@ -5,8 +5,9 @@ import every model and API client) are skipped.
     python vlmeval_probe.py CASES.json OUT.json
 
 CASES: {'choice': [[output, options]], 'yes_no': [output], 'vqa': [[output, answers]], 'gqa': [[output, answers]],
-'pope': [[truth, output]], 'mme': [[category, image, truth, output]]}; OUT: the same keys, VLMEvalKit's reading
-of each (can_infer; YOrN_Extraction; process_line + hit_calculate) and the POPE / MME summaries its ratings give."""
+'pope': [[truth, output]], 'mme': [[category, image, truth, output]], 'choice_prompt': [[question, options,
+prediction]], 'yes_no_prompt': [[question, prediction]]}; OUT: the same keys, VLMEvalKit's reading of each (can_infer;
+YOrN_Extraction; process_line + hit_calculate), the POPE / MME summaries its ratings give, and its judge prompts."""
 import importlib.util
 import json
 import sys
@@ -27,8 +28,10 @@ for package in ('vlmeval', 'vlmeval.dataset', 'vlmeval.dataset.utils'):
     bare_package(package)
 
 import pandas as pd  # noqa: E402
+from vlmeval.dataset.utils.multiple_choice import build_prompt, build_prompt_cn  # noqa: E402
 from vlmeval.dataset.utils.vqa_eval import hit_calculate, process_line  # noqa: E402
-from vlmeval.dataset.utils.yorn import MME_rating, POPE_rating, YOrN_Extraction  # noqa: E402
+from vlmeval.dataset.utils.yorn import MME_rating, POPE_rating, YOrN_Extraction, YOrN_match_prompt  # noqa: E402
+from vlmeval.smp import build_option_str, cn_string  # noqa: E402
 from vlmeval.utils.matching_util import can_infer  # noqa: E402
 
 
@@ -56,6 +59,9 @@ def main(cases_path, out_path):
             'score': float(YOrN_Extraction(output) == truth)} for i, (category, image, truth, output) in
            enumerate(cases['mme'])]
     out['mme_rating'] = rating(MME_rating, mme)
+    out['choice_prompt'] = [(build_prompt_cn if cn_string(q) else build_prompt)(q, build_option_str(o), p)
+                            for q, o, p in cases['choice_prompt']]
+    out['yes_no_prompt'] = [YOrN_match_prompt({'question': q, 'prediction': p}) for q, p in cases['yes_no_prompt']]
     json.dump(out, open(out_path, 'w'))
 
 

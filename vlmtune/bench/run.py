@@ -10,6 +10,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..files import atomic_writer, write_text
+from .judge import Judge, judge_unread
 from .report import markdown_table
 from .tasks import REGISTRY
 
@@ -48,12 +49,13 @@ def first_units(questions, limit: Optional[int]):
 
 
 def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, batch_size=8,
-                  max_new_tokens=None, progress=True, model=None, strict=False, reader=None) -> tuple:
+                  max_new_tokens=None, progress=True, model=None, strict=False, reader=None, judge=None) -> tuple:
     """pipe: anything with batch_answers(prompts, gen_config) (serve.pipeline's pipelines).
     Returns (result, rows): the summary dict and one dict per question asked. A question whose image cannot
     be read is not asked and counts as wrong (its row says why; result['unreadable_images'] counts them);
     strict: such a question stops the run instead, once every image has been tried. reader: how outputs become
-    answers (bench/readers; default: the benchmark's)."""
+    answers (bench/readers; default: the benchmark's). judge: an OpenAI-compatible URL (…/v1) asked, with
+    VLMEvalKit's judge prompts, about the outputs no rule read (bench/judge.py)."""
     from ..serve import GenerationConfig
     task = benchmark(name, reader)
     questions = first_units(task.read(Path(path), Path(images) if images else None), limit)
@@ -88,12 +90,13 @@ def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, b
     rows = [{'id': q.id, 'prompt': p, 'prediction': out, 'truth': q.truth, 'meta': q.meta, **task.score(q, out),
              **({'image_error': unreadable[i]} if i in unreadable else {})}
             for i, (q, p, out) in enumerate(zip(questions, prompts, outputs))]
+    judged = judge_unread(questions, rows, Judge(judge)) if judge else 0
     summary = task.summarise(rows)
     result = {'benchmark': name, 'file': str(path), 'model': None if model is None else str(model),
               'headline': summary['headline'], 'value': summary['metrics'][summary['headline']],
               'scale': summary.get('scale', 'fraction'),
               'metrics': summary['metrics'], 'breakdown': summary.get('breakdown', {}),
-              'reader': task.reader.NAME,
+              'reader': task.reader.NAME, 'judge': judge, 'judged': judged,
               'questions_asked': len(rows), 'unanswered': sum(r['parsed'] is None for r in rows),
               'unreadable_images': len(unreadable),
               'instruction': task.instruction if instruction is None else instruction,

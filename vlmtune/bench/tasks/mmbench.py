@@ -85,7 +85,7 @@ class MMBench(MultipleChoice):
     def _question(row, group, step, options, truth, image):
         hint = None if missing(row.get('hint')) else row['hint'].strip()
         text = (f'{hint}\n' if hint else '') + row['question'].strip() + '\n' + option_lines(options)
-        meta = {'group': group, 'rotation': step, 'options': options,
+        meta = {'group': group, 'rotation': step, 'options': options, 'question': row['question'].strip(),
                 'category': None if missing(row.get('category')) else row['category'],
                 'l2_category': None if missing(row.get('l2-category')) else row['l2-category']}
         return Question(str(group + step * ROTATION), text, image, truth, meta)
