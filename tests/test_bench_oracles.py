@@ -10,7 +10,8 @@ import types
 import pytest
 
 from vlmtune.side_envs import side_env
-from vlmtune.bench.answers import choice_of, yes_no_mme
+from vlmtune.bench.readers import official
+from vlmtune.bench.answers import yes_no_mme
 from vlmtune.bench.run import benchmark
 from vlmtune.bench.tasks._base import Question
 from vlmtune.bench.tasks.mmbench import rotated
@@ -112,14 +113,14 @@ MMB_OUTPUTS = ['A', 'B.', '(C)', 'D)', 'The answer is B.', 'a dog', 'It is a bir
 def test_mmbench_extraction_equals_lmms_eval(lmms):
     evaluator = lmms('mmbench/mmbench_evals').MMBench_Evaluator()
     for output in MMB_OUTPUTS:
-        assert choice_of(output, MMB_OPTIONS) == (evaluator.can_infer(output, dict(MMB_OPTIONS)) or None), output
+        assert official.choice(output, MMB_OPTIONS)[0] == (evaluator.can_infer(output, dict(MMB_OPTIONS)) or None), output
 
 
 def test_mmbench_circular_equals_lmms_eval(lmms):
     evaluator = lmms('mmbench/mmbench_evals').MMBench_Evaluator()
     rng = random.Random(3)
     task, questions, results = benchmark('mmbench'), [], []
-    readable = [o for o in MMB_OUTPUTS if choice_of(o, MMB_OPTIONS)] + ['A', 'B', 'C', 'D'] * 3
+    readable = [o for o in MMB_OUTPUTS if official.choice(o, MMB_OPTIONS)[0]] + ['A', 'B', 'C', 'D'] * 3
     for group in range(40):
         truth = rng.choice('ABCD')
         for step in range(4):

@@ -5,7 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from vlmtune.bench.answers import choice_of, yes_no_mme, yes_no_pope
+from vlmtune.bench.readers import official
+from vlmtune.bench.answers import yes_no_mme, yes_no_pope
 from vlmtune.bench.run import benchmark, first_units
 from vlmtune.bench.tasks._base import Question
 from vlmtune.bench.vqa_normalise import textvqa_normalise, vqa_accuracy, vqa_normalise
@@ -54,7 +55,7 @@ def test_vqa_normalisation():
     ('light blue', None),                # "blue" and "light blue" both occur: ambiguous
     ('purple', None), ('', None), ('B or C', None)])
 def test_choice_letter_first_then_option_text(output, letter):
-    assert choice_of(output, OPTIONS) == letter
+    assert official.choice(output, OPTIONS)[0] == letter
 
 
 def test_yes_no_parsers():

@@ -45,3 +45,19 @@ def test_an_unknown_reader_is_refused_by_the_cli(capsys):
     with pytest.raises(SystemExit):
         main(['eval', 'MODEL', '--bench', 'mmbench', 'x.tsv', '--reader', 'nope'])
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('reader', sorted(READ))
+def test_conversations_read_with_the_reader_too(tmp_path, reader):
+    """`--bench conversations` (the demo's and the training hook's path) reads options with the chosen reader."""
+    question = 'What is shown?\n(A) red\n(B) blue\n(C) green\n(D) a cat'
+    rows = [{'id': i, 'conversations': [{'from': 'human', 'value': question}, {'from': 'gpt', 'value': 'B'}]}
+            for i in range(len(READ[reader]))]
+    data = tmp_path / 'rows.jsonl'
+    data.write_text(''.join(json.dumps(row) + '\n' for row in rows))
+    outputs = list(READ[reader])
+    result, scored = run_benchmark('conversations', data, FixedAnswers(outputs), progress=False, reader=reader)
+    assert result['reader'] == reader
+    assert [row['parsed'] for row in scored] == [READ[reader][output] for output in outputs]
+    assert all(row['rule'] == (None if row['parsed'] is None else 'refusal' if row['parsed'] == 'Z' else 'letter')
+               for row in scored)

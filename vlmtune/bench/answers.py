@@ -34,13 +34,6 @@ def option_by_text(output: str, options: dict) -> str:
 FULL_WIDTH = str.maketrans('（）：，．', '():,.')  # CJK punctuation around a letter reads as the ASCII forms
 
 
-def choice_of(output: str, options: dict) -> str:
-    """options: {letter: text}. The letter the output chose, or None. The package's one multiple-choice
-    reader: benchmarks, `--bench conversations`, the demo and the training hooks all read answers here."""
-    output = output.translate(FULL_WIDTH)
-    return letter_of(output, list(options)) or option_by_text(output, options)
-
-
 def yes_no_mme(output: str):
     """MME's parser: the whole answer 'yes'/'no' (a lone 'y'/'n'), else 'yes' or 'no' within its
     first four characters; anything else is None ('other' in MME's script)."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..data.image.tokens import IMAGE_TAG
 from ..files import atomic_writer
-from .answers import choice_of
+from .readers import official
 from .tasks._base import read_json_lines
 from .tasks.conversations import OPTION_LINE, options_of
 
@@ -30,7 +30,7 @@ def conversations_to_mmbench(data_path, out_path) -> dict:
         for number, row in enumerate(rows):
             question, reference = row['conversations'][0]['value'], row['conversations'][1]['value']
             options = options_of(question)
-            answer = choice_of(reference, options) if options else None
+            answer = official.choice(reference, options)[0] if options else None
             if answer is None or not row.get('image'):
                 skipped += 1
                 continue

@@ -9,7 +9,7 @@ Per question (predictions.jsonl): the question, the reference, `kind` (multiple_
 import re
 from pathlib import Path
 
-from ..answers import choice_of
+from ..readers import official
 from . import register
 from ._base import Benchmark, Question, image_file, mean, read_json_lines, require
 
@@ -27,14 +27,15 @@ def normalise(text: str) -> str:
     return ' '.join(w for w in text.split() if w not in ARTICLES)
 
 
-def score_answer(question: str, prediction: str, reference: str) -> dict:
-    """One output against its reference: {'kind', 'correct', 'predicted_letter' (multiple choice)}."""
+def score_answer(question: str, prediction: str, reference: str, reader=official) -> dict:
+    """One output against its reference, both read by `reader` (bench/readers) where the question lists options:
+    {'kind', 'correct', 'predicted_letter' and 'rule' (multiple choice)}."""
     options = options_of(question)
     if options:
-        letter, truth = choice_of(prediction, options), choice_of(reference, options)
+        (letter, rule), (truth, _) = reader.choice(prediction, options), reader.choice(reference, options)
         return {'kind': 'multiple_choice', 'correct': letter is not None and letter == truth,
-                'predicted_letter': letter}
-    return {'kind': 'open', 'correct': normalise(prediction) == normalise(reference)}
+                'predicted_letter': letter, 'rule': rule}
+    return {'kind': 'open', 'correct': normalise(prediction) == normalise(reference), 'rule': 'normalised_match'}
 
 
 @register('conversations')
@@ -60,7 +61,7 @@ class Conversations(Benchmark):
         return questions
 
     def score(self, question, output):
-        result = score_answer(question.text, output, question.truth)
+        result = score_answer(question.text, output, question.truth, self.reader)
         parsed = result['predicted_letter'] if result['kind'] == 'multiple_choice' else output.strip()
         return {'parsed': parsed, 'score': float(result['correct']), **result}
 
