@@ -75,3 +75,11 @@ def test_yes_no_tries_with_rising_temperature_and_a_failed_judge_leaves_it_unans
     result, rows = run_benchmark('pope', path, FixedAnswers(['hard to say']), limit=1, progress=False, judge=url)
     assert len(state['received']) == 5 and rows[0]['parsed'] is None and rows[0]['rule'] == 'judge_failed'
     assert result['unanswered'] == 1
+
+
+def test_open_answer_benchmarks_are_never_judged(tmp_path, judge_server):
+    """GQA's truths include 'yes' / 'no', but an unread GQA output is not a yes/no question (VLMEvalKit judges none)."""
+    url, state = judge_server
+    path = write_sample('gqa', tmp_path / 'gqa')
+    result, rows = run_benchmark('gqa', path, FixedAnswers(['']), progress=False, judge=url)
+    assert result['unanswered'] == len(rows) > 0 and result['judged'] == 0 and state['received'] == []

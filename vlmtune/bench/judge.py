@@ -96,20 +96,21 @@ def judged_yes_no(judge: Judge, question: str, output: str) -> tuple:
     return None, reply
 
 
-def judge_unread(questions: list, rows: list, judge: Judge) -> int:
-    """Ask the judge about every asked output no rule read (multiple choice: meta['options']; yes/no: truth yes|no);
-    the row gets the judge's answer and score, rule 'judge' and the reply. Returns how many were sent."""
+def judge_unread(task, questions: list, rows: list, judge: Judge) -> int:
+    """Ask the judge about every asked output no rule read, as the task says (`judged_as`: multiple choice on
+    meta['options'], or yes/no; a task without it, e.g. open VQA, is never judged, as in VLMEvalKit); the row gets
+    the judge's answer and score, rule 'judge' and the reply. Returns how many were sent."""
+    if task.judged_as is None:
+        return 0
     sent = 0
     for question, row in zip(questions, rows):
         if row['parsed'] is not None or 'image_error' in row:
             continue
         text = question.meta.get('question', question.text)
-        if 'options' in question.meta:
+        if task.judged_as == 'choice':
             answer, reply = judged_choice(judge, text, question.meta['options'], row['prediction'])
-        elif question.truth in ('yes', 'no'):
-            answer, reply = judged_yes_no(judge, text, row['prediction'])
         else:
-            continue
+            answer, reply = judged_yes_no(judge, text, row['prediction'])
         sent += 1
         row.update(parsed=answer, score=float(answer == question.truth), rule='judge' if answer else 'judge_failed',
                    judge_reply=reply)

@@ -90,7 +90,7 @@ def run_benchmark(name, path, pipe, images=None, instruction=None, limit=None, b
     rows = [{'id': q.id, 'prompt': p, 'prediction': out, 'truth': q.truth, 'meta': q.meta, **task.score(q, out),
              **({'image_error': unreadable[i]} if i in unreadable else {})}
             for i, (q, p, out) in enumerate(zip(questions, prompts, outputs))]
-    judged = judge_unread(questions, rows, Judge(judge)) if judge else 0
+    judged = judge_unread(task, questions, rows, Judge(judge)) if judge else 0
     summary = task.summarise(rows)
     result = {'benchmark': name, 'file': str(path), 'model': None if model is None else str(model),
               'headline': summary['headline'], 'value': summary['metrics'][summary['headline']],

@@ -31,6 +31,7 @@ class Benchmark:
     instruction = ''     # appended on its own line after the question; `--prompt` overrides it
     max_new_tokens = 16
     default_reader = 'official'   # how outputs become answers (bench/readers): the one its leaderboard uses
+    judged_as = None              # 'choice' | 'yes_no': what --judge asks about an output no rule read (bench/judge.py)
 
     def __init__(self, reader: str = None):
         self.notes = []      # what the file reader left out and why (kept in the results)
@@ -55,6 +56,7 @@ class Benchmark:
 class MultipleChoice(Benchmark):
     """Questions whose meta['options'] is {letter: text} and whose truth is the right letter."""
     instruction = LETTER_ANSWER
+    judged_as = 'choice'
 
     def score(self, question, output):
         parsed, rule = self.reader.choice(output, question.meta['options'])

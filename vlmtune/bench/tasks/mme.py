@@ -35,6 +35,7 @@ class MME(Benchmark):
     layout = 'MME release folder: <subtask>/ with image + .txt (question<TAB>Yes or No, 2 lines)'
     metric = 'per subtask acc + acc+ (max 200); perception (10 subtasks) and cognition (4) totals'
     instruction = SHORT_ANSWER
+    judged_as = 'yes_no'
 
     def read(self, path, images=None):
         root = Path(images or path)

@@ -28,6 +28,7 @@ class Pope(Benchmark):
     layout = 'POPE coco_pope_*.json lines (question_id, image, text, label), a file or a folder of them'
     metric = "F1 with 'yes' positive; accuracy, precision, recall, yes-ratio"
     instruction = SHORT_ANSWER
+    judged_as = 'yes_no'
 
     def read(self, path, images=None):
         path = Path(path)
