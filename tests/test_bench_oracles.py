@@ -2,14 +2,11 @@
 and TextVQA accuracy, MME's parser and acc + acc+ totals, POPE's metrics and MMBench's answer
 extraction and circular evaluation. lmms-eval's task package imports its whole framework, so only the
 scoring files are loaded, under stub parent packages (nothing else of lmms-eval runs)."""
-import importlib.util
 import random
-import sys
-import types
 
 import pytest
 
-from vlmtune.side_envs import side_env
+from helpers.lmms_scorers import scorers
 from vlmtune.bench.readers import official
 from vlmtune.bench.answers import yes_no_mme
 from vlmtune.bench.run import benchmark
@@ -24,26 +21,8 @@ WORDS = ['Two.', '2', 'two', 'the dog', 'Dog!', 'dogs', "don't", 'dont', 'black/
 
 
 @pytest.fixture(scope='module')
-def lmms(tmp_path_factory):
-    root = side_env('lmms-eval-0.7.3', ['lmms-eval==0.7.3']) / 'lmms_eval'
-    saved = {k: v for k, v in sys.modules.items() if k == 'lmms_eval' or k.startswith('lmms_eval.')}
-    for name, folder in [('lmms_eval', root), ('lmms_eval.tasks', root / 'tasks'),
-                         ('lmms_eval.tasks._task_utils', root / 'tasks' / '_task_utils')]:
-        package = types.ModuleType(name)
-        package.__path__ = [str(folder)]
-        sys.modules[name] = package
-
-    def load(relative):
-        name = 'lmms_eval.tasks.' + relative.replace('/', '.')
-        spec = importlib.util.spec_from_file_location(name, root / 'tasks' / f'{relative}.py')
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    yield load
-    for key in [k for k in sys.modules if k == 'lmms_eval' or k.startswith('lmms_eval.')]:
-        del sys.modules[key]
-    sys.modules.update(saved)
+def lmms():
+    yield from scorers()
 
 
 def answer_sets(seed=0, n=200):

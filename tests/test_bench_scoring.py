@@ -62,20 +62,23 @@ def test_yes_no_parsers():
     assert [yes_no_mme(o) for o in ['Yes', 'no.', 'Y', 'Yes, it is', 'maybe', 'The answer is yes']] == \
         ['yes', 'no', 'yes', 'yes', None, None]
     assert [yes_no_pope(o) for o in ['Yes', 'No, there is not.', 'There is not a dog.', 'yes.', 'I see a cat.']] == \
-        ['yes', 'no', 'no', 'yes', None]
+        ['yes', 'no', 'no', 'yes', 'yes']  # LLaVA's eval_pope: no 'no' -> yes
 
 
 # --- POPE -------------------------------------------------------------------------------------------
-def test_pope_metrics_by_hand():
-    task = benchmark('pope')
+@pytest.mark.parametrize('reader, tp, fp, accuracy', [
+    ('vlmevalkit', 1, 1, 3 / 6),   # parsed: yes no None yes no no (the unanswered row is wrong, and no 'yes')
+    ('official', 2, 1, 4 / 6)])    # parsed: yes no yes yes no no (LLaVA's eval_pope reads 'I cannot tell' as yes)
+def test_pope_metrics_by_hand(reader, tp, fp, accuracy):
+    task = benchmark('pope', reader)
     truths = ['yes', 'yes', 'yes', 'no', 'no', 'no']
-    outputs = ['Yes', 'No', 'I cannot tell', 'yes', 'no', 'No.']   # parsed: yes no None yes no no
+    outputs = ['Yes', 'No', 'I cannot tell', 'yes', 'no', 'No.']
     questions = [Question(str(i), 'q', None, t, {'split': 'random'}) for i, t in enumerate(truths)]
     metrics = task.summarise(rows_for(task, questions, outputs))['metrics']
-    # TP = 1, FP = 1, 3 true yes: precision 1/2, recall 1/3, F1 = 2 * (1/2)(1/3) / (1/2 + 1/3) = 0.4
-    assert metrics['precision'] == 0.5 and metrics['recall'] == pytest.approx(1 / 3)
-    assert metrics['f1'] == pytest.approx(0.4)
-    assert metrics['accuracy'] == 0.5 and metrics['yes_ratio'] == pytest.approx(2 / 6)  # the unanswered row is wrong
+    precision, recall = tp / (tp + fp), tp / 3   # 3 true yes
+    assert metrics['precision'] == pytest.approx(precision) and metrics['recall'] == pytest.approx(recall)
+    assert metrics['f1'] == pytest.approx(2 * precision * recall / (precision + recall))
+    assert metrics['accuracy'] == pytest.approx(accuracy) and metrics['yes_ratio'] == pytest.approx((tp + fp) / 6)
 
 
 # --- MME --------------------------------------------------------------------------------------------

@@ -66,13 +66,15 @@ def test_yes_no_tries_with_rising_temperature_and_a_failed_judge_leaves_it_unans
     url, state = judge_server
     state['replies'] = ['Unknown', 'I cannot tell', 'Yes']  # the third try reads
     path = write_sample('pope', tmp_path / 'pope')
-    result, rows = run_benchmark('pope', path, FixedAnswers(['hard to say']), limit=1, progress=False, judge=url)
+    result, rows = run_benchmark('pope', path, FixedAnswers(['hard to say']), limit=1, progress=False, judge=url,
+                                 reader='vlmevalkit')  # LLaVA's eval_pope (the official reader) reads every output
     assert result['judged'] == 1 and rows[0]['parsed'] == 'yes' and rows[0]['rule'] == 'judge'
     assert state['received'] == [(yes_no_prompt(rows[0]['prompt'].split('\n')[0], 'hard to say'), t)
                                  for t in (0.0, 0.5, 1.0)]
     state['received'].clear()
     state['replies'] = ['Unknown']
-    result, rows = run_benchmark('pope', path, FixedAnswers(['hard to say']), limit=1, progress=False, judge=url)
+    result, rows = run_benchmark('pope', path, FixedAnswers(['hard to say']), limit=1, progress=False, judge=url,
+                                 reader='vlmevalkit')
     assert len(state['received']) == 5 and rows[0]['parsed'] is None and rows[0]['rule'] == 'judge_failed'
     assert result['unanswered'] == 1
 

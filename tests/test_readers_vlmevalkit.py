@@ -3,7 +3,6 @@ scoring functions called): on adversarial outputs written here (markdown, bracke
 text then letter, refusals, case, leading dots and newlines, a stray article "A" in a long sentence) every output is
 read to the same answer and score, for MMBench (can_infer), MME and POPE (YOrN_Extraction), VQAv2 / TextVQA
 (VQA accuracy after process_answer) and GQA (exact match); the POPE and MME summaries equal its ratings; the judge prompts equal its own."""
-import itertools
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ import sys
 
 import pytest
 
+from helpers.adversarial_outputs import cases
 from helpers.probes import REPO
 from vlmtune.bench.readers import vlmevalkit as reader
 from vlmtune.bench.tasks.mme import COGNITION, PERCEPTION
@@ -19,52 +19,6 @@ from vlmtune.side_envs import side_env
 
 pytestmark = pytest.mark.side_envs
 PROBE = REPO / 'tests' / 'probes' / 'vlmeval_probe.py'
-
-OPTIONS = [{'A': 'red', 'B': 'blue', 'C': 'green', 'D': 'a cat'}, {'A': 'Yes', 'B': 'No'},
-           {'A': '1990', 'B': '2000', 'C': 'New York', 'D': 'York', 'E': 'none of these'}]
-CHOICE_FORMS = ['{L}', '**{L}**', 'Answer: **{L}**', '[{L}]', '{L}!', '{L};', '({L})', '{L}.', '{L})', ':{L}',
-                '{L}. {T}', '{L}.{T}', '{L}: {T}', 'The correct option is ({L}), i.e. {T}', 'The answer is {L}',
-                '{T}', 'It is {T}.', '{T} ({L})', '\n{L}', '.{L}', '...{L}', ' {l}', '{l}.', 'Option {L}',
-                '{L} or {M}', '{L}\n{M}', 'A {T} is what I see, so {L}', 'There is a {T} in the picture and it is A',
-                'Cannot determine the answer', "I'm sorry, but without the image provided I cannot answer {L}",
-                'Z', 'Z. none', '#{L}#', '{{{L}}}', '{L}*', '{T}!!', '{T}, not {U}', 'Neither', '{L},{M}', '\t{L}\t']
-YES_NO = ['yes', 'no', 'Yes', 'No', 'YES', 'NO', 'yes!', 'No!', 'no.', 'Yes, there is.', 'No, there is not.',
-          'Yes and no', 'not sure', 'There is no dog.', 'I think so.', 'y', 'n', '"yes"', '(no)', 'yes/no', 'Yes;',
-          '**No**', 'Answer: yes', 'The answer is No.', 'nope', 'yes-no', 'Yes\n', '\nNo', 'no,yes', 'Yes. No.']
-DECORATIONS = ['{}', '{} ', '.{}', '{}.', '**{}**']
-VQA_OUTPUTS = ['2', 'two', 'Two.', 'The answer is 2', 'a dog', 'dogs', 'Dog', 'red, white', 'red,white', '1,000',
-               '1000', '1,000.5', 'yes.', 'Yes', 'U.S.A.', '3.5', 'none', '0', 'dont', "don't", 'its', "it's",
-               'black/white', 'black and white', 'left-hand', '10:30', '$5', 'a.b.c.d', 'well...', 'Youre right',
-               '2' + '.' * 40, '1,,000']  # the rare ones: the 32-period strip, a double comma
-VQA_ANSWERS = [['2'] * 10, ['2'] * 3 + ['two'] * 7, ['dog'] * 5 + ['dogs'] * 5, ['red white'] * 10,
-               ['1000'] * 4 + ['1,000'] * 6, ["don't"] * 10, ['black and white'] * 2 + ['black white'] * 8,
-               ['yes'] * 10, ['usa'] * 3 + ['u.s.a.'] * 7, ["you're right"] * 2 + ['0'] * 8]
-GQA_ANSWERS = [['yes'], ['dog'], ['2'], ['left'], ['black and white']]
-
-
-def choice_cases():
-    cases = []
-    for options in OPTIONS:
-        letters = list(options)
-        for form, letter in itertools.product(CHOICE_FORMS, letters):
-            other = letters[(letters.index(letter) + 1) % len(letters)]
-            cases.append([form.format(L=letter, l=letter.lower(), M=other, T=options[letter], U=options[other]),
-                          options])
-    return cases
-
-
-def cases():
-    yes_no = [form.format(base) for base, form in itertools.product(YES_NO, DECORATIONS)]
-    mme = [[task, f'{task}/{image}.jpg', truth, yes_no[(i * 7 + image * 3 + k) % len(yes_no)]]
-           for i, task in enumerate(PERCEPTION + COGNITION) for image in range(3)
-           for k, truth in enumerate(('Yes', 'No'))]
-    return {'choice': choice_cases(), 'yes_no': yes_no,
-            'vqa': [[o, a] for o, a in itertools.product(VQA_OUTPUTS, VQA_ANSWERS)],
-            'gqa': [[o, a] for o, a in itertools.product(VQA_OUTPUTS, GQA_ANSWERS)],
-            'pope': [[('Yes', 'No')[i % 2], output] for i, output in enumerate(yes_no)], 'mme': mme,
-            'choice_prompt': [['What is shown', OPTIONS[0], 'I like turtles'], ['图中是什么', OPTIONS[2], '不知道'],
-                              ['Which year', OPTIONS[2], 'B?']],
-            'yes_no_prompt': [['Is there a dog in the image', 'Maybe, hard to say.'], ['Is it red', '']]}
 
 
 @pytest.fixture(scope='module')
@@ -118,6 +72,32 @@ def test_mme_summary_equals_mme_rating(theirs):
         assert abs(summary['metrics'][name] - rating[theirs_name][0]) < 1e-9, (name, summary['metrics'], rating)
     for task in PERCEPTION + COGNITION:
         assert abs(summary['breakdown'][task]['score'] - rating[task][0]) < 1e-9, task
+
+
+def test_mmbench_circular_summary_equals_report_acc(theirs):
+    from vlmtune.bench.tasks._base import Question
+    from vlmtune.bench.tasks.mmbench import MMBench
+    task, rows = MMBench(reader='vlmevalkit'), []
+    for row in cases()['mmbench']:
+        options = {k: row[k] for k in 'ABCD'}
+        meta = {'group': row['index'] % 1_000_000, 'rotation': row['index'] // 1_000_000, 'options': options,
+                'category': row['category'], 'l2_category': row['l2-category']}
+        rows.append({'meta': meta, **task.score(Question(str(row['index']), 'q', None, row['answer'], meta),
+                                                row['prediction'])})
+    summary, report = task.summarise(rows), {k: v[0] for k, v in theirs['mmbench_report'].items()}
+    assert 0 < summary['metrics']['circular_accuracy'] < 1
+    assert summary['metrics']['circular_accuracy'] == pytest.approx(report.pop('Overall'), abs=1e-12)
+    report.pop('split')
+    assert {k: v['accuracy'] for k, v in summary['breakdown'].items()} == pytest.approx(report, abs=1e-12)
+
+
+@pytest.mark.parametrize('name', ['vqav2', 'textvqa'])
+def test_vqa_overall_equals_vlmevalkits(theirs, name):
+    from vlmtune.bench.run import benchmark
+    from vlmtune.bench.tasks._base import Question
+    task = benchmark(name, 'vlmevalkit')
+    rows = [{'meta': {}, **task.score(Question('1', 'q', None, answers), output)} for output, answers in cases()['vqa']]
+    assert 100 * task.summarise(rows)['metrics']['accuracy'] == pytest.approx(theirs['vqa_overall'], abs=1e-9)
 
 
 def test_judge_prompts_are_vlmevalkits(theirs):

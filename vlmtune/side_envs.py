@@ -32,9 +32,12 @@ PINS = {
     # VLMEvalKit (PyPI's repackaging), the oracle of the vlmevalkit answer reader: only its scoring modules are
     # loaded (the package's __init__, which imports every model and API client, is skipped), with what they import.
     'vlmeval-26.3': ['nvidia-vlmeval==26.3', 'tabulate==0.10.0', 'sty==1.0.6', 'validators==0.36.0',
-                     'portalocker==4.4.2'],
+                     'portalocker==4.4.2', 'xlsxwriter==3.3.4'],
     # lmms-eval's benchmark scorers, the oracle of vlmtune.bench (only its scoring files are loaded).
     'lmms-eval-0.7.3': ['lmms-eval==0.7.3'],
+    # LLaVA's own package (PyPI's llava-torch): its eval scripts (eval_pope, m4c_evaluator) are the official
+    # reader's oracle; only those files are loaded, so none of its pinned training stack is installed.
+    'llava-1.2.2': ['llava-torch==1.2.2.post1'],
     # Newest 5.x; it needs torch >= 2.6, so the env carries the machine's CPU torch and its torchvision.
     'tf-5.24': ['transformers==5.24.0', 'tokenizers==0.23.1', 'huggingface-hub==1.31.0', 'torch==2.13.0',
                 'torchvision==0.28.0'],

@@ -5,11 +5,14 @@ import every model and API client) are skipped.
     python vlmeval_probe.py CASES.json OUT.json
 
 CASES: {'choice': [[output, options]], 'yes_no': [output], 'vqa': [[output, answers]], 'gqa': [[output, answers]],
-'pope': [[truth, output]], 'mme': [[category, image, truth, output]], 'choice_prompt': [[question, options,
-prediction]], 'yes_no_prompt': [[question, prediction]]}; OUT: the same keys, VLMEvalKit's reading of each (can_infer;
-YOrN_Extraction; process_line + hit_calculate), the POPE / MME summaries its ratings give, and its judge prompts."""
+'pope': [[truth, output]], 'mme': [[category, image, truth, output]], 'mmbench': [TSV row with its prediction],
+'choice_prompt': [[question, options, prediction]], 'yes_no_prompt': [[question, prediction]]}; OUT: the same keys,
+VLMEvalKit's reading of each (can_infer; YOrN_Extraction; process_line + hit_calculate), the POPE / MME summaries its
+ratings give, MMBench's circular report (mcq_circular_eval, report_acc), the VQA 'Overall', and its judge prompts."""
+import glob
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 import types
@@ -28,7 +31,7 @@ for package in ('vlmeval', 'vlmeval.dataset', 'vlmeval.dataset.utils'):
     bare_package(package)
 
 import pandas as pd  # noqa: E402
-from vlmeval.dataset.utils.multiple_choice import build_prompt, build_prompt_cn  # noqa: E402
+from vlmeval.dataset.utils.multiple_choice import build_prompt, build_prompt_cn, mcq_circular_eval, report_acc  # noqa: E402
 from vlmeval.dataset.utils.vqa_eval import hit_calculate, process_line  # noqa: E402
 from vlmeval.dataset.utils.yorn import MME_rating, POPE_rating, YOrN_Extraction, YOrN_match_prompt  # noqa: E402
 from vlmeval.smp import build_option_str, cn_string  # noqa: E402
@@ -39,6 +42,19 @@ def rating(rate, rows):
     with tempfile.NamedTemporaryFile(suffix='.xlsx') as handle:
         pd.DataFrame(rows).to_excel(handle.name, index=False)
         table = rate(handle.name)
+    return {str(column): [float(v) if not isinstance(v, str) else v for v in table[column]] for column in table}
+
+
+def circular(rows):
+    """MMBench's circular evaluation as VLMEvalKit runs it with no judge (exact matching), then report_acc."""
+    data = pd.DataFrame(rows)
+    meta = data[['index', 'answer']].copy()
+    before = set(glob.glob('/tmp/*.xlsx'))  # mcq_circular_eval leaves a /tmp/<time>.xlsx behind
+    with tempfile.TemporaryDirectory() as tmp:
+        main_rows = mcq_circular_eval(None, data.drop(columns=['answer']), meta, 1, f'{tmp}/result.pkl')
+        table = report_acc(main_rows)
+    for left in set(glob.glob('/tmp/*.xlsx')) - before:
+        os.remove(left)
     return {str(column): [float(v) if not isinstance(v, str) else v for v in table[column]] for column in table}
 
 
@@ -59,6 +75,8 @@ def main(cases_path, out_path):
             'score': float(YOrN_Extraction(output) == truth)} for i, (category, image, truth, output) in
            enumerate(cases['mme'])]
     out['mme_rating'] = rating(MME_rating, mme)
+    out['mmbench_report'] = circular(cases['mmbench'])
+    out['vqa_overall'] = 100 * sum(out['vqa']) / len(out['vqa'])  # ImageVQADataset's 'Overall': the mean hit
     out['choice_prompt'] = [(build_prompt_cn if cn_string(q) else build_prompt)(q, build_option_str(o), p)
                             for q, o, p in cases['choice_prompt']]
     out['yes_no_prompt'] = [YOrN_match_prompt({'question': q, 'prediction': p}) for q, p in cases['yes_no_prompt']]

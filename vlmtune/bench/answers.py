@@ -3,7 +3,7 @@
 Multiple choice (MMBench, ScienceQA, SEED; VLMEvalKit's rule): the option's letter first — the one
 letter standing alone ("B", "B.", "(B)", "B)", ":B" ...) — then the option's text (exactly one option
 whose text occurs in the output). Yes/no: MME's parser (Otter's) and POPE's (LLaVA's). Whatever
-none of these can read is None: counted as unanswered (and wrong), never dropped.
+none of these can read is None (POPE's parser reads everything): counted as unanswered (and wrong), never dropped.
 """
 # (prefix, suffix) around a letter that still reads as the letter, as VLMEvalKit's can_infer_option.
 LETTER_FORMS = [('', ''), ('', '.'), ('', ','), ('', ':'), ('', ')'), ('', ').'), ('(', ')'), ('(', ').'),
@@ -46,16 +46,11 @@ def yes_no_mme(output: str):
     return 'yes' if 'yes' in head else 'no' if 'no' in head else None
 
 
-def yes_no_pope(output: str):
-    """POPE's parser (LLaVA's eval_pope): the first sentence, commas dropped, split on spaces; 'No',
-    'no' or 'not' among the words -> 'no'. LLaVA reads everything else as 'yes'; here it is 'yes' only
-    when 'yes' is among the words, else None (unanswered) so a model that says nothing useful is not
-    credited with 'yes' answers."""
-    first = output.split('.')[0].replace(',', '')
-    words = first.split(' ')
-    if 'No' in words or 'not' in words or 'no' in words:
-        return 'no'
-    return 'yes' if 'yes' in [w.lower() for w in words] else None
+def yes_no_pope(output: str) -> str:
+    """POPE's parser (LLaVA's eval_pope): the first sentence, commas dropped, split on spaces; 'No', 'no' or
+    'not' among the words -> 'no', everything else 'yes' (an empty or off-topic output too)."""
+    words = output.split('.')[0].replace(',', '').split(' ')
+    return 'no' if 'No' in words or 'not' in words or 'no' in words else 'yes'
 
 
 def option_lines(options: dict) -> str:

@@ -1,5 +1,5 @@
-"""The VQA answer normalisation of the official VQA evaluation (and EvalAI's / TextVQA's m4c copy),
-so that "Two." and "2", "dont" and "don't", "a dog" and "dog" score alike.
+"""The VQA answer normalisation of EvalAI's answer processor (the VQAv2 server; TextVQA's m4c copy), and of the VQA
+repo's vqaEval.py (VLMEvalKit's copy) -- the two differ only in their comma rule -- so that "Two." and "2", "dont" and "don't", "a dog" and "dog" score alike.
 
 `vqa_normalise` is what the VQAv2 evaluation applies to predictions and to the ten human answers
 (punctuation, then number words -> digits, articles dropped, apostrophe-less contractions restored);
@@ -35,7 +35,11 @@ NUMBER_WORDS = {word: str(i) for i, word in enumerate('zero one two three four f
 NUMBER_WORDS['none'] = '0'
 ARTICLES = {'a', 'an', 'the'}
 PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
-_DIGIT_COMMA = re.compile(r'(\d)(,)(\d)')  # one comma between digits ("1,000"; "1,,000" has none)
+# When a comma sits between digits every mark is removed, not spaced. The VQA repo's vqaEval.py (VLMEvalKit's copy)
+# asks for one comma ("1,000"; "1,,000" has none); EvalAI's answer processor, the server VQAv2 test-dev is scored on
+# (lmms-eval's and m4c's copies), for one or more.
+VQA_EVAL_COMMA = re.compile(r'(\d)(,)(\d)')
+EVALAI_COMMA = re.compile(r'(?<=\d)(,)+(?=\d)')
 # The official pattern: its first group is a lookahead (a typo for a lookbehind) that always holds, so a '.' not
 # followed by a digit goes ("2.5" keeps its point) -- the first 32 only: the official call passes re.UNICODE (32)
 # where sub() takes its count (VLMEvalKit's copy too).
@@ -43,10 +47,10 @@ _PERIOD = re.compile(r'(?!<=\d)(\.)(?!\d)')
 _PERIOD_COUNT = re.UNICODE
 
 
-def strip_punctuation(text: str) -> str:
-    """A mark next to a space (or any mark, when the text has a digit,digit comma) is removed; a mark
+def strip_punctuation(text: str, digit_comma=EVALAI_COMMA) -> str:
+    """A mark next to a space (or any mark, when the text has a comma between digits) is removed; a mark
     inside a word becomes a space ("black/white" -> "black white")."""
-    remove_all = _DIGIT_COMMA.search(text) is not None
+    remove_all = digit_comma.search(text) is not None
     out = text
     for mark in PUNCTUATION:
         if remove_all or mark + ' ' in text or ' ' + mark in text:

@@ -20,7 +20,11 @@ def choice(output, options: dict) -> tuple:
 
 
 def yes_no(output, benchmark: str) -> tuple:
+    """MME: 'yes' / 'no' or None; POPE: LLaVA's eval_pope reads every output, 'yes' where it finds no 'no'
+    (rule 'default_yes' where the output does not say yes either)."""
     answer = YES_NO[benchmark](output)
+    if benchmark == 'pope' and answer == 'yes' and 'yes' not in str(output).lower():
+        return answer, 'default_yes'
     return answer, 'yes_no' if answer else None
 
 

@@ -11,7 +11,7 @@ Yes/no (`YOrN_Extraction`): the VQA punctuation rule on the lower-cased output, 
 over the human answers after the official normalisation (applied to every answer, always); GQA by exact match
 after strip and lower case, with no other normalisation.
 """
-from ..vqa_normalise import digits_and_articles, strip_punctuation, vqa_accuracy
+from ..vqa_normalise import VQA_EVAL_COMMA, digits_and_articles, strip_punctuation, vqa_accuracy
 
 NAME = 'vlmevalkit'
 REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
@@ -48,7 +48,7 @@ def _letter(output: str, options: dict):
 
 def yes_no(output, benchmark: str = None) -> tuple:
     """-> ('yes' | 'no', 'yes_no') or (None, None) (VLMEvalKit's 'Unknown')."""
-    words = strip_punctuation(str(output).lower()).split()
+    words = strip_punctuation(str(output).lower(), VQA_EVAL_COMMA).split()
     if ('yes' in words) != ('no' in words):
         return ('yes' if 'yes' in words else 'no'), 'yes_no'
     return None, None
@@ -56,7 +56,8 @@ def yes_no(output, benchmark: str = None) -> tuple:
 
 def normalise(answer: str) -> str:
     """VLMEvalKit's process_answer: whitespace, punctuation, number words, articles, contractions."""
-    return digits_and_articles(strip_punctuation(str(answer).replace('\n', ' ').replace('\t', ' ').strip()))
+    return digits_and_articles(strip_punctuation(str(answer).replace('\n', ' ').replace('\t', ' ').strip(),
+                                                 VQA_EVAL_COMMA))
 
 
 def ten_answer_accuracy(output, answers: list) -> float:

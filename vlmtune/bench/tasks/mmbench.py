@@ -101,4 +101,5 @@ class MMBench(MultipleChoice):
                 'metrics': {'circular_accuracy': mean(r['score'] for r in per_question),
                             'vanilla_accuracy': mean(r['score'] for r in first),
                             'questions': len(per_question), 'passes': len(rows)},
-                'breakdown': accuracy_by(per_question, 'category')}
+                # VLMEvalKit's report_acc table: the L2 abilities, then the categories
+                'breakdown': {**accuracy_by(per_question, 'l2_category'), **accuracy_by(per_question, 'category')}}
