@@ -9,10 +9,18 @@ from typing import List, Optional
 
 import torch
 
+from .loss_weights import loss_weights
 from .sample_encoding import IGNORE_INDEX
 
 
-def pad_collate(samples: List[dict], pad_token_id: int) -> dict:
+def _weighted(batch: dict, loss_reduction: str, sample_lengths=None) -> dict:
+    """The batch with `loss_weight` (data/loss_weights.py) unless the reduction is the plain token mean."""
+    if loss_reduction != 'token':
+        batch['loss_weight'] = loss_weights(batch['labels'], loss_reduction, sample_lengths)
+    return batch
+
+
+def pad_collate(samples: List[dict], pad_token_id: int, loss_reduction: str = 'token') -> dict:
     length = max(len(s['input_ids']) for s in samples)
     input_ids = torch.full((len(samples), length), pad_token_id, dtype=torch.long)
     labels = torch.full((len(samples), length), IGNORE_INDEX, dtype=torch.long)
@@ -20,7 +28,8 @@ def pad_collate(samples: List[dict], pad_token_id: int) -> dict:
     for i, sample in enumerate(samples):
         n = len(sample['input_ids'])
         input_ids[i, :n], labels[i, :n], attention_mask[i, :n] = sample['input_ids'], sample['labels'], 1
-    return {'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask, **_images(samples)}
+    return _weighted({'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask, **_images(samples)},
+                     loss_reduction)
 
 
 def _images(samples: List[dict]) -> dict:
@@ -45,7 +54,8 @@ def block_causal_mask(lengths: List[int], total: int, dtype=torch.float32) -> to
     return mask[None, None]
 
 
-def pack_collate(samples: List[dict], pad_token_id: int, pad_to: Optional[int] = None) -> dict:
+def pack_collate(samples: List[dict], pad_token_id: int, pad_to: Optional[int] = None,
+                 loss_reduction: str = 'token') -> dict:
     """All samples in one row (the caller groups samples to fit its max length)."""
     lengths = [len(s['input_ids']) for s in samples]
     total = max(sum(lengths), pad_to or 0)
@@ -59,8 +69,9 @@ def pack_collate(samples: List[dict], pad_token_id: int, pad_to: Optional[int] =
         labels[0, start] = IGNORE_INDEX
         position_ids[0, start:start + n] = torch.arange(n)
         start += n
-    return {'input_ids': input_ids, 'labels': labels, 'position_ids': position_ids,
-            'attention_mask': block_causal_mask(lengths, total), 'sample_lengths': lengths, **_images(samples)}
+    return _weighted({'input_ids': input_ids, 'labels': labels, 'position_ids': position_ids,
+                      'attention_mask': block_causal_mask(lengths, total), 'sample_lengths': lengths,
+                      **_images(samples)}, loss_reduction, lengths)
 
 
 def greedy_pack(lengths: List[int], max_length: int) -> List[List[int]]:

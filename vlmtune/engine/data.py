@@ -5,6 +5,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from ..data.collate import greedy_pack, pack_collate, pad_collate
+from ..data.loss_weights import check_reduction
 from ..data.image.orientation import check_rule
 from ..data.dataset import ConversationDataset
 from .model_source import resolve_spec
@@ -64,10 +65,12 @@ def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_le
     return PackedDataset(dataset, max_length, seed) if packing else dataset
 
 
-def vlm_collate(samples, pad_token_id: int = 0):
-    """Padded batch, or, for packed items (lists of samples), one packed row per batch."""
+def vlm_collate(samples, pad_token_id: int = 0, loss_reduction: str = 'token'):
+    """Padded batch, or, for packed items (lists of samples), one packed row per batch; loss_reduction 'token' |
+    'sample' | 'square' (data/loss_weights.py) weighs each sample's tokens as InternVL's fine-tuning code does."""
+    check_reduction(loss_reduction)
     if isinstance(samples[0], list):
         if len(samples) != 1:
             raise ValueError('packed training takes batch_size=1 (each item is already a full row)')
-        return {'data': pack_collate(samples[0], pad_token_id), 'data_samples': None}
-    return {'data': pad_collate(samples, pad_token_id), 'data_samples': None}
+        return {'data': pack_collate(samples[0], pad_token_id, loss_reduction=loss_reduction), 'data_samples': None}
+    return {'data': pad_collate(samples, pad_token_id, loss_reduction), 'data_samples': None}

@@ -121,5 +121,6 @@ class TrainingModel(BaseModel):
 
 
 def _model_inputs(data: dict) -> dict:
-    keys = ('pixel_values', 'input_ids', 'attention_mask', 'position_ids', 'image_flags', 'image_sizes', 'labels')
+    keys = ('pixel_values', 'input_ids', 'attention_mask', 'position_ids', 'image_flags', 'image_sizes', 'labels',
+            'loss_weight')
     return {k: data[k] for k in keys if k in data}

@@ -22,6 +22,7 @@ from transformers.modeling_outputs import MoeCausalLMOutputWithPast
 from transformers.modeling_utils import no_init_weights
 
 from ..data.image.tokens import IMAGE_TAG
+from ..data.loss_weights import weighted_cross_entropy
 from .image_merge import spatial_unpad
 from .moe import MoESettings, router_aux_loss, upcycle
 from .spec import ModelSpec
@@ -135,8 +136,9 @@ class VisionLanguageModel(nn.Module):
 
     def forward(self, pixel_values, input_ids=None, attention_mask=None, position_ids=None, image_flags=None,
                 past_key_values=None, labels=None, use_cache=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None, image_sizes=None, return_logits=True):
-        """return_logits=False (training): with labels, only the loss (see _labelled_loss)."""
+                output_hidden_states=None, return_dict=None, image_sizes=None, return_logits=True, loss_weight=None):
+        """return_logits=False (training): with labels, only the loss (see _labelled_loss). loss_weight ([B, L], beside
+        labels): the loss is sum(w * CE) / sum(w) (data/loss_weights.py); without it the mean over labelled tokens."""
         if self.img_context_token_id is None:
             raise RuntimeError('call set_tokenizer(tokenizer) first (the image context token id is unknown)')
         image_embeds = self.image_embeddings(pixel_values, image_flags, image_sizes)
@@ -149,7 +151,7 @@ class VisionLanguageModel(nn.Module):
             attention_mask = unneeded_padding_mask_dropped(attention_mask)
         embeds = self.splice(input_ids, image_embeds)
         if dense_training and not return_logits:
-            loss = self._labelled_loss(embeds, attention_mask, position_ids, labels)
+            loss = self._labelled_loss(embeds, attention_mask, position_ids, labels, loss_weight)
             return VLMOutput(loss=loss, lm_loss=loss)
         outputs = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                                       past_key_values=past_key_values, use_cache=use_cache,
@@ -157,10 +159,10 @@ class VisionLanguageModel(nn.Module):
                                       **({'output_router_logits': True} if native_moe else {}))
         loss = lm_loss = aux_loss = None
         if labels is not None:
-            shift_logits = outputs.logits[..., :-1, :].contiguous().float()
-            shift_labels = labels[..., 1:].contiguous().to(shift_logits.device)
-            loss = lm_loss = F.cross_entropy(shift_logits.view(-1, shift_logits.shape[-1]), shift_labels.view(-1),
-                                             ignore_index=-100)
+            targets = labels[..., 1:].to(outputs.logits.device)
+            trained = targets != -100
+            loss = lm_loss = _reduced_cross_entropy(outputs.logits[:, :-1][trained].float(), targets, trained,
+                                                    loss_weight)
             aux_loss, weight = self._router_aux_loss(outputs if native_moe else None)
             if aux_loss is not None:  # weighted as transformers' MoE classes and MoE-LLaVA weigh it
                 loss = lm_loss + weight * aux_loss.to(lm_loss.device)
@@ -170,7 +172,7 @@ class VisionLanguageModel(nn.Module):
     def _moe_llm(self) -> bool:
         return self.moe is not None or hasattr(self.llm.config, 'router_aux_loss_coef')
 
-    def _labelled_loss(self, embeds, attention_mask, position_ids, labels) -> torch.Tensor:
+    def _labelled_loss(self, embeds, attention_mask, position_ids, labels, loss_weight=None) -> torch.Tensor:
         """The mean next-token cross entropy over labels != -100, with the LM head (the family entry's
         `logits`: soft-capping and the like included) run on those positions only: the same loss without the [batch, length, vocab] fp32 logits (2 x 8k tokens x InternVL2-2B's
         92k vocabulary: 6 GB) or their log-softmax."""
@@ -179,7 +181,7 @@ class VisionLanguageModel(nn.Module):
         targets = labels[:, 1:].to(hidden.device)
         trained = targets != -100
         logits = self.spec.component('llm').logits(self.llm, hidden[:, :-1][trained]).float()
-        return F.cross_entropy(logits, targets[trained])
+        return _reduced_cross_entropy(logits, targets, trained, loss_weight)
 
     def _native_router_loss(self, attention_mask) -> bool:
         """Ask a native MoE LLM (a config with router_aux_loss_coef) for its load-balancing loss? Not for
@@ -277,6 +279,13 @@ class VisionLanguageModel(nn.Module):
                                 None if image_sizes is None else torch.as_tensor(image_sizes))
         finally:
             tokenizer.padding_side = side
+
+
+def _reduced_cross_entropy(logits, targets, trained, loss_weight) -> torch.Tensor:
+    """CE of the trained positions' logits, reduced as the batch's loss_weight says (shifted like the labels)."""
+    ce = F.cross_entropy(logits, targets[trained], reduction='none')
+    weights = None if loss_weight is None else loss_weight[:, 1:].to(ce.device)[trained]
+    return weighted_cross_entropy(ce, weights)
 
 
 def decode_answers(tokenizer, rows) -> list:

@@ -25,6 +25,7 @@ train_dataloader = dict(
     batch_size=4, num_workers=4, persistent_workers=False,
     # infinite (no restart stall between epochs); similar lengths batched together (official group_by_length)
     sampler=dict(type=LengthGroupedSampler, shuffle=True),
-    collate_fn=dict(type=vlm_collate),
+    # the official 2nd_finetune scripts' (2 / 2.5 / 3): the plain token mean; 'sample' / 'square' as data/loss_weights.py
+    collate_fn=dict(type=vlm_collate, loss_reduction='token'),
     dataset=dict(type=build_train_dataset, checkpoint=checkpoint, data_path=data_path, image_root=image_root,
                  max_length=max_length, max_tiles=max_tiles, packing=False, jpeg_augment=False))

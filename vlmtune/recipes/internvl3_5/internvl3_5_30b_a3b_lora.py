@@ -7,7 +7,7 @@
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.internvl_finetune import *
+    from .._base_.internvl3_5_finetune import *
 
 checkpoint = 'models/InternVL3_5-30B-A3B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL3_5-30B-A3B
 data_path = 'data/train.jsonl'

@@ -4,7 +4,7 @@
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.internvl_finetune import *
+    from .._base_.internvl3_5_finetune import *
 
 checkpoint = 'models/InternVL3_5-4B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL3_5-4B
 data_path = 'data/train.jsonl'
