@@ -5,6 +5,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from .cli_data import cmd_data_check, cmd_data_show
 from .cli_help import DefaultsHelpFormatter
 
 
@@ -41,40 +42,9 @@ def cmd_data_convert(args) -> int:
     return convert_main(args.rest, prog='vlmtune data convert')
 
 
-def cmd_data_check(args) -> int:
-    from .data.check import CheckConfig, check_file
-    cfg = CheckConfig(max_length=args.max_length)
-    token_length_fn = None
-    if args.model:
-        from .formats import data_spec_for_folder
-        cfg.max_length = args.max_length or 4096
-        spec = data_spec_for_folder(args.model, args.max_tiles, cfg.max_length)
-        token_length_fn = spec.length_fn(args.images, cfg.max_length)
-    report = check_file(args.file, args.images, cfg, token_length_fn=token_length_fn, kept_path=args.kept,
-                        rejects_path=args.rejects, progress=not args.quiet)
-    print(report.summary())
-    if args.strict and report.rejected:
-        print(f'error: --strict: {report.rejected} row(s) rejected (reasons above)', file=sys.stderr)
-        return 1
-    return 0 if report.kept or not report.total else 1
-
-
 def cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(args.work_dir, args.rebuild_base, args.quick)
-    return 0
-
-
-def cmd_data_show(args) -> int:
-    from .data.show import describe_sample, format_sample
-    from .formats import data_spec_for_folder
-    info = describe_sample(args.file, args.images, data_spec_for_folder(args.model, args.max_tiles, args.max_length),
-                           args.index)
-    if args.json:
-        keys = ('id', 'prompt', 'input_ids', 'labels', 'tile_count', 'token_count', 'images')
-        print(json.dumps({k: info[k] for k in keys}, ensure_ascii=False))
-    else:
-        print(format_sample(info))
     return 0
 
 
@@ -82,7 +52,7 @@ def cmd_train(args) -> int:
     from .quiet import quiet_imports
     with quiet_imports():
         from .engine.launch import length_options, shortcut_options, train
-    options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm) + \
+    options = shortcut_options(args.checkpoint, args.data, args.images, args.vision_tower, args.llm, args.meta) + \
         length_options(args.iters, args.epochs) + list(args.cfg_options or []) + \
         (['train_dataloader.dataset.strict=True'] if args.strict else [])
     resume = True if args.resume == 'auto' else args.resume
@@ -242,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--llm', help='LLM folder of a model built from parts (model and dataset spec)')
     p.add_argument('--data', help='conversation JSONL')
     p.add_argument('--images', help='image root folder')
+    p.add_argument('--meta', help='an InternVL meta file (sources with root, annotation, repeat_time, ...) in place '
+                                  'of --data / --images')
     p.add_argument('--iters', type=int, help="train this many iterations (instead of the recipe's length)")
     p.add_argument('--epochs', type=float, help="train this many epochs (instead of the recipe's length)")
     p.add_argument('--work-dir')
@@ -332,20 +304,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser('convert', help='raw dataset -> conversation JSONL (see datasets_proc)')
     p.add_argument('rest', nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_data_convert)
-    p = data.add_parser('check', help='validate a conversation JSONL before training')
-    p.add_argument('file')
-    p.add_argument('--images', required=True, help='image root folder')
+    p = data.add_parser('check', help='validate a conversation JSONL (or every source of a meta file) before training')
+    p.add_argument('file', nargs='?', help='conversation JSONL (or --meta)')
+    p.add_argument('--images', help='image root folder (with FILE)')
+    p.add_argument('--meta', help='an InternVL meta file: each source checked with its root and tile budget')
     p.add_argument('--model', help='checkpoint folder: enables the token-length check with its template')
     p.add_argument('--max-length', type=int, default=None)
     p.add_argument('--max-tiles', type=int, default=None)
     p.add_argument('--kept')
     p.add_argument('--rejects')
     p.add_argument('--quiet', action='store_true')
+    p.add_argument('--min-frames', type=int, default=8, help='video rows: reject videos with fewer frames')
     p.add_argument('--strict', action='store_true', help='exit with status 1 when any row is rejected')
     p.set_defaults(func=cmd_data_check)
     p = data.add_parser('show', help='what the model sees for one sample')
-    p.add_argument('file')
-    p.add_argument('--images', required=True)
+    p.add_argument('file', nargs='?', help='conversation JSONL (or --meta)')
+    p.add_argument('--images', help='image root folder (with FILE)')
+    p.add_argument('--meta', help='an InternVL meta file; --source picks the source (default: its first)')
+    p.add_argument('--source')
     p.add_argument('--model', required=True)
     p.add_argument('--index', type=int, default=0)
     p.add_argument('--max-tiles', type=int, default=None)

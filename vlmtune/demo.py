@@ -3,7 +3,7 @@
 1. base: generate the general shape colour/position task -> csv converter -> data check -> pretrain a tiny
    random internvl folder with `vlmtune train` -> convert (cached in WORK/base; --rebuild-base).
 2. domain: procedurally drawn dishes as FoodieQA records -> foodieqa converter (multiple choice and
-   open; a quarter also as two-turn chats) + general replay (a third of the rows) -> data check.
+   open; a quarter also as two-turn chats) beside the general task at repeat_time 0.3 in a meta file -> data check.
    Multiple choice is answered with the option's text (`--answer-with text`): the tiny model does
    not learn letter pointing in a few CPU minutes. Real recipes keep FoodieQA's letters.
 3. `vlmtune train domain_lora_cpu --deepspeed zero2` -> `vlmtune convert` with self-check.
@@ -12,7 +12,6 @@
    turns about a held-out image, write WORK/report.md + report.png.
 """
 import json
-import random
 import shutil
 import sys
 import time
@@ -22,6 +21,9 @@ from pathlib import Path
 BASE_SPEC = dict(llm='qwen2', vit='300m', template='internvl2_5', image_size=56, vit_width=64, vit_layers=4,
                  vit_heads=4, llm_width=128, llm_layers=3, llm_heads=4, llm_kv_heads=2, llm_intermediate=256,
                  vocab_size=600, max_dynamic_patch=1, system_message='You are a helpful vision assistant.')
+
+
+GENERAL_REPEAT = 0.3   # the general task's share in the domain mixture (the Mini-InternVL domain meta files' value)
 
 
 @dataclass
@@ -76,10 +78,10 @@ def _check(path, image_root, model=None):
     return report
 
 
-def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None):
+def _train(recipe, checkpoint, data, images, work_dir, iters, deepspeed=None, meta=None):
     from .engine.launch import shortcut_options, train
     from .engine.recipes import lookup
-    options = shortcut_options(checkpoint, data, images) + [f'train_cfg.max_iters={iters}',
+    options = shortcut_options(checkpoint, data, images, meta=meta) + [f'train_cfg.max_iters={iters}',
                                                              f'default_hooks.checkpoint.interval={iters}']
     code = train(lookup(recipe), deepspeed, options, work_dir)
     if code != 0:
@@ -138,19 +140,35 @@ def build_domain(work: Path, size: DemoSize, base: Path, stages: Stages):
         if split == 'train':  # a quarter of the records also as one two-turn chat: open, then choice
             rows += [two_turn(o, c) for o, c in zip(forms['open'][::4], forms['choice'][::4])]
         sets[split] = rows
-    # Replay: a third of the training rows come from the general task, so the base's skills stay.
-    general_rows = [json.loads(l) for l in open(work / 'general' / 'train' / 'data.jsonl', encoding='utf-8')]
-    rng = random.Random(0)
-    replay = rng.sample(general_rows, min(len(general_rows), len(sets['train']) // 2))
-    # One image root (the work dir) for both sources.
-    replay = [dict(r, image=f"general/train/images/{r['image']}") for r in replay]
-    train_rows = [dict(r, image=f"domain/train/{r['image']}") for r in sets['train']] + replay
-    rng.shuffle(train_rows)
     path = domain / 'train.jsonl'
-    path.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in train_rows), encoding='utf-8')
-    _check(path, work, model=base)
-    stages.end(f'({len(sets["train"])} domain rows + {len(replay)} general replay rows)')
-    return path
+    path.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in sets['train']), encoding='utf-8')
+    # The mixture, as an official meta file: the dishes beside the general task at repeat_time 0.3 (its first 30%),
+    # so the base's skills stay.
+    general = work / 'general' / 'train'
+    meta = {'dishes': {'root': str(domain / 'train'), 'annotation': str(path), 'repeat_time': 1},
+            'general': {'root': str(general / 'images'), 'annotation': str(general / 'data.jsonl'),
+                        'repeat_time': GENERAL_REPEAT}}
+    meta_path = domain / 'meta.json'
+    meta_path.write_text(json.dumps(meta, indent=1), encoding='utf-8')
+    counts = _check_meta(meta_path, base)
+    stages.end('(' + ' + '.join(f'{n} {name} samples' for name, n in counts.items()) + f', meta file {meta_path.name})')
+    return meta_path, counts
+
+
+def _check_meta(meta_path: Path, model: Path) -> dict:
+    """data check --meta with the base: every row of every source; {source: samples it trains}."""
+    from .data.check import CheckConfig
+    from .data.check_meta import check_meta, meta_summary, trained
+    from .formats import data_spec_for_folder
+    results = check_meta(meta_path, CheckConfig(max_length=384), progress=False,
+                         length_fn_for=lambda source: data_spec_for_folder(model, max_length=384).length_fn(source.root,
+                                                                                                           384))
+    rejected = sum(report.rejected for _, report in results)
+    if rejected:
+        raise RuntimeError(f'{meta_path}: {rejected} rows rejected by data check:\n'
+                           + '\n'.join(report.summary() for _, report in results))
+    print(meta_summary(meta_path, results))
+    return {source.name: trained(source, report) for source, report in results}
 
 
 def evaluate_all(work: Path, base: Path, tuned: Path, stages: Stages) -> dict:
@@ -247,7 +265,7 @@ def acceptance(results: dict):
              f"{100 * results['tuned/general']:.1f}%)", drop <= 0.05)]
 
 
-def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cached: bool):
+def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cached: bool, mixture: dict):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -275,6 +293,8 @@ def write_report(work: Path, results: dict, chat: dict, stages: Stages, base_cac
                  f"{100 * results['base/domain_answer_tokens']:.1f}% | {100 * results['tuned/domain_answer_tokens']:.1f}% |")
     lines.append(f"| dishes as MMBench (circular: right under all 4 rotations; [chart](eval/mmbench/compare.png)) | "
                  f"{100 * results['base/mmbench_circular']:.1f}% | {100 * results['tuned/mmbench_circular']:.1f}% |")
+    lines += ['', f'Trained on the meta file domain/meta.json (general at repeat_time {GENERAL_REPEAT}): '
+              + ', '.join(f'{name} {n} samples' for name, n in mixture.items())]
     lines += ['', 'Targets (full run): ' + '; '.join(f"{text} {'met' if ok else 'NOT met'}"
                                                  for text, ok in acceptance(results))]
     lines += ['', f"Two-turn chat about held-out image `{chat['image']}` (truth: {chat['truth']}):", '']
@@ -299,10 +319,10 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
             raise RuntimeError(f'{work}/general is missing; run with --rebuild-base')
     else:
         build_base(work, size, stages)
-    train_data = build_domain(work, size, base, stages)
-    stages.begin('LoRA on the domain: vlmtune train domain_lora_cpu --deepspeed zero2')
+    meta, mixture = build_domain(work, size, base, stages)
+    stages.begin('LoRA on the domain: vlmtune train domain_lora_cpu --meta domain/meta.json --deepspeed zero2')
     shutil.rmtree(work / 'lora', ignore_errors=True)
-    ckpt = _train('domain_lora_cpu.py', base, train_data, work, work / 'lora', size.lora_iters, 'zero2')
+    ckpt = _train('domain_lora_cpu.py', base, None, None, work / 'lora', size.lora_iters, 'zero2', meta=meta)
     stages.end()
     stages.begin('vlmtune convert with self-check')
     _convert('domain_lora_cpu.py', base, ckpt, work / 'tuned')
@@ -310,11 +330,11 @@ def run_demo(work_dir='work_dirs/demo', rebuild_base=False, quick=False) -> dict
     results = evaluate_all(work, base, work / 'tuned', stages)
     results.update(evaluate_mmbench_format(work, base, work / 'tuned', stages))
     chat = chat_demo(work, work / 'tuned', stages)
-    total = write_report(work, results, chat, stages, base_cached)
+    total = write_report(work, results, chat, stages, base_cached, mixture)
     for text, ok in acceptance(results):
         print(f"{'met' if ok else 'NOT met':7s}  {text}")
     print(f'\nreport: {work / "report.md"} and {work / "report.png"}  (total {total:.0f}s)')
-    (work / 'results.json').write_text(json.dumps({'accuracy': results, 'seconds': total,
+    (work / 'results.json').write_text(json.dumps({'accuracy': results, 'mixture': mixture, 'seconds': total,
                                                    'stages': stages.times}, indent=2))
     return results
 

@@ -87,6 +87,8 @@ SUBSTITUTIONS = [
     (r'(?<![\w/])OUT\b', 'models/converted-{line}'),
     (r'/tmp/mmb\b', 'mmb'),                                        # the README's scratch folder, kept in the walk's
     (r'(?<![\w/])MMBench_DEV_EN\.tsv', 'data/MMBench_DEV_EN.tsv'),  # the benchmark file, where a user keeps it
+    (r'data/general\.jsonl', 'data/food_val.jsonl'),             # a general set beside the domain's
+    (r'"general_images"', '"FoodieQA"'),
 ]
 ITER_N = re.compile(r'(\S+)/iter_N\.pth')
 FAST_TRAIN = ['--iters', '2', '--cfg-options', 'train_dataloader.num_workers=0']  # every training, shortened

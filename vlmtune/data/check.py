@@ -56,9 +56,13 @@ class CheckReport:
     reasons: Counter = field(default_factory=Counter)
     warnings: Counter = field(default_factory=Counter)
     exif_rotated: list = field(default_factory=list)   # (row, image) of images with an EXIF rotation
+    rejected_rows: list = field(default_factory=list)  # 0-based ordinals among the non-blank rows (meta selections)
+    videos: list = field(default_factory=list)         # (row, video, frames, seconds) of the kept video rows
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("rejected_rows")
+        data.pop("videos")
         data["reasons"] = dict(sorted(self.reasons.items()))
         data["warnings"] = dict(sorted(self.warnings.items()))
         return data
@@ -74,6 +78,11 @@ class CheckReport:
                 lines.append(f"  {title}:")
                 for kind, n in sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0])):
                     lines.append(f"    {kind:<22}{n:>8}")
+        if self.videos:
+            frames = [v[2] for v in self.videos]
+            seconds = [v[3] for v in self.videos if v[3] is not None]
+            lines.append(f"  videos                  {len(self.videos):>8}  ({min(frames)}..{max(frames)} frames"
+                         + (f", {min(seconds):.1f}..{max(seconds):.1f} s" if seconds else "") + ")")
         if self.exif_rotated:
             shown = ", ".join(f"row {row}: {rel}" for row, rel in self.exif_rotated[:5])
             more = f" (+{len(self.exif_rotated) - 5} more)" if len(self.exif_rotated) > 5 else ""
@@ -127,6 +136,8 @@ def _check_row(obj: Any, number: int, seen_ids: dict[str, int],
     conv = check_conversations(obj)
     paths = image_paths(obj)
     row_warnings = check_image_tags(conv, len(paths))
+    if not paths and obj.get("video"):
+        images.check_video(obj, number)
     for rel in paths:
         warning = images.check(rel)
         if warning:
@@ -205,6 +216,7 @@ def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig
                     _check_length(obj, cfg, token_length_fn)
             except RowRejected as rejected:
                 report.rejected += 1
+                report.rejected_rows.append(report.total - 1)
                 report.reasons[rejected.kind] += 1
                 record = {"row": number, "id": _row_id(obj), "kind": rejected.kind,
                           "reason": rejected.reason, "source": text if text is not None else obj}
@@ -212,6 +224,9 @@ def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig
                 continue
             report.kept += 1
             report.warnings.update(row_warnings)
+            if not image_paths(obj) and obj.get("video"):
+                info = images.video(obj["video"])
+                report.videos.append((number, obj["video"], info["frames"], info["seconds"]))
             if "image_exif_rotated" in row_warnings:
                 report.exif_rotated += [(number, rel) for rel in image_paths(obj) if images.rotated(rel)]
             kept_out.write((text if text is not None else _dumps(obj)) + "\n")

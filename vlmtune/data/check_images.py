@@ -15,6 +15,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .check_rows import CheckConfig, RowRejected
 from .image.orientation import orientation
+from .video import VideoError, video_info
 
 HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
@@ -42,6 +43,36 @@ class ImageChecker:
         self.root = root
         self.cfg = cfg
         self._verdicts: dict[str, RowRejected | str | None] = {}
+        self._videos: dict[str, RowRejected | dict] = {}
+
+    def check_video(self, row: dict, number: int) -> dict:
+        """A video row's file: decodable, at least min_frames frames, a clip inside it; {'frames', 'seconds'}."""
+        rel, clip = row["video"], row.get("clip")
+        if not isinstance(rel, str):
+            raise RowRejected("bad_video_field", f"'video' must be a path string, got {rel!r}"[:120])
+        full = str(self.root / os.path.normpath(rel))
+        if full not in self._videos:
+            try:
+                self._videos[full] = video_info(full)
+            except VideoError as exc:
+                self._videos[full] = RowRejected("video_unreadable", f"{exc}; re-encode it (mp4 / H.264) or "
+                                                                     "drop the row")
+        info = self._videos[full]
+        if isinstance(info, RowRejected):
+            raise info
+        if info["frames"] < self.cfg.min_frames:
+            raise RowRejected("video_too_short", f"{rel}: {info['frames']} frame(s), fewer than min_frames "
+                                                 f"{self.cfg.min_frames}; drop the row or lower min_frames")
+        if clip is not None:
+            if not isinstance(clip, list) or len(clip) != 2 or not all(isinstance(c, (int, float)) for c in clip) \
+                    or not 0 <= clip[0] < clip[1]:
+                raise RowRejected("bad_clip", f"clip {clip!r} is not [start, end] in seconds with 0 <= start < end")
+            if info["seconds"] is not None and clip[1] > info["seconds"]:
+                raise RowRejected("bad_clip", f"clip {clip} runs past the end of {rel} ({info['seconds']:.2f} s)")
+        return info
+
+    def video(self, rel: str) -> dict:
+        return self._videos[str(self.root / os.path.normpath(rel))]
 
     def rotated(self, rel: str) -> bool:
         return self._verdicts.get(str(self.root / os.path.normpath(rel))) == "image_exif_rotated"

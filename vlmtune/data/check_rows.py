@@ -25,6 +25,7 @@ class CheckConfig:
     min_side: int = 2
     max_aspect: float = 200.0
     max_length: int | None = None
+    min_frames: int = 8                  # video rows: the fewest frames training draws (official --min_num_frame)
 
 
 class RowRejected(Exception):

@@ -19,9 +19,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .data_spec import DataSpec, row_image_paths
+from .data_spec import ONE_TILE, DataSpec, row_image_paths, row_video
 from .image.orientation import apply_rule
 from .sample_encoding import SampleRejected
+from .video import read_frames
 
 CACHE_VERSION = 2
 
@@ -75,7 +76,8 @@ class ConversationDataset(Dataset):
         stat = self.data_path.stat()
         parts = [CACHE_VERSION, str(self.data_path.resolve()), stat.st_size, stat.st_mtime_ns, str(self.image_root),
                  self.spec.template, self.spec.image_tokens, self.spec.image_processor, self.spec.max_length,
-                 self.spec.system_message, self.spec.exif, type(self.spec.tokenizer).__name__,
+                 self.spec.system_message, self.spec.exif, self.spec.max_frames, self.spec.min_frames,
+                 type(self.spec.tokenizer).__name__,
                  len(self.spec.tokenizer), self.spec.tokenizer.name_or_path]
         return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
@@ -113,10 +115,16 @@ class ConversationDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict:
-        row = self.row(self.indices[index])
+        return self.item(self.indices[index])
+
+    def item(self, raw_index: int) -> dict:
+        """The sample of a row by its index in the file (a kept row)."""
+        row = self.row(raw_index)
         paths = row_image_paths(row)
         processor, tiles, layouts, sizes = self.spec.image_processor, [], [], []
         raw = {'uint8': True} if self.spec.pixels_as_uint8 else {}
+        if row_video(row) is not None:
+            return self._video_item(row, raw)
         for rel in paths:
             with Image.open(self.image_root / rel) as opened:
                 img = apply_rule(opened, self.spec.exif)
@@ -130,6 +138,21 @@ class ConversationDataset(Dataset):
             pixel_values = processor.blank(**raw)
             image_flags = torch.zeros(len(pixel_values), dtype=torch.long)
         encoded = self.spec.encode(row, layouts, self.spec.max_length)
-        return {'input_ids': torch.tensor(encoded.input_ids), 'labels': torch.tensor(encoded.labels),
-                'pixel_values': pixel_values, 'image_flags': image_flags,
-                'image_sizes': torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)}  # (width, height) per image
+        return _sample(encoded, pixel_values, image_flags, sizes)
+
+    def _video_item(self, row: dict, raw: dict) -> dict:
+        """The official video sample: a frame count drawn in [min_frames, max_frames], `rand` frames, one tile each."""
+        spec = self.spec
+        count = self.rng.randint(spec.min_frames, spec.max_frames)
+        frames = read_frames(self.image_root / row_video(row), count, 'rand', self.rng, row.get('clip'))
+        tiles = [spec.image_processor.single_tile(frame, self.rng if spec.jpeg_augment else None, **raw)
+                 for frame in frames]
+        encoded = spec.encode(spec.video_row(row, len(frames)), [ONE_TILE] * len(frames), spec.max_length)
+        return _sample(encoded, torch.cat(tiles), torch.ones(len(frames), dtype=torch.long),
+                       [frame.size for frame in frames])
+
+
+def _sample(encoded, pixel_values, image_flags, sizes) -> dict:
+    return {'input_ids': torch.tensor(encoded.input_ids), 'labels': torch.tensor(encoded.labels),
+            'pixel_values': pixel_values, 'image_flags': image_flags,
+            'image_sizes': torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)}  # (width, height) per image

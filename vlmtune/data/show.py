@@ -1,14 +1,16 @@
 """`vlmtune data show`: what the model sees for one sample: tile grid, prompt, token count and the
 trained spans, so users can debug templates and masking."""
 import json
+import random
 from pathlib import Path
 
 from PIL import Image
 
-from .data_spec import DataSpec, row_image_paths
+from .data_spec import ONE_TILE, DataSpec, row_image_paths, row_video
 from .image.orientation import size_under
 from .image.tokens import IMAGE_TAG
 from .rejects import IGNORE_INDEX
+from .video import read_frames
 
 
 def read_row(path, index: int) -> dict:
@@ -47,9 +49,25 @@ def trained_spans(tokenizer, ids, labels):
     return spans
 
 
+def describe_video(row: dict, image_root, spec: DataSpec, seed: int = 0) -> tuple:
+    """(the row with its frames numbered, one tile per frame, what was taken): one draw as training draws."""
+    path = Path(image_root) / row_video(row)
+    info = spec.check_video(path, row.get('clip'))
+    rng = random.Random(seed)
+    count = rng.randint(spec.min_frames, spec.max_frames)
+    frames, indices = read_frames(path, count, 'rand', rng, row.get('clip'), with_indices=True)
+    taken = {'video': row_video(row), 'frames': info['frames'], 'seconds': info['seconds'], 'clip': row.get('clip'),
+             'drawn': count, 'indices': indices, 'range': [spec.min_frames, spec.max_frames]}
+    return spec.video_row(row, len(frames)), [ONE_TILE] * len(frames), taken
+
+
 def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
     row = read_row(data_path, index)
-    layouts = spec.image_layouts(row, image_root)
+    video = None
+    if row_video(row) is not None:
+        row, layouts, video = describe_video(row, image_root, spec)
+    else:
+        layouts = spec.image_layouts(row, image_root)
     grids = []
     for rel, layout in zip(row_image_paths(row), layouts):
         with Image.open(Path(image_root) / rel) as img:
@@ -61,7 +79,7 @@ def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
     bos = spec.tokenizer.bos_token
     if encoded.input_ids[:1] == [spec.tokenizer.bos_token_id] and not prompt.startswith(bos):  # the tokenizer's BOS
         prompt = bos + prompt
-    return {'id': row.get('id'), 'template': spec.template.name, 'images': grids,
+    return {'id': row.get('id'), 'template': spec.template.name, 'images': grids, 'video': video,
             'tile_count': sum(layout.tiles for layout in layouts),
             'prompt': prompt, 'token_count': len(encoded.input_ids),
             'trained_token_count': sum(label != IGNORE_INDEX for label in encoded.labels),
@@ -74,6 +92,13 @@ def format_sample(info: dict) -> str:
     for image in info['images']:
         lines.append(f"image {image['image']} {image['size'][0]}x{image['size'][1]} -> grid "
                      f"{image['grid'][0]}x{image['grid'][1]}, {image['tiles']} tiles")
+    video = info.get('video')
+    if video:
+        length = f", {video['seconds']:.1f} s" if video['seconds'] else ''
+        lines.append(f"video {video['video']}: {video['frames']} frames{length}"
+                     + (f", clip {video['clip']}" if video['clip'] else '')
+                     + f"; training draws {video['range'][0]}..{video['range'][1]} frames, this draw "
+                       f"{video['drawn']}: frames {video['indices']} (one tile each)")
     lines += [f"tiles {info['tile_count']}   tokens {info['token_count']}   trained {info['trained_token_count']}",
               '--- prompt ---', info['prompt'], '--- trained spans ---']
     lines += [f'[{i}] {span!r}' for i, span in enumerate(info['trained_spans'])]

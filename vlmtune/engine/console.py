@@ -12,7 +12,7 @@ from pathlib import Path
 SHOWN_INFO = re.compile(r' - mmengine - INFO - (Iter\(|Epoch\(|Saving checkpoint|Checkpoints will be saved|'
                         r'trainability:|\[)')                     # [chat probe ...], [validation], [moe], [bench]
 SHOWN_LEVELS = re.compile(r' - mmengine - (WARNING|ERROR|CRITICAL) - |^\[[^]]*\] \[(WARNING|ERROR)\] |'
-                          r'Traceback|Error:|error:|cannot be trained|^running: ')
+                          r'Traceback|Error:|error:|cannot be trained|^running: |^meta file: ')
 HARMLESS = ('has no metainfo', '"FileClient" will be deprecated', '"HardDiskBackend" is the alias',
             'Setting accelerator to CPU', 'compiled without GPU support', 'TorchScript` support',
             'from torch.distributed.optim import', 'SyncBatchNorm')

@@ -91,18 +91,22 @@ def _has_gpu() -> bool:
 MODEL_SOURCES = ('model', 'train_dataloader.dataset')  # both build the recipe's model (weights / data path)
 
 
-def shortcut_options(checkpoint=None, data=None, images=None, vision_tower=None, llm=None) -> list:
-    """--checkpoint/--data/--images/--vision-tower/--llm -> the cfg-options they stand for."""
+def shortcut_options(checkpoint=None, data=None, images=None, vision_tower=None, llm=None, meta=None) -> list:
+    """--checkpoint/--data/--images/--vision-tower/--llm/--meta -> the cfg-options they stand for."""
     options = []
     if checkpoint:
         options += [f'{where}.checkpoint={checkpoint}' for where in MODEL_SOURCES]
     for part, folder in (('vision_tower', vision_tower), ('llm', llm)):
         if folder:
             options += [f'{where}.parts.{part}.pretrained={folder}' for where in MODEL_SOURCES]
-    if data:
-        options.append(f'train_dataloader.dataset.data_path={data}')
+    if data:  # a data file in place of a recipe's meta file
+        options += [f'train_dataloader.dataset.data_path={data}'] + \
+            (['train_dataloader.dataset.meta=None'] if not meta else [])
     if images:
         options.append(f'train_dataloader.dataset.image_root={images}')
+    if meta:  # the meta file names the data and its roots: the recipe's own data_path and image_root step aside
+        options += [f'train_dataloader.dataset.meta={meta}', 'train_dataloader.dataset.data_path=None',
+                    'train_dataloader.dataset.image_root=None']
     return options
 
 
@@ -204,9 +208,13 @@ def precheck(cfg: Config) -> None:
         if model.get(key) != dataset.get(key):
             raise RecipeError(f'model.{key} and train_dataloader.dataset.{key} differ ({model.get(key)!r} vs '
                               f'{dataset.get(key)!r}); set both (the --checkpoint/--vision-tower/--llm flags do)')
-    data_path = dataset.get('data_path')
-    if not data_path or not Path(data_path).exists():
-        raise RecipeError(f'train_dataloader.dataset.data_path: dataset file {data_path} not found; pass --data FILE')
+    data_path, meta = dataset.get('data_path'), dataset.get('meta')
+    if meta:
+        from ..data.meta import read_meta
+        read_meta(meta)  # a bad meta file stops here, in one line naming the entry and the fix
+    elif not data_path or not Path(data_path).exists():
+        raise RecipeError(f'train_dataloader.dataset.data_path: dataset file {data_path} not found; pass --data FILE '
+                          f'(or --meta META_FILE)')
     image_root = dataset.get('image_root')
     if image_root and not Path(image_root).is_dir():
         raise RecipeError(f'train_dataloader.dataset.image_root: folder {image_root} not found; pass --images DIR')

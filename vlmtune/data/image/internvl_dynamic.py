@@ -56,6 +56,11 @@ class InternVLDynamic:
         """PIL image -> float32 [tiles, 3, S, S] (uint8: the bytes, for `normalize` where the model runs)."""
         return tile_image(image, self.tiling(n_images, jpeg_augment), rng if jpeg_augment else None, uint8)
 
+    def single_tile(self, image, rng=None, uint8: bool = False) -> torch.Tensor:
+        """One S x S tile of the whole image (a video frame: no tiling, no thumbnail); rng: the JPEG degradation."""
+        return tile_image(image, TilingConfig(image_size=self.image_size, max_num=1, jpeg_augment=rng is not None),
+                          rng, uint8)
+
     def blank(self, uint8: bool = False) -> torch.Tensor:
         """Pixels for a text-only sample: a white image, one tile (its features are dropped)."""
         return tile_image(blank_image(), TilingConfig(image_size=self.image_size, max_num=1), uint8=uint8)

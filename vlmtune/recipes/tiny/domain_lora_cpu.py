@@ -7,11 +7,10 @@ with read_base():
     from .._base_.tiny_cpu import *
 
 checkpoint = 'work_dirs/demo/base'
-data_path = 'work_dirs/demo/domain/train.jsonl'
-image_root = 'work_dirs/demo'
+meta = 'work_dirs/demo/domain/meta.json'  # the dishes beside the general task at repeat_time 0.3 (`vlmtune demo` writes it)
 
 model.update(checkpoint=checkpoint, vision_tower='full', connector='full', llm='lora', lora=dict(r=16, alpha=32, dropout=0.0))
-train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
+train_dataloader['dataset'].update(checkpoint=checkpoint, meta=meta, data_path=None, image_root=None)
 optim_wrapper['optimizer'].update(lr=1e-3)
 train_cfg = dict(type=TrainLoop, max_iters=500)
 default_hooks['checkpoint'].update(interval=500)
