@@ -1,4 +1,4 @@
-"""Command line: ``python -m datasets_proc {foodieqa,llava,sharegpt,csv,hf,split} INPUT -o OUT.jsonl ...``.
+"""Command line: ``python -m datasets_proc {foodieqa,llava,sharegpt,csv,hf,refcoco,split} INPUT -o OUT.jsonl ...``.
 
 Exit codes: 0 on success (rejected rows are reported, not fatal), 2 on bad input
 (unreadable file, bad JSON, missing column, output that would overwrite an input).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from datasets_proc import csv_folder, foodieqa, hf_dataset, llava, sharegpt, split
+from datasets_proc import csv_folder, foodieqa, hf_dataset, llava, refcoco, sharegpt, split
 from datasets_proc.errors import InputError
 from vlmtune.cli_help import DefaultsHelpFormatter
 
@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "sharegpt": (sharegpt, "ShareGPT or OpenAI-messages JSON or JSONL"),
     "csv": (csv_folder, "image folder + CSV of image, question, answer[, options, id]"),
     "hf": (hf_dataset, "local Hugging Face dataset folder or parquet file"),
+    "refcoco": (refcoco, "RefCOCO / RefCOCO+ / RefCOCOg refs pickle + COCO instances.json -> grounding rows"),
     "split": (split, "deterministic train/val split of a canonical JSONL"),
 }
 

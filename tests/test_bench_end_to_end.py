@@ -13,6 +13,7 @@ from helpers.training import run
 from vlmtune.bench.report import compare
 from vlmtune.bench.run import benchmark, run_benchmark
 from vlmtune.bench.samples import SAMPLES, swatch, write_sample
+from vlmtune.data.grounding import box_text, to_1000
 from vlmtune.cli import main
 from vlmtune.serve import GenerationConfig, pipeline
 from vlmtune.serve.pipeline import LMDeployPipeline
@@ -20,7 +21,7 @@ from vlmtune.serve.pipeline import LMDeployPipeline
 # Questions asked per sample (n=4): MMBench asks each of its 4 questions once per option (4 x 4),
 # MME two per image, ScienceQA and SEED leave out their text-only / video entries.
 ASKED = {'mmbench': 16, 'mme': 8, 'pope': 4, 'scienceqa': 4, 'vqav2': 4, 'textvqa': 4, 'gqa': 4, 'seed': 4,
-         'conversations': 4}
+         'conversations': 4, 'refcoco': 8}
 
 
 @pytest.fixture(scope='module')
@@ -34,13 +35,19 @@ def samples(tmp_path_factory):
     return {name: write_sample(name, root / name) for name in SAMPLES}
 
 
+def truth_text(question) -> str:
+    if 'width' in question.meta:  # a grounding truth: its box as the model writes it (0..1000 of the image)
+        return box_text('it', [to_1000(question.truth, question.meta['width'], question.meta['height'])])
+    return question.truth if isinstance(question.truth, str) else question.truth[0]
+
+
 class Truthful:
     """Answers every question right (its truth, as text the scorer reads), in the order they are asked:
     the 'tuned' run for compare."""
     backend = 'scripted'
 
     def __init__(self, questions):
-        truths = [q.truth if isinstance(q.truth, str) else q.truth[0] for q in questions]
+        truths = [truth_text(q) for q in questions]
         self.answers = [t.capitalize() if t in ('yes', 'no') else t for t in truths]
 
     def batch_answers(self, prompts, gen_config):

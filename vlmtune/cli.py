@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-tiles', type=int, default=None)
     p.add_argument('--max-length', type=int, default=4096)
     p.add_argument('--json', action='store_true')
+    p.add_argument('--draw', metavar='PNG', help="write the row's image with its answers' <ref>/<box> boxes drawn")
     p.set_defaults(func=cmd_data_show)
     return parser
 

@@ -45,6 +45,10 @@ def cmd_data_show(args) -> int:
         print('error: data show takes FILE --images ROOT, or --meta META_FILE [--source NAME]', file=sys.stderr)
         return 2
     info = describe_sample(file, images, data_spec_for_folder(args.model, max_tiles, args.max_length), args.index)
+    if args.draw:
+        from .data.show import draw_boxes, read_row
+        drawn = draw_boxes(read_row(file, args.index), images, args.draw)
+        print(f'drew {drawn} box(es) on the image: {args.draw}', file=sys.stderr)
     if args.json:
         keys = ('id', 'prompt', 'input_ids', 'labels', 'tile_count', 'token_count', 'images', 'video')
         print(json.dumps({k: info[k] for k in keys}, ensure_ascii=False))

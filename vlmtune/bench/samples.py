@@ -172,8 +172,25 @@ def conversations(out: Path, n=4, seed=0) -> Path:
     return _json(out / 'heldout.jsonl', rows, lines=True)
 
 
+def refcoco(out: Path, n=4, seed=0) -> Path:
+    """Two splits: a swatch of one colour on a white canvas, where the sentence names it."""
+    rng, truths = _picks(n, seed)
+    for split in ('refcoco_val', 'refcoco_testA'):
+        rows = []
+        for i, truth in enumerate(truths):
+            width, height = 96 + 16 * i, 80
+            x1, y1 = rng.randrange(0, width - 40), rng.randrange(0, height - 40)
+            canvas = Image.new('RGB', (width, height), (255, 255, 255) if truth != 'white' else (90, 90, 90))
+            canvas.paste(swatch(truth, 40), (x1, y1))
+            name = _save(canvas, out / 'images' / f'{split}_{i}.png')
+            rows.append({'image': f'images/{name}', 'sent': f'the {truth} square', 'bbox': [x1, y1, x1 + 40, y1 + 40],
+                         'width': width, 'height': height})
+        _json(out / f'{split}.jsonl', rows, lines=True)
+    return out
+
+
 SAMPLES = {'mmbench': mmbench, 'pope': pope, 'mme': mme, 'scienceqa': scienceqa, 'vqav2': vqav2,
-           'textvqa': textvqa, 'gqa': gqa, 'seed': seed_bench, 'conversations': conversations}
+           'textvqa': textvqa, 'gqa': gqa, 'seed': seed_bench, 'conversations': conversations, 'refcoco': refcoco}
 
 
 def write_sample(name: str, out, n=4, seed=0) -> Path:

@@ -38,8 +38,8 @@ from tqdm import tqdm
 
 from ..files import atomic_writer
 from .check_images import ImageChecker, strict_pil
-from .check_rows import (BLANK, CheckConfig, RowRejected, check_conversations, check_id, check_image_tags,
-                         image_paths, iter_jsonl, load_json_array)
+from .check_rows import (BLANK, CheckConfig, RowRejected, check_conversations, check_grounding, check_id,
+                         check_image_tags, image_paths, iter_jsonl, load_json_array)
 
 PROGRESS_MIN_ROWS = 1000
 
@@ -136,6 +136,7 @@ def _check_row(obj: Any, number: int, seen_ids: dict[str, int],
     conv = check_conversations(obj)
     paths = image_paths(obj)
     row_warnings = check_image_tags(conv, len(paths))
+    check_grounding(conv)
     if not paths and obj.get("video"):
         images.check_video(obj, number)
     for rel in paths:

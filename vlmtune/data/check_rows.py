@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from datasets_proc.canonical import GPT, HUMAN, IMAGE_TAG, ROLE_ALIASES, SYSTEM
+from .grounding import grounding_problem
 
 ROLES = (SYSTEM, HUMAN, GPT)
 RENAMED_ROLES = {alias: role for alias, role in ROLE_ALIASES.items() if alias != role}  # user -> human, ...
@@ -154,6 +155,15 @@ def image_paths(row: dict) -> list[str]:
         raise RowRejected("bad_image_field", f"'image' must be a path string or a list of path "
                           f"strings, got {json.dumps(image, default=repr)[:80]}")
     return paths
+
+
+def check_grounding(conv: list[dict]) -> None:
+    """Answers' <ref>/<box> spans (data/grounding.py): boxes in 0..1000, not inverted, every <ref> with its <box>."""
+    for i, msg in enumerate(conv):
+        if msg["from"] == GPT and "<ref>" in msg["value"]:
+            problem = grounding_problem(msg["value"])
+            if problem:
+                raise RowRejected(problem[0], f"message {i} (gpt): {problem[1]}")
 
 
 def check_image_tags(conv: list[dict], n_images: int) -> list[str]:

@@ -1,6 +1,7 @@
 """`vlmtune data show`: what the model sees for one sample: tile grid, prompt, token count and the
 trained spans, so users can debug templates and masking."""
 import json
+import os
 import random
 from pathlib import Path
 
@@ -85,6 +86,36 @@ def describe_sample(data_path, image_root, spec: DataSpec, index=0) -> dict:
             'trained_token_count': sum(label != IGNORE_INDEX for label in encoded.labels),
             'trained_spans': trained_spans(spec.tokenizer, encoded.input_ids, encoded.labels),
             'input_ids': encoded.input_ids, 'labels': encoded.labels, 'warnings': encoded.warnings}
+
+
+def draw_boxes(row: dict, image_root, out) -> int:
+    """The row's first image with every answer's <ref>/<box> drawn (0..1000 scaled to the image), written to `out`
+    (a PNG, through a temporary file); returns the number of boxes drawn."""
+    from PIL import ImageDraw
+    from .grounding import answer_boxes
+    paths = row_image_paths(row)
+    if not paths:
+        raise ValueError(f'row {row.get("id")!r} has no image to draw its boxes on')
+    with Image.open(Path(image_root) / paths[0]) as opened:
+        image = opened.convert('RGB')
+    draw, drawn = ImageDraw.Draw(image), 0
+    colours = ['red', 'lime', 'blue', 'orange', 'magenta', 'cyan']
+    for turn in row['conversations']:
+        if turn['from'] != 'gpt':
+            continue
+        for phrase, boxes in answer_boxes(turn['value']):
+            for box in boxes or []:
+                colour = colours[drawn % len(colours)]
+                x1, y1, x2, y2 = (v / 1000 * size for v, size in zip(box, image.size * 2))
+                draw.rectangle([x1, y1, x2, y2], outline=colour, width=max(1, image.width // 200))
+                draw.text((x1 + 2, y1 + 1), phrase, fill=colour)
+                drawn += 1
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f'.{out.name}.tmp')
+    image.save(temporary, format='PNG')
+    os.replace(temporary, out)
+    return drawn
 
 
 def format_sample(info: dict) -> str:
