@@ -38,6 +38,8 @@ PINS = {
     # LLaVA's own package (PyPI's llava-torch): its eval scripts (eval_pope, m4c_evaluator) are the official
     # reader's oracle; only those files are loaded, so none of its pinned training stack is installed.
     'llava-1.2.2': ['llava-torch==1.2.2.post1'],
+    # TRL as the official InternVL 3.0 tree pins it: the oracle of the preference losses (DPOTrainer.dpo_loss).
+    'trl-0.10.1': ['trl==0.10.1'],
     # Newest 5.x; it needs torch >= 2.6, so the env carries the machine's CPU torch and its torchvision.
     'tf-5.24': ['transformers==5.24.0', 'tokenizers==0.23.1', 'huggingface-hub==1.31.0', 'torch==2.13.0',
                 'torchvision==0.28.0'],
