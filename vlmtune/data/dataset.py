@@ -120,11 +120,18 @@ class ConversationDataset(Dataset):
     def item(self, raw_index: int) -> dict:
         """The sample of a row by its index in the file (a kept row)."""
         row = self.row(raw_index)
-        paths = row_image_paths(row)
-        processor, tiles, layouts, sizes = self.spec.image_processor, [], [], []
         raw = {'uint8': True} if self.spec.pixels_as_uint8 else {}
         if row_video(row) is not None:
             return self._video_item(row, raw)
+        pixel_values, image_flags, sizes, layouts = self.pixels(row)
+        encoded = self.spec.encode(row, layouts, self.spec.max_length)
+        return _sample(encoded, pixel_values, image_flags, sizes)
+
+    def pixels(self, row: dict) -> tuple:
+        """(tiles, their image flags, each image's (width, height), each image's layout) of an image or text row."""
+        paths = row_image_paths(row)
+        processor, tiles, layouts, sizes = self.spec.image_processor, [], [], []
+        raw = {'uint8': True} if self.spec.pixels_as_uint8 else {}
         for rel in paths:
             with Image.open(self.image_root / rel) as opened:
                 img = apply_rule(opened, self.spec.exif)
@@ -133,12 +140,10 @@ class ConversationDataset(Dataset):
                 sizes.append(img.size)
         if paths:
             pixel_values = torch.cat(tiles)
-            image_flags = torch.ones(len(pixel_values), dtype=torch.long)
-        else:  # text-only: a white image whose features are dropped (image_flags 0)
-            pixel_values = processor.blank(**raw)
-            image_flags = torch.zeros(len(pixel_values), dtype=torch.long)
-        encoded = self.spec.encode(row, layouts, self.spec.max_length)
-        return _sample(encoded, pixel_values, image_flags, sizes)
+            return pixel_values, torch.ones(len(pixel_values), dtype=torch.long), sizes, layouts
+        # text-only: a white image whose features are dropped (image_flags 0)
+        pixel_values = processor.blank(**raw)
+        return pixel_values, torch.zeros(len(pixel_values), dtype=torch.long), sizes, layouts
 
     def _video_item(self, row: dict, raw: dict) -> dict:
         """The official video sample: a frame count drawn in [min_frames, max_frames], `rand` frames, one tile each."""
@@ -152,7 +157,11 @@ class ConversationDataset(Dataset):
                        [frame.size for frame in frames])
 
 
+def image_sizes(sizes) -> torch.Tensor:
+    return torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)  # (width, height) per image
+
+
 def _sample(encoded, pixel_values, image_flags, sizes) -> dict:
     return {'input_ids': torch.tensor(encoded.input_ids), 'labels': torch.tensor(encoded.labels),
             'pixel_values': pixel_values, 'image_flags': image_flags,
-            'image_sizes': torch.tensor(sizes, dtype=torch.long).reshape(-1, 2)}  # (width, height) per image
+            'image_sizes': image_sizes(sizes)}
