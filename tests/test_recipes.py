@@ -1,6 +1,7 @@
 """Every recipe under recipes/ parses and builds its model and dataset from a tiny stand-in
 checkpoint of the same LLM family, or tiny parts of the same kinds (via cfg-options), so no recipe
 can rot."""
+import json
 import re
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def test_recipe_set_is_complete():
         assert load_recipe(domain).model.checkpoint and not load_recipe(domain).model.get('parts'), domain.name
 
 
+def colour_pairs(data):
+    """The colour rows as preference pairs: the right colour chosen, another rejected."""
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    pairs = [{'image': r['image'], 'question': 'What colour is it?', 'chosen': r['conversations'][1]['value'],
+              'rejected': 'purple'} for r in rows]
+    out = data.with_name('pairs.jsonl')
+    out.write_text(''.join(json.dumps(p) + '\n' for p in pairs))
+    return out
+
+
 def parts_options(parts):
     return [f'{where}.parts.{part}.pretrained={parts[part]}' for where in ('model', 'train_dataloader.dataset')
             for part in ('vision_tower', 'llm')]
@@ -95,6 +106,8 @@ def stand_in_folder(recipe, tiny_folder, root):
 def test_recipe_builds_from_stand_in(recipe, tiny_folder, tiny_parts, llava_parts, tmp_path_factory):
     folder = stand_in_folder(recipe, tiny_folder, tmp_path_factory.mktemp('stand-in'))
     data, images = make_colour_dataset(tmp_path_factory.mktemp('data'), n=2)
+    if load_recipe(recipe).train_dataloader.dataset.get('pairs'):  # a preference recipe reads pairs
+        data = colour_pairs(data)
     spec = load_recipe(recipe).model.get('parts') or {}
     from_parts = 'pretrained' in spec.get('llm', {})  # built from a vision-tower folder + an LLM folder
     if from_parts and spec['vision_tower']['type'] in ('clip', 'siglip'):  # tiny tower + an LLM of the recipe's family

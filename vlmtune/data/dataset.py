@@ -74,7 +74,7 @@ class ConversationDataset(Dataset):
     # --- length cache -------------------------------------------------------------------------
     def _cache_key(self) -> str:
         stat = self.data_path.stat()
-        parts = [CACHE_VERSION, str(self.data_path.resolve()), stat.st_size, stat.st_mtime_ns, str(self.image_root),
+        parts = [CACHE_VERSION, type(self).__name__, str(self.data_path.resolve()), stat.st_size, stat.st_mtime_ns, str(self.image_root),
                  self.spec.template, self.spec.image_tokens, self.spec.image_processor, self.spec.max_length,
                  self.spec.system_message, self.spec.exif, self.spec.max_frames, self.spec.min_frames,
                  type(self.spec.tokenizer).__name__,

@@ -5,6 +5,7 @@ copying recipes (engine/recipes.py) then answers without importing torch, mmengi
 import importlib
 
 EXPORTS = {'TrainingModel': 'training_model', 'build_train_dataset': 'data', 'vlm_collate': 'data',
+           'PreferenceModel': 'preference_model', 'pair_collate': 'data',
            'BenchmarkEvalHook': 'hooks', 'ChatProbeHook': 'hooks', 'ExpertLoadHook': 'hooks',
            'LossCurveHook': 'hooks', 'ValidationHook': 'hooks'}
 OLD_NAMES = {'VLTuneModel': 'TrainingModel'}  # recipes copied before the rename still build

@@ -10,6 +10,7 @@ from ..data.image.orientation import check_rule
 from ..data.dataset import ConversationDataset
 from ..data.meta import read_meta
 from ..data.mixture import MixtureDataset
+from ..preference.data import PreferenceDataset, preference_collate
 from .model_source import resolve_spec
 
 
@@ -33,7 +34,7 @@ class PackedDataset(Dataset):
 
 def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_length=4096, max_tiles=None,
                         packing=False, jpeg_augment=False, seed=0, cache_dir=None, spec=None, exif=None,
-                        uint8_pixels=True, parts=None, strict=False, meta=None, frames=(8, 32)):
+                        uint8_pixels=True, parts=None, strict=False, meta=None, frames=(8, 32), pairs=False):
     """checkpoint / parts / spec: the model, as the recipe's `model` names it (the data path asks its spec for
     the template, image processor and image tokens; no weights are read). exif: the EXIF orientation rule
     ('ignore' / 'transpose'; default: the model's, which is 'ignore' unless its folder says otherwise);
@@ -43,7 +44,8 @@ def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_le
     strict: any row that cannot be trained stops the run (`vlmtune train --strict`) instead of being skipped.
     meta: an official InternVL meta file (data/meta.py) in place of data_path / image_root: its sources, each with
     its repeat_time, data_augment and max_dynamic_patch, trained as one mixture. frames: (min, max) frames drawn per
-    video row (the official --min_num_frame / --max_num_frame, 8 and 32)."""
+    video row (the official --min_num_frame / --max_num_frame, 8 and 32). pairs: preference rows (question, chosen,
+    rejected; vlmtune/preference/data.py) for an MPO / DPO recipe."""
     if meta and data_path:
         raise ValueError(f'train_dataloader.dataset: both meta={meta} and data_path={data_path}; give one (`vlmtune '
                          f'train --meta FILE` clears data_path)')
@@ -61,7 +63,7 @@ def build_train_dataset(checkpoint=None, data_path=None, image_root=None, max_le
         tiled = model_spec.override({'image_processor': {'max_tiles': tiles}}) if tiles else model_spec
         data_spec = tiled.data_spec(tokenizer, max_length, augment, uint8_pixels)
         data_spec.min_frames, data_spec.max_frames = frames
-        return ConversationDataset(path, root, data_spec, cache_dir=cache_dir, seed=seed)
+        return (PreferenceDataset if pairs else ConversationDataset)(path, root, data_spec, cache_dir=cache_dir, seed=seed)
     if meta:
         sources = read_meta(meta)
         dataset = MixtureDataset(sources, [read(s.annotation, s.root, s.max_dynamic_patch or max_tiles,
@@ -93,3 +95,11 @@ def vlm_collate(samples, pad_token_id: int = 0, loss_reduction: str = 'token'):
             raise ValueError('packed training takes batch_size=1 (each item is already a full row)')
         return {'data': pack_collate(samples[0], pad_token_id, loss_reduction=loss_reduction), 'data_samples': None}
     return {'data': pad_collate(samples, pad_token_id, loss_reduction), 'data_samples': None}
+
+
+def pair_collate(samples, pad_token_id: int = 0, loss_reduction: str = 'token'):
+    """Preference pairs: 2B rows (the chosen answers, then the rejected ones) and each pair's tiles once."""
+    if loss_reduction != 'token':
+        raise ValueError(f'loss_reduction {loss_reduction!r}: preference losses sum each answer\'s log-probs; the '
+                         f'token weighting of supervised recipes does not apply (leave it at token)')
+    return {'data': preference_collate(samples, pad_token_id), 'data_samples': None}

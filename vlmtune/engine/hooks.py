@@ -104,9 +104,10 @@ class LossCurveHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if outputs and 'loss' in outputs:
-            # 'loss' is the optimised sum; its terms (e.g. lm_loss and an MoE's moe_aux_loss) are kept too.
+            # 'loss' is the optimised sum; its terms (an MoE's moe_aux_loss) and what else the model logs (a
+            # preference run's rewards, log-probs, nll and bco_delta) are kept too.
             self.history.append({'iter': runner.iter + 1, **{key: _mean_across_ranks(float(value))
-                                                             for key, value in outputs.items() if 'loss' in key}})
+                                                             for key, value in outputs.items()}})
 
     def after_train(self, runner):
         if runner.rank != 0:
@@ -129,8 +130,14 @@ class LossCurveHook(Hook):
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 4))
+        preference = any('rewards_margins' in h for h in train)
+        fig, axes = plt.subplots(1, 2 if preference else 1, figsize=(12 if preference else 7, 4), squeeze=False)
+        ax = axes[0][0]
         ax.plot([h['iter'] for h in train], [h['loss'] for h in train], label='train loss')
+        if preference:  # what a preference run learns: chosen over rejected
+            for key in ('rewards_accuracies', 'rewards_margins', 'bco_delta'):
+                axes[0][1].plot([h['iter'] for h in train], [h.get(key) for h in train], label=key)
+            axes[0][1].set_xlabel('iteration'), axes[0][1].grid(alpha=0.3), axes[0][1].legend()
         if val:
             ax.plot([h['iter'] for h in val], [h['val_loss'] for h in val], 'o-', label='val loss')
         ax.set_xlabel('iteration')

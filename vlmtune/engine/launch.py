@@ -297,6 +297,9 @@ def train(recipe, deepspeed=None, cfg_options=(), work_dir=None, resume=None, np
         config = deepspeed_with_model_dtype(resolve_deepspeed(deepspeed), cfg.model.get('dtype', 'auto'), work_dir)
         args += ['--deepspeed', str(config)]
     if resume:
+        if resume is not True and not Path(resume).exists():
+            raise RecipeError(f'--resume {resume}: no such checkpoint (a work dir keeps its last '
+                              f'default_hooks.checkpoint.max_keep_ckpts checkpoints; --resume alone takes its last)')
         args += ['--resume', find_last_checkpoint(work_dir) if resume is True else str(resume)]
     if seed is not None:
         args += ['--seed', str(seed)]
