@@ -1,4 +1,4 @@
-"""Command line: ``python -m datasets_proc {foodieqa,llava,sharegpt,csv,hf,refcoco,split,meta} INPUT -o OUT.jsonl ...``.
+"""Command line: ``python -m datasets_proc {foodieqa,llava,sharegpt,csv,hf,refcoco,split,meta,pairs} INPUT -o OUT.jsonl ...``.
 
 Exit codes: 0 on success (rejected rows are reported, not fatal), 2 on bad input
 (unreadable file, bad JSON, missing column, output that would overwrite an input).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from datasets_proc import csv_folder, foodieqa, hf_dataset, llava, peer_meta, refcoco, sharegpt, split
+from datasets_proc import csv_folder, foodieqa, hf_dataset, llava, pairs, peer_meta, refcoco, sharegpt, split
 from datasets_proc.errors import InputError
 from vlmtune.cli_help import DefaultsHelpFormatter
 
@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "hf": (hf_dataset, "local Hugging Face dataset folder or parquet file"),
     "refcoco": (refcoco, "RefCOCO / RefCOCO+ / RefCOCOg refs pickle + COCO instances.json -> grounding rows"),
     "split": (split, "deterministic train/val split of a canonical JSONL"),
+    "pairs": (pairs, "preference rows (LLaMA-Factory pairwise, ms-swift rejected_response, RLAIF-V, MMPR) -> MPO rows"),
     "meta": (peer_meta, "LLaMA-Factory dataset_info.json (+ interleave_probs) or ms-swift PATH#N -> an InternVL meta file"),
 }
 

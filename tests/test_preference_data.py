@@ -109,3 +109,42 @@ def test_shared_image_embeddings_give_the_repeated_tiles_loss_and_gradients(tmp_
     assert shared_grads.keys() == repeated_grads.keys() and any('vision_tower' in n for n in shared_grads)
     for name, grad in shared_grads.items():
         assert torch.allclose(grad, repeated_grads[name], atol=1e-6), name
+
+
+def test_a_lora_reference_by_disabled_adapters_equals_a_frozen_copy(tmp_path, folders):
+    """The reference of a LoRA run is the model with its adapters off: the same log-probs as a second, frozen copy of
+    the checkpoint, after the adapters have moved away from zero."""
+    from vlmtune.engine.preference_model import PreferenceModel
+    folder = folders['internvl-qwen2']
+    path = write_pairs(tmp_path, GOOD)
+    dataset = PreferenceDataset(path, tmp_path, data_spec_for_folder(folder, 2, 400))
+    batch = preference_collate([dataset[i] for i in range(len(dataset))], 0)
+    runs = {kind: PreferenceModel(checkpoint=str(folder), vision_tower='frozen', connector='frozen', llm='lora',
+                                  lora=dict(r=4, alpha=8, dropout=0.0), dtype='fp32', gradient_checkpointing=False,
+                                  reference=kind) for kind in ('adapters', 'copy')}
+    for run in runs.values():   # move the adapters: the policy is no longer the reference
+        with torch.no_grad():
+            for name, param in run.model.named_parameters():
+                if 'lora_B' in name:
+                    param.fill_(0.05)
+    adapters, copy = (runs[k].reference_logps(batch, mean=False) for k in ('adapters', 'copy'))
+    policy = sequence_logps(runs['adapters'].model, batch)
+    assert all(torch.allclose(a, c, atol=1e-5) for a, c in zip(adapters, copy))
+    assert not torch.allclose(policy[0], adapters[0], atol=1e-3)
+    assert runs['copy']._reference and not runs['adapters']._reference   # the adapters way keeps no second copy
+
+
+def test_data_check_pairs(tmp_path, folders):
+    import subprocess
+    import sys
+    path = write_pairs(tmp_path, GOOD + [row for row, _ in BAD])
+    done = subprocess.run([sys.executable, '-m', 'vlmtune.cli', 'data', 'check', str(path), '--images', str(tmp_path),
+                           '--pairs', '--model', str(folders['internvl-qwen2']), '--max-length', '400',
+                           '--max-tiles', '2', '--quiet'], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rejects = [json.loads(line) for line in (tmp_path / 'pairs.rejects.jsonl').read_text().splitlines()]
+    assert [(r['row'], r['kind']) for r in rejects] == [(4, 'bad_pair'), (5, 'bad_pair'), (6, 'bad_pair'),
+                                                        (7, 'bad_pair'), (8, 'image_tag_mismatch'), (9, 'too_long')]
+    assert 'nothing to prefer' in rejects[0]['reason']
+    kept = [json.loads(line) for line in (tmp_path / 'pairs.kept.jsonl').read_text().splitlines()]
+    assert kept == GOOD   # kept rows are written as they came

@@ -315,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--rejects')
     p.add_argument('--quiet', action='store_true')
     p.add_argument('--min-frames', type=int, default=8, help='video rows: reject videos with fewer frames')
+    p.add_argument('--pairs', action='store_true', help='preference rows (question, chosen, rejected): both answers '
+                                                        'checked, identical or empty ones rejected')
     p.add_argument('--strict', action='store_true', help='exit with status 1 when any row is rejected')
     p.set_defaults(func=cmd_data_check)
     p = data.add_parser('show', help='what the model sees for one sample')

@@ -21,8 +21,11 @@ def cmd_data_check(args) -> int:
             from .formats import data_spec_for_folder
             spec = data_spec_for_folder(args.model, args.max_tiles, cfg.max_length)
             token_length_fn = spec.length_fn(args.images, cfg.max_length)
+        as_rows = None
+        if args.pairs:
+            from .preference.data import pair_rows as as_rows
         report = check_file(args.file, args.images, cfg, token_length_fn=token_length_fn, kept_path=args.kept,
-                            rejects_path=args.rejects, progress=not args.quiet)
+                            rejects_path=args.rejects, progress=not args.quiet, as_rows=as_rows)
         print(report.summary())
         if not report.total:
             return 0

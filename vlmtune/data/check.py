@@ -173,14 +173,16 @@ def _check_length(obj: dict, cfg: CheckConfig, token_length_fn: Callable[[dict],
 def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig | None = None,
                token_length_fn: Callable[[dict], int] | None = None,
                kept_path: str | Path | None = None, rejects_path: str | Path | None = None,
-               progress: bool = True) -> CheckReport:
+               progress: bool = True, as_rows: Callable[[Any, int], list] | None = None) -> CheckReport:
     """Check every row of `path`; write kept rows and rejects (with reasons) as JSONL.
 
     `image_root` defaults to the input's folder. `token_length_fn(row) -> int` is
     only used when `cfg.max_length` is set; a ValueError from it rejects the row
     (as its `kind` when it has one, e.g. `labels_masked` or `too_long` from the
     encoder, else `length_error`), any other exception propagates (it is a
-    caller bug, not a data problem).
+    caller bug, not a data problem). `as_rows(obj, number)` maps an input object to the conversation rows to
+    check (preference pairs: the chosen and the rejected conversation), raising RowRejected; the input row is
+    kept or rejected whole.
     """
     cfg = cfg or CheckConfig()
     path = Path(path)
@@ -212,9 +214,12 @@ def check_file(path: str | Path, image_root: str | Path | None, cfg: CheckConfig
                 continue
             report.total += 1
             try:
-                row_warnings = _check_row_safely(obj, number, seen_ids, images)
-                if measure:
-                    _check_length(obj, cfg, token_length_fn)
+                row_warnings = []
+                for k, row in enumerate(as_rows(obj, number) if as_rows else [obj]):
+                    row_warnings += [w for w in _check_row_safely(row, number, seen_ids if k == 0 else {}, images)
+                                     if w not in row_warnings]
+                    if measure:
+                        _check_length(row, cfg, token_length_fn)
             except RowRejected as rejected:
                 report.rejected += 1
                 report.rejected_rows.append(report.total - 1)

@@ -32,6 +32,20 @@ def pair_conversations(row: dict) -> tuple:
     return prompt + [{'from': 'gpt', 'value': row['chosen']}], prompt + [{'from': 'gpt', 'value': row['rejected']}]
 
 
+def pair_rows(obj, number: int) -> list:
+    """For `data check --pairs`: the pair's two conversation rows (an id from the row number when it has none)."""
+    from ..data.check_rows import RowRejected
+    if not isinstance(obj, dict):
+        return [obj]
+    try:
+        chosen, rejected = pair_conversations(obj)
+    except SampleRejected as exc:
+        raise RowRejected('bad_pair', str(exc)) from None
+    base = {k: v for k, v in obj.items() if k not in ('question', 'chosen', 'rejected', 'system_prompt')}
+    base.setdefault('id', f'pair-{number}')
+    return [dict(base, conversations=chosen), dict(base, conversations=rejected)]
+
+
 class PreferenceDataset(ConversationDataset):
     """Items: chosen / rejected ids and labels, and one set of tiles for the pair."""
 
