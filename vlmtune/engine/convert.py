@@ -30,7 +30,8 @@ OLD_LLM_PREFIX = 'model.language_model.'  # runs from before the one vocabulary 
 
 
 def load_trained(wrapper, state: dict, checkpoint) -> None:
-    state = {('model.llm.' + k[len(OLD_LLM_PREFIX):] if k.startswith(OLD_LLM_PREFIX) else k): v for k, v in state.items()}
+    state = {('model.llm.' + k[len(OLD_LLM_PREFIX):] if k.startswith(OLD_LLM_PREFIX) else k): v for k, v in state.items()
+             if not k.endswith('_extra_state')}  # training state beside the weights (a preference run's delta)
     expected = {k: v for k, v in wrapper.named_parameters() if v.requires_grad}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
