@@ -2,7 +2,7 @@
 scoring functions called): on adversarial outputs written here (markdown, brackets, trailing marks, letter then text,
 text then letter, refusals, case, leading dots and newlines, a stray article "A" in a long sentence) every output is
 read to the same answer and score, for MMBench (can_infer), MME and POPE (YOrN_Extraction), VQAv2 / TextVQA
-(VQA accuracy after process_answer) and GQA (exact match); the POPE and MME summaries equal its ratings; the judge prompts equal its own."""
+(VQA accuracy after process_answer, hit_calculate per dataset) and GQA (exact match); the POPE and MME summaries equal its ratings; the judge prompts equal its own."""
 import json
 import os
 import subprocess
@@ -47,10 +47,11 @@ def test_yes_no_reads_as_yorn_extraction(theirs):
     assert set(ours) == {'Yes', 'No', 'Unknown'}
 
 
-@pytest.mark.parametrize('key, score', [('vqa', reader.ten_answer_accuracy), ('gqa', reader.exact_match)])
-def test_vqa_scores_as_process_line(theirs, key, score):
-    ours = [score(output, answers) for output, answers in cases()[key]]
-    differ = [(c, a, b) for c, a, b in zip(cases()[key], ours, theirs[key]) if abs(a - b) > 1e-12]
+@pytest.mark.parametrize('key, source, benchmark', [('vqa', 'vqa', 'vqav2'), ('textvqa', 'vqa', 'textvqa'),
+                                                    ('gqa', 'gqa', 'gqa')])
+def test_vqa_scores_as_process_line(theirs, key, source, benchmark):
+    ours = [reader.short_answer(output, answers, benchmark)['score'] for output, answers in cases()[source]]
+    differ = [(c, a, b) for c, a, b in zip(cases()[source], ours, theirs[key]) if abs(a - b) > 1e-12]
     assert len(ours) >= 150 and not differ, differ
     assert 0 < sum(ours) < len(ours)
 

@@ -62,10 +62,11 @@ def main(cases_path, out_path):
     cases = json.load(open(cases_path))
     out = {'choice': [can_infer(output, dict(options)) or None for output, options in cases['choice']],
            'yes_no': [YOrN_Extraction(output) for output in cases['yes_no']]}
-    for key, method in (('vqa', 'vqa_score'), ('gqa', 'accuracy')):
+    for key, source, method, dataset in (('vqa', 'vqa', 'vqa_score', 'VQAv2'), ('textvqa', 'vqa', 'vqa_score', 'TextVQA'),
+                                         ('gqa', 'gqa', 'accuracy', 'GQA')):
         lines = [process_line({'answer': str(answers), 'prediction': output}, method=method)
-                 for output, answers in cases[key]]
-        out[key] = [float(x) for x in hit_calculate(lines, 'VQAv2' if key == 'vqa' else 'GQA')]
+                 for output, answers in cases[source]]
+        out[key] = [float(x) for x in hit_calculate(lines, dataset)]
     pope = [{'index': i, 'category': 'random', 'answer': truth, 'extracted': YOrN_Extraction(output)}
             for i, (truth, output) in enumerate(cases['pope'])]
     for row in pope:
