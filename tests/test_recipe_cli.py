@@ -41,7 +41,7 @@ def test_list_cfg_shows_every_shipped_recipe_with_its_first_comment(capsys):
     assert cli_main(['list-cfg']) == 0
     out = capsys.readouterr().out
     listed = re.findall(r'^  (\S+)', out, re.M)
-    assert sorted(listed) == sorted(p.stem for p in SHIPPED) and len(SHIPPED) == 103
+    assert sorted(listed) == sorted(p.stem for p in SHIPPED) and len(SHIPPED) == 152
     assert not {'runtime', 'schedule', 'internvl_finetune', 'tiny_cpu'} & set(listed)  # _base_ is not listed
     for group in ('domain/', 'internvl2/', 'internvl2_5/', 'internvl3/', 'internvl3_5/', 'moe_llava/', 'tinyllava/', 'tiny/'):
         assert group in out.splitlines()
@@ -58,9 +58,10 @@ def test_listed_descriptions_are_whole_sentences():
 
 
 @pytest.mark.parametrize('pattern, expected', [
-    ('INTERNVL3_*_lora', ['internvl3_14b_lora', 'internvl3_1b_lora', 'internvl3_2b_lora', 'internvl3_8b_lora']
-     + [f'internvl3_5_{size}_lora' for size in ('14b', '1b', '2b', '30b_a3b', '38b', '4b', '8b')]),
-    ('*a3b*', [f'internvl3_5_30b_a3b_{method}' for method in ('full', 'lora', 'qlora')]),
+    ('INTERNVL3_*_lora', [f'internvl3_{size}_{m}' for size in ('14b', '1b', '2b', '8b') for m in ('lora', 'mpo_lora')]
+     + [f'internvl3_5_{size}_{m}' for size in ('14b', '1b', '2b', '30b_a3b', '38b', '4b', '8b')
+        for m in ('lora', 'mpo_lora')]),
+    ('*a3b*', [f'internvl3_5_30b_a3b_{method}' for method in ('dpo', 'full', 'lora', 'mpo', 'mpo_lora', 'qlora')]),
     ('food', ['blip2_opt_2_7b_lora_food', 'internvl2_2b_lora_food', 'llava15_7b_lora_food', 'llava_next_7b_lora_food',
               'tinyllava_qwen2_lora_food']),
     ('tiny', ['tinyllava_qwen2_lora_food', 'domain_lora_cpu', 'llava_lora_cpu', 'llava_pretrain_cpu', 'lora_cpu', 'moe_cpu', 'mpo_cpu', 'parts_pretrain_cpu',

@@ -1,0 +1,16 @@
+# InternVL3-2B (InternViT-300M + Qwen2.5-1.5B, template internvl2_5): MPO as the official scripts (sigmoid 0.8 + bco_pair 0.2, rpo_alpha 1, lr 2e-7, max_length 12288, drop path 0.1), everything trained. Run with --deepspeed zero2 (official: ZeRO-1).
+# Preference rows: {"image", "question", "chosen", "rejected"} (python -m datasets_proc pairs converts the peers').
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.internvl3_mpo import *
+
+checkpoint = 'models/InternVL3-2B'  # the official folder, e.g. downloaded from OpenGVLab/InternVL3-2B
+data_path = 'data/pairs.jsonl'
+image_root = 'data/images'
+
+model.update(checkpoint=checkpoint)
+train_dataloader['dataset'].update(checkpoint=checkpoint, data_path=data_path, image_root=image_root)
+spec = dict(vision_tower=dict(config=dict(drop_path_rate=0.1)))  # the official drop path for this size
+model.update(spec=spec)
+train_dataloader['dataset'].update(spec=spec)
