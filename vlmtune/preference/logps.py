@@ -7,12 +7,18 @@ import torch
 import torch.nn.functional as F
 
 
-def sequence_logps(model, batch: dict, mean: bool = False, share_images: bool = True) -> tuple:
+def pair_image_embeddings(model, batch: dict) -> torch.Tensor:
+    """The pairs' image embedding, once: [tokens, width] in sample order."""
+    return model.image_embeddings(batch['pixel_values'], batch['image_flags'], batch.get('image_sizes'))
+
+
+def sequence_logps(model, batch: dict, mean: bool = False, share_images: bool = True, image=None) -> tuple:
     """(chosen logps [B], rejected logps [B], chosen NLL). share_images=False repeats the tiles for the rejected half
-    instead, as the official trainer does (the same numbers, twice the vision work)."""
+    instead, as the official trainer does (the same numbers, twice the vision work). image: the pairs' embedding
+    when the caller has it (a frozen tower and connector give the reference the policy's)."""
     pairs = batch['input_ids'].shape[0] // 2
-    if share_images:
-        image = model.image_embeddings(batch['pixel_values'], batch['image_flags'], batch.get('image_sizes'))
+    if image is not None or share_images:
+        image = pair_image_embeddings(model, batch) if image is None else image
         image = torch.cat([image, image])
     else:
         image = model.image_embeddings(torch.cat([batch['pixel_values']] * 2), torch.cat([batch['image_flags']] * 2),
