@@ -4,7 +4,8 @@ trainer's way, in one run, each in its own process (peak RSS is per process):
 * ours: LoRA on the LLM, the reference = the disabled adapters, each pair's images encoded once for the chosen and
   rejected halves and for the reference (vlmtune/engine/preference_model.py);
 * repeated tiles (the official trainer): the tiles repeated for the rejected half, and again for the reference, so
-  the vision tower encodes every image four times per step — same loss and gradients (tests/test_preference_data.py).
+  the vision tower encodes every image four times per step — same loss and gradients (tests/test_preference_data.py);
+* a frozen copy as the reference (what a full run needs; the same log-probs as the disabled adapters): its memory.
 
     python benchmarks/bench_preference.py            # a 224 px, 6-layer tower; 8 pairs of <= 6 tiles; 6 steps
     python benchmarks/bench_preference.py --quick
@@ -51,7 +52,8 @@ def run_one(way: str, folder: str, pairs: str, images: str, steps: int, batch: i
     from vlmtune.preference.losses import preference_loss
     torch.manual_seed(0)
     model = PreferenceModel(checkpoint=folder, vision_tower='frozen', connector='frozen', llm='lora',
-                            lora=dict(r=16, alpha=32, dropout=0.0), dtype='fp32', gradient_checkpointing=False)
+                            lora=dict(r=16, alpha=32, dropout=0.0), dtype='fp32', gradient_checkpointing=False,
+                            reference='copy' if way == 'copy' else 'adapters')
     dataset = PreferenceDataset(pairs, images, data_spec_for_folder(folder, 6, 4096), progress=False)
     batches = [preference_collate([dataset[(s * batch + i) % len(dataset)] for i in range(batch)], 0)
                for s in range(steps)]
@@ -59,7 +61,7 @@ def run_one(way: str, folder: str, pairs: str, images: str, steps: int, batch: i
     times = []
     for data in batches:
         started = time.perf_counter()
-        if way == 'ours':
+        if way in ('ours', 'copy'):
             loss = model(data)['loss']
         else:  # the official way: tiles repeated for the rejected half, and the reference encodes them again
             chosen, rejected, nll = sequence_logps(model.model, data, share_images=False)
@@ -91,8 +93,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder, pairs, images = make_inputs(Path(tmp), args.pairs)
         rows = {}
-        for way in ('repeated tiles (official)', 'ours'):
-            key = 'ours' if way == 'ours' else 'repeated'
+        for way, key in (('repeated tiles (official)', 'repeated'), ('ours', 'ours'),
+                         ('ours, frozen-copy reference', 'copy')):
             done = subprocess.run([sys.executable, __file__, '--steps', str(steps), '--batch', str(args.batch),
                                    '--child', key, str(folder), str(pairs), str(images)],
                                   capture_output=True, text=True, timeout=1800)
