@@ -88,6 +88,24 @@ def test_summed_logps_equal_the_direct_computation(tmp_path, folders, name):
     assert torch.allclose(chosen, torch.stack(direct['chosen']), atol=2e-5), (chosen, direct['chosen'])
     assert torch.allclose(rejected, torch.stack(direct['rejected']), atol=2e-5)
     assert nll.item() == pytest.approx(-torch.cat(tokens).mean().item(), abs=1e-5)
+    left = left_padded(preference_collate(samples, pad_id(tokenizer)))
+    assert not torch.equal(left['attention_mask'][:, 0], torch.ones_like(left['attention_mask'][:, 0]))
+    with torch.no_grad():
+        left_chosen, left_rejected, left_nll = sequence_logps(model, left)
+    assert torch.allclose(left_chosen, chosen, atol=2e-5) and torch.allclose(left_rejected, rejected, atol=2e-5)
+    assert left_nll.item() == pytest.approx(nll.item(), abs=1e-5)
+
+
+def left_padded(batch):
+    """The same rows with their padding moved to the left."""
+    out = dict(batch)
+    for key in ('input_ids', 'labels', 'attention_mask'):
+        rows = []
+        for row, mask in zip(batch[key], batch['attention_mask']):
+            pad = int((mask == 0).sum())
+            rows.append(torch.roll(row, pad))
+        out[key] = torch.stack(rows)
+    return out
 
 
 def test_shared_image_embeddings_give_the_repeated_tiles_loss_and_gradients(tmp_path, folders):

@@ -1,6 +1,7 @@
 """Sequence log-probs of a preference batch (data.preference_collate): the sum over each answer's supervised tokens of
 log-softmax(logits) at the label, one position shifted (the official `get_batch_logps`); `mean=True` divides by the
-answer's token count (what `ipo` uses). The pair's images are encoded once and their embedding spliced into both
+answer's token count (what `ipo` uses). Rows may be padded on either side (positions count each row's own
+tokens). The pair's images are encoded once and their embedding spliced into both
 halves (the official trainer repeats the tiles and encodes them twice); the LM head runs on supervised positions
 only. Also returns the NLL that rpo_alpha weighs: the token mean over every supervised chosen token."""
 import torch
@@ -24,7 +25,9 @@ def sequence_logps(model, batch: dict, mean: bool = False, share_images: bool = 
         image = model.image_embeddings(torch.cat([batch['pixel_values']] * 2), torch.cat([batch['image_flags']] * 2),
                                        None if batch.get('image_sizes') is None else torch.cat([batch['image_sizes']] * 2))
     embeds = model.splice(batch['input_ids'], image)
-    hidden = model.llm.get_decoder()(inputs_embeds=embeds, attention_mask=batch['attention_mask'],
+    mask = batch['attention_mask']
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding too: each row's tokens count from 0
+    hidden = model.llm.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                                      use_cache=False).last_hidden_state
     targets = batch['labels'][:, 1:].to(hidden.device)
     trained = targets != -100
