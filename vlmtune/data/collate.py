@@ -20,19 +20,23 @@ def _weighted(batch: dict, loss_reduction: str, sample_lengths=None) -> dict:
     return batch
 
 
+def pad_rows(ids: List[torch.Tensor], labels: List[torch.Tensor], pad_token_id: int) -> dict:
+    """Rows right-padded to the longest: input_ids, labels (-100 on the padding), attention_mask."""
+    length = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), length), pad_token_id, dtype=torch.long)
+    label_ids = torch.full((len(ids), length), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, (row, row_labels) in enumerate(zip(ids, labels)):
+        input_ids[i, :len(row)], label_ids[i, :len(row)], attention_mask[i, :len(row)] = row, row_labels, 1
+    return {'input_ids': input_ids, 'labels': label_ids, 'attention_mask': attention_mask}
+
+
 def pad_collate(samples: List[dict], pad_token_id: int, loss_reduction: str = 'token') -> dict:
-    length = max(len(s['input_ids']) for s in samples)
-    input_ids = torch.full((len(samples), length), pad_token_id, dtype=torch.long)
-    labels = torch.full((len(samples), length), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(samples), length), dtype=torch.long)
-    for i, sample in enumerate(samples):
-        n = len(sample['input_ids'])
-        input_ids[i, :n], labels[i, :n], attention_mask[i, :n] = sample['input_ids'], sample['labels'], 1
-    return _weighted({'input_ids': input_ids, 'labels': labels, 'attention_mask': attention_mask, **_images(samples)},
-                     loss_reduction)
+    rows = pad_rows([s['input_ids'] for s in samples], [s['labels'] for s in samples], pad_token_id)
+    return _weighted({**rows, **concat_images(samples)}, loss_reduction)
 
 
-def _images(samples: List[dict]) -> dict:
+def concat_images(samples: List[dict]) -> dict:
     """The samples' tiles, flags and image sizes, concatenated in sample order."""
     out = {key: torch.cat([s[key] for s in samples]) for key in ('pixel_values', 'image_flags')}
     if all('image_sizes' in s for s in samples):
@@ -71,7 +75,7 @@ def pack_collate(samples: List[dict], pad_token_id: int, pad_to: Optional[int] =
         start += n
     return _weighted({'input_ids': input_ids, 'labels': labels, 'position_ids': position_ids,
                       'attention_mask': block_causal_mask(lengths, total), 'sample_lengths': lengths,
-                      **_images(samples)}, loss_reduction, lengths)
+                      **concat_images(samples)}, loss_reduction, lengths)
 
 
 def greedy_pack(lengths: List[int], max_length: int) -> List[List[int]]:

@@ -120,9 +120,8 @@ class ConversationDataset(Dataset):
     def item(self, raw_index: int) -> dict:
         """The sample of a row by its index in the file (a kept row)."""
         row = self.row(raw_index)
-        raw = {'uint8': True} if self.spec.pixels_as_uint8 else {}
         if row_video(row) is not None:
-            return self._video_item(row, raw)
+            return self._video_item(row)
         pixel_values, image_flags, sizes, layouts = self.pixels(row)
         encoded = self.spec.encode(row, layouts, self.spec.max_length)
         return _sample(encoded, pixel_values, image_flags, sizes)
@@ -145,9 +144,10 @@ class ConversationDataset(Dataset):
         pixel_values = processor.blank(**raw)
         return pixel_values, torch.zeros(len(pixel_values), dtype=torch.long), sizes, layouts
 
-    def _video_item(self, row: dict, raw: dict) -> dict:
+    def _video_item(self, row: dict) -> dict:
         """The official video sample: a frame count drawn in [min_frames, max_frames], `rand` frames, one tile each."""
         spec = self.spec
+        raw = {'uint8': True} if spec.pixels_as_uint8 else {}
         count = self.rng.randint(spec.min_frames, spec.max_frames)
         frames = read_frames(self.image_root / row_video(row), count, 'rand', self.rng, row.get('clip'))
         tiles = [spec.image_processor.single_tile(frame, self.rng if spec.jpeg_augment else None, **raw)

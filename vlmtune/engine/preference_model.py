@@ -42,10 +42,6 @@ class PreferenceModel(TrainingModel):
         print_log(f'preference: {self.weights}, beta {beta}, rpo_alpha {rpo_alpha}, reference: {reference}',
                   logger='current')
 
-    def images_train(self) -> bool:
-        """Whether anything on the image path (tower, connector) trains."""
-        return any(p.requires_grad for p in (*self.model.vision_tower.parameters(), *self.model.connector.parameters()))
-
     def get_extra_state(self):
         return {'running': self.running.state_dict()}
 
@@ -74,7 +70,7 @@ class PreferenceModel(TrainingModel):
     def forward(self, data, data_samples=None, mode='loss'):
         mean = 'ipo' in self.weights  # IPO's log-probs are per-token means
         image = None
-        if self.reference_kind == 'adapters' and not self.images_train():  # one image pass for policy and reference
+        if self.reference_kind == 'adapters':  # tower and connector frozen: one image pass for policy and reference
             with torch.no_grad():
                 image = pair_image_embeddings(self.model, data)
         chosen, rejected, nll = sequence_logps(self.model, data, mean, image=image)

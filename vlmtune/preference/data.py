@@ -12,10 +12,10 @@ from typing import List
 
 import torch
 
+from ..data.collate import concat_images, pad_rows
 from ..data.dataset import ConversationDataset, image_sizes
 from ..data.rejects import SampleRejected
 
-IGNORE = -100
 
 
 def pair_conversations(row: dict) -> tuple:
@@ -69,15 +69,7 @@ class PreferenceDataset(ConversationDataset):
 def preference_collate(samples: List[dict], pad_token_id: int = 0) -> dict:
     """One batch of 2B right-padded rows, the chosen halves first, then the rejected ones (the order of the official
     concatenated forward); each pair's tiles once (the model shares their embedding between the halves)."""
-    rows = [s['chosen_input_ids'] for s in samples] + [s['rejected_input_ids'] for s in samples]
-    labels = [s['chosen_labels'] for s in samples] + [s['rejected_labels'] for s in samples]
-    length = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), length), pad_token_id, dtype=torch.long)
-    label_ids = torch.full((len(rows), length), IGNORE, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, (ids, lab) in enumerate(zip(rows, labels)):
-        input_ids[i, :len(ids)], label_ids[i, :len(ids)], attention_mask[i, :len(ids)] = ids, lab, 1
-    return {'input_ids': input_ids, 'labels': label_ids, 'attention_mask': attention_mask,
-            'pixel_values': torch.cat([s['pixel_values'] for s in samples]),
-            'image_flags': torch.cat([s['image_flags'] for s in samples]),
-            'image_sizes': torch.cat([s['image_sizes'] for s in samples])}
+    sides = ('chosen', 'rejected')
+    rows = pad_rows([s[f'{side}_input_ids'] for side in sides for s in samples],
+                    [s[f'{side}_labels'] for side in sides for s in samples], pad_token_id)
+    return {**rows, **concat_images(samples)}
